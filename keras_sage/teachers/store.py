@@ -1,0 +1,492 @@
+"""The teacher file: probe images and one RDM per teacher layer or brain region, in HDF5.
+
+A teacher file is self-contained, so a student is always scored on exactly the images the teacher saw.
+Layout (format version 1):
+
+```
+/                attrs: format="keras-sage-teacher", format_version=1, created, keras_sage_version
+/probe/images    uint8 or float32 (n, H, W, C), gzip
+/probe/labels    int64 (n,), only when the probe set has labels
+/probe           attrs: fingerprint (sha256 of images and labels), source
+/rdms/<name>     float32 upper triangle (k=1, row-major) of the RDM
+                 attrs: kind ("model-layer" | "neural-region"), source, layer, metric, level
+                 ("image" | "category"), n, n_features, n_features_used, seed
+                 (+ categories, for category-level RDMs); /rdms keeps the order RDMs were added
+```
+
+Every write goes to a temporary file in the same directory that then replaces the old file
+(`os.replace`), so a crash mid-write leaves the previous file intact. Reading uses HDF5 mode `"r"`.
+Two processes adding layers to the same file at the same time can lose one of the additions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from keras_sage.rsa import RDM
+
+FORMAT = "keras-sage-teacher"
+FORMAT_VERSION = 1
+READABLE_FORMAT_VERSIONS = (1,)
+KINDS = ("model-layer", "neural-region")
+LEVELS = ("image", "category")
+_LAYER_ATTRS = ("kind", "source", "layer", "metric", "level", "n", "n_features", "n_features_used", "seed")
+
+
+class TeacherFileError(Exception):
+    """A teacher file cannot be read or written; the message names the file and what is wrong."""
+
+
+def probe_fingerprint(images: np.ndarray, labels: np.ndarray | None) -> str:
+    """The SHA-256 of a probe set: the images' dtype, shape and bytes, then the labels' (if any).
+
+    Teacher files store it, and students are scored only on probe sets with the same fingerprint.
+
+    Args:
+        images: Probe images, as stored (`uint8` or `float32`).
+        labels: Integer labels, one per image, or `None`.
+
+    Returns:
+        The hex digest.
+    """
+    digest = hashlib.sha256()
+    for array in (images, labels):
+        if array is None:
+            digest.update(b"none")
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(array.dtype.str.encode())
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _probe_images_as_stored(images: Any) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim < 2 or images.shape[0] < 3:
+        raise ValueError(
+            f"probe_images must hold at least 3 images, shape (n, H, W, C); got shape {images.shape}"
+        )
+    if images.dtype == np.uint8:
+        return np.ascontiguousarray(images)
+    if np.issubdtype(images.dtype, np.floating):
+        return np.ascontiguousarray(images, dtype=np.float32)
+    raise ValueError(f"probe_images must be uint8 or floating point; got dtype {images.dtype}")
+
+
+def _probe_labels_as_stored(labels: Any, n_images: int) -> np.ndarray | None:
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.shape != (n_images,):
+        raise ValueError(f"probe_labels must have shape ({n_images},), one per image; got {labels.shape}")
+    whole_numbers = np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels))
+    if not np.issubdtype(labels.dtype, np.integer) and not whole_numbers:
+        raise ValueError(f"probe_labels must be integers; got dtype {labels.dtype}")
+    return labels.astype(np.int64)
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"an RDM name must be a non-empty string without '/'; got {name!r}")
+
+
+@dataclass
+class _Layer:
+    """One stored RDM: its attributes, and its values once read."""
+
+    info: dict[str, Any]
+    values: np.ndarray | None = None
+    categories: np.ndarray | None = None
+
+
+class TeacherStore:
+    """A teacher file: probe images, their labels and fingerprint, and one RDM per teacher layer.
+
+    Use `TeacherStore.create` to start a file and `TeacherStore.open` to read one. A store opened with
+    `writable=False` (the default) refuses every write; RDM values are read from the file on first use.
+
+    Args:
+        path: The HDF5 file.
+        probe_images: The probe images, `uint8` or `float32`, shape `(n, H, W, C)`.
+        probe_labels: Integer labels, shape `(n,)`, or `None`.
+        source: Where the probe set came from (free text).
+        writable: Whether `add_rdm` may rewrite the file.
+
+    Example:
+
+    ```python
+    store = TeacherStore.create("teacher.h5", probe_images, probe_labels)
+    store.add_rdm("conv1", keras_sage.rdm(conv1_activations), source="resnet.keras")
+    teacher = TeacherStore.open("teacher.h5")
+    teacher.rdm("conv1").square()
+    ```
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        probe_images: np.ndarray,
+        probe_labels: np.ndarray | None,
+        source: str = "",
+        writable: bool = False,
+        created: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.probe_images = _probe_images_as_stored(probe_images)
+        self.probe_labels = _probe_labels_as_stored(probe_labels, self.probe_images.shape[0])
+        self.fingerprint = probe_fingerprint(self.probe_images, self.probe_labels)
+        self.source = source
+        self.writable = writable
+        self.created = created or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self._layers: dict[str, _Layer] = {}
+
+    @property
+    def n_images(self) -> int:
+        """The number of probe images."""
+        return int(self.probe_images.shape[0])
+
+    @property
+    def layer_names(self) -> list[str]:
+        """The names of the stored RDMs, in the order they were added."""
+        return list(self._layers)
+
+    def __repr__(self) -> str:
+        return f"TeacherStore({str(self.path)!r}, n_images={self.n_images}, layers={self.layer_names})"
+
+    # Reading.
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, writable: bool = False) -> TeacherStore:
+        """Reads a teacher file.
+
+        Checks the format and its version, the groups and attributes, the RDM sizes, and that the probe
+        images still match their fingerprint. The file itself is only ever opened read-only.
+
+        Args:
+            path: The HDF5 file.
+            writable: Whether the returned store may add RDMs (each addition rewrites the file).
+
+        Returns:
+            The store.
+
+        Raises:
+            FileNotFoundError: The file does not exist.
+            TeacherFileError: The file is not a valid teacher file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"teacher file not found: {path}")
+        with _reading(path) as file:
+            store = cls._from_file(path, file, writable)
+        return store
+
+    @classmethod
+    def _from_file(cls, path: Path, file: h5py.File, writable: bool) -> TeacherStore:
+        def fail(problem: str) -> TeacherFileError:
+            return TeacherFileError(f"{path}: {problem}")
+
+        if file.attrs.get("format") != FORMAT:
+            raise fail(f"not a keras-sage teacher file (attribute format is not {FORMAT!r})")
+        version = file.attrs.get("format_version")
+        if version not in READABLE_FORMAT_VERSIONS:
+            readable = ", ".join(str(v) for v in READABLE_FORMAT_VERSIONS)
+            raise fail(f"format_version {version} is not supported; this release reads version(s) {readable}")
+        for group in ("probe", "rdms"):
+            if not isinstance(file.get(group), h5py.Group):
+                raise fail(f"missing group /{group}")
+        probe = file["probe"]
+        if not isinstance(probe.get("images"), h5py.Dataset):
+            raise fail("missing dataset /probe/images")
+        images = probe["images"][()]
+        labels = probe["labels"][()] if "labels" in probe else None
+        try:
+            store = cls(
+                path,
+                images,
+                labels,
+                source=str(probe.attrs.get("source", "")),
+                writable=writable,
+                created=str(file.attrs.get("created", "")) or None,
+            )
+        except ValueError as error:
+            raise fail(f"invalid probe set: {error}") from None
+        if store.probe_images.dtype != images.dtype:
+            raise fail(f"/probe/images has dtype {images.dtype}; expected uint8 or float32")
+        if probe.attrs.get("fingerprint") != store.fingerprint:
+            raise fail("the probe images or labels were modified (their fingerprint does not match)")
+
+        for name, dataset in file["rdms"].items():
+            if not isinstance(dataset, h5py.Dataset):
+                raise fail(f"/rdms/{name} is not a dataset")
+            missing = [attr for attr in _LAYER_ATTRS if attr not in dataset.attrs]
+            if missing:
+                raise fail(f"/rdms/{name} lacks attribute(s) {', '.join(missing)}")
+            info = {attr: _python(dataset.attrs[attr]) for attr in _LAYER_ATTRS}
+            categories = dataset.attrs.get("categories")
+            try:
+                store._check_rdm_shape(name, info["n"], info["level"], categories, dataset.shape)
+            except ValueError as error:
+                raise fail(str(error)) from None
+            store._layers[name] = _Layer(info, categories=categories)
+        return store
+
+    def rdm(self, name: str) -> RDM:
+        """The RDM stored under `name`.
+
+        Raises:
+            KeyError: No RDM has that name; the message lists the stored names.
+        """
+        layer = self._layer(name)
+        info = layer.info
+        return RDM(
+            values=self._values(name),
+            n=info["n"],
+            metric=info["metric"],
+            level=info["level"],
+            n_features=info["n_features"],
+            n_features_used=info["n_features_used"],
+            seed=info["seed"],
+            categories=layer.categories,
+            name=name,
+        )
+
+    def rdms(self) -> dict[str, RDM]:
+        """Every stored RDM, by name, in the order they were added."""
+        return {name: self.rdm(name) for name in self._layers}
+
+    def layer_info(self, name: str) -> dict[str, Any]:
+        """The attributes of one stored RDM: kind, source, layer, metric, level, n, n_features, ...
+
+        Raises:
+            KeyError: No RDM has that name; the message lists the stored names.
+        """
+        return dict(self._layer(name).info)
+
+    def _values(self, name: str) -> np.ndarray:
+        layer = self._layers[name]
+        if layer.values is None:
+            with _reading(self.path) as file:
+                if name not in file["rdms"]:
+                    raise TeacherFileError(f"{self.path}: /rdms/{name} disappeared from the file")
+                layer.values = np.asarray(file["rdms"][name][()], dtype=np.float32)
+        return layer.values
+
+    def _layer(self, name: str) -> _Layer:
+        if name not in self._layers:
+            raise KeyError(
+                f"{self.path} has no RDM named {name!r}; it has: {', '.join(self._layers) or '(none)'}"
+            )
+        return self._layers[name]
+
+    # Writing.
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        probe_images: np.ndarray,
+        probe_labels: np.ndarray | None = None,
+        source: str = "",
+        overwrite: bool = False,
+    ) -> TeacherStore:
+        """Writes a new teacher file holding only the probe set, and returns it writable.
+
+        Args:
+            path: The HDF5 file to write.
+            probe_images: `uint8` or floating-point images, shape `(n, H, W, C)`; floats are stored as
+                `float32`.
+            probe_labels: Integer labels, shape `(n,)`, or `None`. Category-level RDMs need them.
+            source: Where the probe set came from (free text).
+            overwrite: Whether to replace an existing file.
+
+        Returns:
+            The new, writable store.
+
+        Raises:
+            FileNotFoundError: The directory of `path` does not exist.
+            FileExistsError: The file exists and `overwrite` is false.
+        """
+        path = Path(path)
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+        store = cls(path, probe_images, probe_labels, source=source, writable=True)
+        store._save()
+        return store
+
+    def add_rdm(
+        self,
+        name: str,
+        rdm: RDM,
+        kind: str = "model-layer",
+        source: str = "",
+        layer: str | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        """Adds one RDM and rewrites the file; every other stored RDM is kept.
+
+        Args:
+            name: The name to store it under.
+            rdm: The RDM, computed on this store's probe images.
+            kind: `"model-layer"` or `"neural-region"`.
+            source: Where the RDM came from (a model path, a recording file).
+            layer: The model layer or brain region it was computed from; defaults to `name`.
+            overwrite: Whether to replace an RDM already stored under `name`.
+        """
+        self.add_rdms(
+            {name: rdm}, kind=kind, source=source, layers={name: layer or name}, overwrite=overwrite
+        )
+
+    def add_rdms(
+        self,
+        rdms: Mapping[str, RDM],
+        kind: str = "model-layer",
+        source: str = "",
+        layers: Mapping[str, str] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        """Adds several RDMs with one rewrite of the file; every other stored RDM is kept.
+
+        Args:
+            rdms: The RDMs by name, computed on this store's probe images.
+            kind: `"model-layer"` or `"neural-region"`.
+            source: Where the RDMs came from (a model path, a recording file).
+            layers: The model layer or brain region of each name; defaults to the name.
+            overwrite: Whether to replace RDMs already stored under the same names.
+
+        Raises:
+            TeacherFileError: The store was opened read-only.
+            ValueError: A name exists and `overwrite` is false, or an RDM does not fit the probe set.
+        """
+        if not self.writable:
+            raise TeacherFileError(
+                f"{self.path} was opened read-only; use TeacherStore.open(path, writable=True) to add RDMs"
+            )
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        layers = layers or {}
+        new_layers = {}
+        for name, rdm in rdms.items():
+            _check_name(name)
+            if name in self._layers and not overwrite:
+                raise ValueError(f"{self.path} already has an RDM named {name!r}; pass overwrite=True")
+            values = np.asarray(rdm.values, dtype=np.float32)
+            categories = None if rdm.categories is None else np.asarray(rdm.categories)
+            self._check_rdm_shape(name, rdm.n, rdm.level, categories, values.shape)
+            info = {
+                "kind": kind,
+                "source": source,
+                "layer": layers.get(name, name),
+                "metric": rdm.metric,
+                "level": rdm.level,
+                "n": int(rdm.n),
+                "n_features": int(rdm.n_features),
+                "n_features_used": int(rdm.n_features_used),
+                "seed": int(rdm.seed),
+            }
+            new_layers[name] = _Layer(info, values=values, categories=categories)
+        for name in self._layers:
+            self._values(name)
+        previous = dict(self._layers)
+        self._layers.update(new_layers)
+        try:
+            self._save()
+        except BaseException:
+            self._layers = previous
+            raise
+
+    def _check_rdm_shape(
+        self, name: str, n: int, level: str, categories: np.ndarray | None, shape: tuple[int, ...]
+    ) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"RDM {name!r} has level {level!r}; expected one of {', '.join(LEVELS)}")
+        if level == "image" and n != self.n_images:
+            raise ValueError(
+                f"RDM {name!r} is over {n} images but the probe set has {self.n_images}; "
+                "compute it on this store's probe images"
+            )
+        if level == "category":
+            if self.probe_labels is None:
+                raise ValueError(f"RDM {name!r} is category-level but the probe set has no labels")
+            if categories is None or len(categories) != n:
+                raise ValueError(f"RDM {name!r} is category-level but does not list its {n} categories")
+            unknown = np.setdiff1d(categories, self.probe_labels)
+            if unknown.size:
+                raise ValueError(f"RDM {name!r} has categories {unknown.tolist()} not among the probe labels")
+        expected = (n * (n - 1) // 2,)
+        if tuple(shape) != expected:
+            raise ValueError(
+                f"RDM {name!r} has shape {tuple(shape)}; an upper triangle of {n} needs {expected}"
+            )
+
+    def _save(self) -> None:
+        """Writes the whole store to a temporary file in the same directory, then renames it over `path`."""
+        from keras_sage import __version__
+
+        temporary = self.path.with_name(f"{self.path.name}.tmp{secrets.token_hex(4)}")
+        try:
+            with h5py.File(temporary, "x") as file:
+                file.attrs["format"] = FORMAT
+                file.attrs["format_version"] = FORMAT_VERSION
+                file.attrs["created"] = self.created
+                file.attrs["keras_sage_version"] = __version__
+                probe = file.create_group("probe")
+                probe.create_dataset("images", data=self.probe_images, compression="gzip")
+                if self.probe_labels is not None:
+                    probe.create_dataset("labels", data=self.probe_labels)
+                probe.attrs["fingerprint"] = self.fingerprint
+                probe.attrs["source"] = self.source
+                rdms = file.create_group("rdms", track_order=True)
+                for name, layer in self._layers.items():
+                    dataset = rdms.create_dataset(name, data=layer.values)
+                    for attr, value in layer.info.items():
+                        dataset.attrs[attr] = value
+                    if layer.categories is not None:
+                        dataset.attrs["categories"] = layer.categories
+            with open(temporary, "rb+") as written:
+                os.fsync(written.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[h5py.File]:
+    """Opens `path` read-only; HDF5 errors (a truncated or corrupt file) become `TeacherFileError`."""
+    try:
+        file = h5py.File(path, "r")
+    except OSError as error:
+        raise TeacherFileError(f"{path}: truncated or not an HDF5 file ({_first_line(error)})") from None
+    try:
+        with file:
+            yield file
+    except OSError as error:
+        raise TeacherFileError(f"{path}: the file is damaged or truncated ({_first_line(error)})") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _python(value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (str, int, float)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
