@@ -1,0 +1,401 @@
+"""Registering a teacher: its RDMs on a probe set, from a saved Keras model or from neural recordings.
+
+`register_teacher` runs the probe images through chosen layers of a trained Keras model;
+`register_recordings` takes measured responses (e.g. the paper's V4, posterior-IT and anterior-IT sites,
+supplement "Neural Measurements from Macaque Monkeys"). Both store one RDM per layer or region in a
+teacher file (`TeacherStore`), adding to the file if it already holds the same probe set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from keras_sage.rsa import feature_subsample_indices, rdm
+from keras_sage.teachers.store import (
+    TeacherStore,
+    _probe_images_as_stored,
+    _probe_labels_as_stored,
+    probe_fingerprint,
+)
+
+DEFAULT_MAX_FEATURES = 4096
+DEFAULT_BATCH_SIZE = 64
+
+
+def register_teacher(
+    model_or_path: Any,
+    probe_images: np.ndarray,
+    probe_labels: np.ndarray | None = None,
+    layers: Sequence[str] | None = None,
+    path: str | os.PathLike = "teacher.h5",
+    metric: str = "correlation",
+    level: str = "image",
+    max_features: int | None = DEFAULT_MAX_FEATURES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    overwrite: bool = False,
+    verbose: int = 1,
+) -> TeacherStore:
+    """Stores the RDMs of a trained Keras model's layers on a probe set in a teacher file.
+
+    The probe images are fed to the model as stored, cast to float32 (put preprocessing such as
+    `Rescaling` inside the model), in batches, with a progress bar. From each layer's output
+    (flattened) a fixed random subsample of `max_features` features is kept
+    (`keras_sage.rsa.feature_subsample_indices` with `seed`), and one RDM per layer is stored.
+
+    Which layers, when `layers` is not given:
+
+    1. the model's representation endpoints, if its layers follow the naming convention of
+       `keras_sage.hypermodels.representation_endpoints` (`layer_<n>`, `L<n>`);
+    2. otherwise the end of each stage: among the top-level layers from the first layer with trainable
+       weights on, leaving out the layers that produce the model's outputs (the classifier), the last
+       layer of each spatial resolution (e.g. the last `8×8` feature map, the last `4×4` one), and the
+       last layer with a flat output (e.g. the hidden `Dense` before the classifier).
+
+    If `path` already exists it must hold the same probe set; the new RDMs are added to it and every
+    other stored RDM is kept.
+
+    Args:
+        model_or_path: A `keras.Model`, or the path of a `.keras` file (loaded with `safe_mode=True`).
+        probe_images: `uint8` or floating-point images, shape `(n, H, W, C)`.
+        probe_labels: Integer labels, shape `(n,)`; required for `level="category"`.
+        layers: Names of top-level layers of the model; see above for the default.
+        path: The teacher file to write or add to.
+        metric: The RDM distance (see `keras_sage.rsa.rdm`), e.g. `"correlation"` (1 − Pearson r, the
+            paper's Eq. 1).
+        level: `"image"` (one row per probe image) or `"category"` (one row per label, averaged).
+        max_features: Features kept per layer; `None` keeps all.
+        batch_size: Probe images per forward pass.
+        seed: Seed of the feature subsample.
+        overwrite: Whether to replace RDMs of the same names already in the file.
+        verbose: 1 shows a progress bar, 0 is silent.
+
+    Returns:
+        The teacher file, writable.
+
+    Example:
+
+    ```python
+    teacher = keras_sage.register_teacher(
+        "resnet.keras", probe_images, probe_labels, layers=["L1", "L2", "L3"], path="teacher.h5"
+    )
+    teacher.layer_names  # ["L1", "L2", "L3"]
+    ```
+    """
+    images = _probe_images_as_stored(probe_images)
+    labels = _probe_labels_as_stored(probe_labels, images.shape[0])
+    _check_level(level, labels)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+    model, source = _load_model(model_or_path)
+    layer_names = list(layers) if layers is not None else default_teacher_layers(model)
+    _check_layer_names(model, layer_names)
+    existing = _existing_store(path, images, labels, layer_names, overwrite)
+
+    features, feature_counts = extract_features(
+        model,
+        layer_names,
+        images,
+        max_features=max_features,
+        seed=seed,
+        batch_size=batch_size,
+        verbose=verbose,
+    )
+    rdms = {}
+    for name, layer_features, n_features in zip(layer_names, features, feature_counts, strict=True):
+        layer_rdm = rdm(layer_features, metric=metric, labels=labels, level=level, seed=seed, name=name)
+        # The features were subsampled before the RDM; record the layer's full width and the seed used.
+        rdms[name] = dataclasses.replace(layer_rdm, n_features=n_features, seed=seed)
+    store = existing or TeacherStore.create(path, images, labels, overwrite=True)
+    store.add_rdms(rdms, kind="model-layer", source=source, overwrite=overwrite)
+    return store
+
+
+def register_recordings(
+    responses: Mapping[str, Any] | str | os.PathLike,
+    probe_images: np.ndarray,
+    probe_labels: np.ndarray | None = None,
+    path: str | os.PathLike = "teacher.h5",
+    metric: str = "correlation",
+    level: str = "image",
+    max_features: int | None = None,
+    seed: int = 0,
+    source: str | None = None,
+    overwrite: bool = False,
+) -> TeacherStore:
+    """Stores the RDMs of measured responses (one per brain region) on a probe set in a teacher file.
+
+    Each region's responses are an array of shape `(n_images, n_sites)`, or
+    `(n_images, n_sites, n_repeats)` whose repeats are averaged. The average ignores NaN, so repeats that
+    were not recorded can be NaN; a site with no recorded repeat for some image is an error.
+
+    If `path` already exists it must hold the same probe set; the new RDMs are added to it and every
+    other stored RDM is kept.
+
+    Args:
+        responses: `{region: array}`, or the path of an `.npz` file (one array per region) or of an HDF5
+            file (one top-level dataset per region).
+        probe_images: The images the responses were recorded to, in the same order, `uint8` or
+            floating point, shape `(n, H, W, C)`.
+        probe_labels: Integer labels, shape `(n,)`; required for `level="category"`.
+        path: The teacher file to write or add to.
+        metric: The RDM distance (see `keras_sage.rsa.rdm`).
+        level: `"image"` or `"category"`.
+        max_features: Sites kept per region; `None` keeps all.
+        seed: Seed of the site subsample.
+        source: Where the recordings came from; defaults to their file's path.
+        overwrite: Whether to replace RDMs of the same names already in the file.
+
+    Returns:
+        The teacher file, writable.
+
+    Example:
+
+    ```python
+    teacher = keras_sage.register_recordings(
+        {"V4": v4_responses, "IT": it_responses}, probe_images, probe_labels, path="monkey.h5"
+    )
+    ```
+    """
+    images = _probe_images_as_stored(probe_images)
+    labels = _probe_labels_as_stored(probe_labels, images.shape[0])
+    _check_level(level, labels)
+    if isinstance(responses, Mapping):
+        regions = dict(responses)
+        source = source if source is not None else ""
+    else:
+        regions = load_responses(responses)
+        source = source if source is not None else str(responses)
+    if not regions:
+        raise ValueError(f"no regions in the responses{f' of {source}' if source else ''}")
+    averaged = {name: average_repeats(name, array, images.shape[0]) for name, array in regions.items()}
+    existing = _existing_store(path, images, labels, list(averaged), overwrite)
+
+    rdms = {
+        name: rdm(
+            array, metric=metric, labels=labels, level=level, max_features=max_features, seed=seed, name=name
+        )
+        for name, array in averaged.items()
+    }
+    store = existing or TeacherStore.create(path, images, labels, overwrite=True)
+    store.add_rdms(rdms, kind="neural-region", source=source, overwrite=overwrite)
+    return store
+
+
+def load_responses(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Reads responses per region from an `.npz` file or an HDF5 file (its top-level datasets).
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: It is neither an `.npz` nor an HDF5 file, or holds something else than arrays.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"responses file not found: {path}")
+    if h5py.is_hdf5(path):
+        with h5py.File(path, "r") as file:
+            return {name: item[()] for name, item in file.items() if isinstance(item, h5py.Dataset)}
+    if zipfile.is_zipfile(path):
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return {name: archive[name] for name in archive.files}
+        except ValueError as error:
+            raise ValueError(f"{path}: not an .npz file of numeric arrays ({error})") from None
+    raise ValueError(f"{path}: responses must be an .npz or an HDF5 file")
+
+
+def average_repeats(region: str, responses: Any, n_images: int) -> np.ndarray:
+    """A region's responses as `(n_images, n_sites)`: repeats (a last axis) averaged, ignoring NaN.
+
+    Raises:
+        ValueError: The shape is wrong, the number of images differs from the probe set, or some image has
+            no recorded repeat at some site.
+    """
+    responses = np.asarray(responses)
+    if not np.issubdtype(responses.dtype, np.number):
+        raise ValueError(f"region {region!r}: responses must be numeric; got dtype {responses.dtype}")
+    if responses.ndim not in (2, 3):
+        raise ValueError(
+            f"region {region!r}: responses must have shape (n_images, n_sites) or "
+            f"(n_images, n_sites, n_repeats); got {responses.shape}"
+        )
+    if responses.shape[0] != n_images:
+        raise ValueError(
+            f"region {region!r} has responses to {responses.shape[0]} images but the probe set has {n_images}"
+        )
+    responses = responses.astype(np.float64)
+    if responses.ndim == 3:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" for all-NaN repeats
+            responses = np.nanmean(responses, axis=-1)
+    missing = int(np.count_nonzero(~np.isfinite(responses)))
+    if missing:
+        raise ValueError(f"region {region!r}: {missing} (image, site) responses have no finite value")
+    return responses
+
+
+def default_teacher_layers(model: Any) -> list[str]:
+    """The layers `register_teacher` uses when none are named; see its docstring for the rule.
+
+    Args:
+        model: A built Keras model.
+
+    Returns:
+        Layer names, in the order of `model.layers`.
+    """
+    from keras_sage.hypermodels.endpoints import representation_endpoints
+
+    marked = representation_endpoints(model)
+    if marked:
+        return marked
+    output_ids = {id(output) for output in model.outputs}
+    first_weighted = next((i for i, layer in enumerate(model.layers) if layer.trainable_weights), None)
+    if first_weighted is None:
+        return []
+    last_per_resolution: dict[tuple[Any, ...], str] = {}
+    for layer in model.layers[first_weighted:]:
+        output = _single_output(layer)
+        if output is None or id(output) in output_ids or len(output.shape) < 2:
+            continue
+        resolution = tuple(output.shape[1:-1])
+        last_per_resolution.pop(resolution, None)
+        last_per_resolution[resolution] = layer.name
+    return list(last_per_resolution.values())
+
+
+def extract_features(
+    model: Any,
+    layer_names: Sequence[str],
+    images: np.ndarray,
+    max_features: int | None = DEFAULT_MAX_FEATURES,
+    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    verbose: int = 1,
+) -> tuple[list[np.ndarray], list[int]]:
+    """The flattened, feature-subsampled outputs of some layers on a set of images.
+
+    Images go through the model one batch at a time (cast to float32, `Model.predict_on_batch`) into
+    preallocated buffers, so memory holds only the kept features, never the layers' full outputs for every
+    image.
+
+    Args:
+        model: A built Keras model.
+        layer_names: Names of its top-level layers.
+        images: The images, `(n, ...)`.
+        max_features: Features kept per layer, chosen by `feature_subsample_indices(n, max_features,
+            seed)`; `None` keeps all.
+        seed: Seed of the subsample.
+        batch_size: Images per forward pass.
+        verbose: 1 shows a `keras.utils.Progbar`, 0 is silent.
+
+    Returns:
+        `(features, feature_counts)`: per layer a float32 array `(n, kept)`, and its full feature count.
+    """
+    import keras
+
+    outputs = [model.get_layer(name).output for name in layer_names]
+    feature_counts = [math.prod(int(size) for size in output.shape[1:]) for output in outputs]
+    indices = [feature_subsample_indices(count, max_features, seed) for count in feature_counts]
+    extractor = keras.Model(model.input, outputs)
+    n_images = images.shape[0]
+    features = [
+        np.empty((n_images, count if kept is None else len(kept)), dtype=np.float32)
+        for count, kept in zip(feature_counts, indices, strict=True)
+    ]
+    progress = keras.utils.Progbar(n_images, verbose=verbose, unit_name="image")
+    for start in range(0, n_images, batch_size):
+        batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
+        activations = extractor.predict_on_batch(batch)
+        if not isinstance(activations, (list, tuple)):
+            activations = [activations]
+        for buffer, activation, kept in zip(features, activations, indices, strict=True):
+            flat = np.asarray(activation).reshape(len(batch), -1)
+            buffer[start : start + len(batch)] = flat if kept is None else flat[:, kept]
+        progress.update(start + len(batch))
+    return features, feature_counts
+
+
+def _load_model(model_or_path: Any) -> tuple[Any, str]:
+    """The model, and the source to record: the file's path, or the model's name."""
+    import keras
+
+    if isinstance(model_or_path, keras.Model):
+        return model_or_path, model_or_path.name
+    path = Path(model_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: expected a Keras model saved as .keras")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: cannot load the Keras model ({message})") from error
+    return model, str(path)
+
+
+def _check_layer_names(model: Any, layer_names: Sequence[str]) -> None:
+    if not layer_names:
+        raise ValueError(f"model {model.name!r}: no layers to register; name them with layers=[...]")
+    valid = [layer.name for layer in model.layers]
+    unknown = [name for name in layer_names if name not in valid]
+    if unknown:
+        raise ValueError(
+            f"model {model.name!r} has no layer(s) {', '.join(map(repr, unknown))}; "
+            f"valid names: {', '.join(valid)}"
+        )
+    duplicated = sorted({name for name in layer_names if layer_names.count(name) > 1})
+    if duplicated:
+        raise ValueError(f"layer(s) named more than once: {', '.join(duplicated)}")
+    for name in layer_names:
+        if _single_output(model.get_layer(name)) is None:
+            raise ValueError(f"layer {name!r} of model {model.name!r} has no single output tensor")
+
+
+def _single_output(layer: Any) -> Any:
+    """The layer's output tensor, or `None` if it has several or is used at several places."""
+    try:
+        output = layer.output
+    except (AttributeError, ValueError):
+        return None
+    return None if isinstance(output, (list, tuple, dict)) else output
+
+
+def _check_level(level: str, labels: np.ndarray | None) -> None:
+    if level not in ("image", "category"):
+        raise ValueError(f"level must be 'image' or 'category'; got {level!r}")
+    if level == "category" and labels is None:
+        raise ValueError("level='category' needs probe_labels: a category RDM averages each label's images")
+
+
+def _existing_store(
+    path: str | os.PathLike, images: np.ndarray, labels: np.ndarray | None, names: list[str], overwrite: bool
+) -> TeacherStore | None:
+    """The teacher file at `path` opened for adding `names`, or `None` if there is none yet.
+
+    Checked before any work is done: the file must hold the same probe set, and must not hold any of
+    `names` already unless `overwrite`.
+    """
+    if not Path(path).exists():
+        return None
+    store = TeacherStore.open(path, writable=True)
+    if store.fingerprint != probe_fingerprint(images, labels):
+        raise ValueError(
+            f"{path} holds a different probe set (images or labels); register into a new file instead"
+        )
+    clashes = [name for name in names if name in store.layer_names]
+    if clashes and not overwrite:
+        raise ValueError(
+            f"{path} already has RDM(s) {', '.join(clashes)}; pass overwrite=True to replace them"
+        )
+    return store

@@ -1,0 +1,210 @@
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from keras_sage.rsa import rdm
+from keras_sage.teachers import TeacherStore, register_recordings, register_teacher
+from keras_sage.teachers.register import default_teacher_layers
+
+N_IMAGES = 10
+
+
+def tiny_cnn(conv_names=("conv1", "conv2")) -> keras.Model:
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name=conv_names[0])(x)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name=conv_names[1])(x)
+    x = keras.layers.MaxPooling2D(name="pool2")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(8, activation="relu", name="hidden")(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="classifier")(x)
+    return keras.Model(inputs, outputs, name="tiny_cnn")
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return tiny_cnn()
+
+
+@pytest.fixture(scope="module")
+def probe():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(N_IMAGES, 8, 8, 1), dtype=np.uint8)
+    labels = np.arange(N_IMAGES) % 3
+    return images, labels
+
+
+def layer_output(model, name, images):
+    return keras.Model(model.input, model.get_layer(name).output).predict(
+        images.astype(np.float32), verbose=0
+    )
+
+
+def test_rdms_equal_rdm_of_the_layer_outputs(tmp_path, model, probe):
+    images, labels = probe
+    store = register_teacher(
+        model,
+        images,
+        labels,
+        layers=["conv1", "hidden"],
+        path=tmp_path / "teacher.h5",
+        max_features=50,
+        batch_size=3,
+        seed=7,
+        verbose=0,
+    )
+    reopened = TeacherStore.open(tmp_path / "teacher.h5")
+    assert reopened.layer_names == ["conv1", "hidden"]
+    np.testing.assert_array_equal(reopened.probe_images, images)
+    for name, n_features in [("conv1", 8 * 8 * 4), ("hidden", 8)]:
+        expected = rdm(layer_output(model, name, images), max_features=50, seed=7)
+        stored = reopened.rdm(name)
+        np.testing.assert_allclose(stored.values, expected.values, atol=1e-6)
+        assert stored.values.tobytes() == store.rdm(name).values.tobytes()
+        assert reopened.layer_info(name) == {
+            "kind": "model-layer",
+            "source": "tiny_cnn",
+            "layer": name,
+            "metric": "correlation",
+            "level": "image",
+            "n": N_IMAGES,
+            "n_features": n_features,
+            "n_features_used": min(50, n_features),
+            "seed": 7,
+        }
+
+
+def test_saved_model_default_layers_and_category_level(tmp_path, model, probe):
+    images, labels = probe
+    model_path = tmp_path / "teacher.keras"
+    model.save(model_path)
+    store = register_teacher(
+        str(model_path),
+        images,
+        labels,
+        path=tmp_path / "teacher.h5",
+        metric="euclidean",
+        level="category",
+        max_features=None,
+        verbose=0,
+    )
+    # The last layer of each resolution (8×8, 4×4, 2×2) and the last flat layer before the classifier.
+    assert store.layer_names == ["conv1", "conv2", "pool2", "hidden"]
+    assert store.layer_info("conv2")["source"] == str(model_path)
+    expected = rdm(layer_output(model, "conv2", images), metric="euclidean", labels=labels, level="category")
+    stored = TeacherStore.open(tmp_path / "teacher.h5").rdm("conv2")
+    np.testing.assert_allclose(stored.values, expected.values, rtol=1e-5)
+    np.testing.assert_array_equal(stored.categories, [0, 1, 2])
+    assert stored.level == "category"
+
+
+def test_default_layers_follow_endpoint_names_and_sequential_models():
+    assert default_teacher_layers(tiny_cnn(conv_names=("layer_1", "layer_2"))) == ["layer_1", "layer_2"]
+    sequential = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(2, 3, name="conv"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(3, name="out"),
+        ]
+    )
+    assert default_teacher_layers(sequential) == ["conv", "flat"]
+
+
+def test_adding_layers_to_an_existing_teacher_file(tmp_path, model, probe):
+    images, labels = probe
+    path = tmp_path / "teacher.h5"
+    register_teacher(model, images, labels, layers=["conv1"], path=path, verbose=0)
+    first = TeacherStore.open(path).rdm("conv1").values.copy()
+    register_teacher(model, images, labels, layers=["hidden"], path=path, verbose=0)
+    store = TeacherStore.open(path)
+    assert store.layer_names == ["conv1", "hidden"]
+    assert store.rdm("conv1").values.tobytes() == first.tobytes()
+
+    with pytest.raises(ValueError, match="already has RDM"):
+        register_teacher(model, images, labels, layers=["conv1"], path=path, verbose=0)
+    with pytest.raises(ValueError, match="different probe set"):
+        register_teacher(model, images[::-1], labels, layers=["conv2"], path=path, verbose=0)
+
+
+def test_bad_arguments(tmp_path, model, probe):
+    images, _ = probe
+    path = tmp_path / "teacher.h5"
+    with pytest.raises(ValueError, match=r"no layer\(s\) 'conv9'; valid names: .*conv1, pool1, conv2"):
+        register_teacher(model, images, layers=["conv1", "conv9"], path=path, verbose=0)
+    with pytest.raises(ValueError, match="level='category' needs probe_labels"):
+        register_teacher(model, images, level="category", path=path, verbose=0)
+    with pytest.raises(FileNotFoundError, match=r"missing\.keras"):
+        register_teacher(tmp_path / "missing.keras", images, path=path, verbose=0)
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match=r"corrupt\.keras: cannot load the Keras model"):
+        register_teacher(corrupt, images, path=path, verbose=0)
+    assert not path.exists()
+
+
+def recordings(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"V4": rng.normal(size=(N_IMAGES, 5, 3)), "IT": rng.normal(size=(N_IMAGES, 7))}
+
+
+def test_recordings_from_a_dict_average_repeats_ignoring_nan(tmp_path, probe):
+    images, labels = probe
+    responses = recordings(0)
+    responses["V4"][0, 0, 1] = np.nan
+    store = register_recordings(responses, images, labels, path=tmp_path / "monkey.h5")
+    reopened = TeacherStore.open(tmp_path / "monkey.h5")
+    assert reopened.layer_names == ["V4", "IT"]
+    v4_mean = responses["V4"].mean(axis=-1)
+    v4_mean[0, 0] = (responses["V4"][0, 0, 0] + responses["V4"][0, 0, 2]) / 2
+    np.testing.assert_array_equal(reopened.rdm("V4").values, rdm(v4_mean).values)
+    np.testing.assert_array_equal(reopened.rdm("IT").values, rdm(responses["IT"]).values)
+    info = reopened.layer_info("IT")
+    assert (info["kind"], info["layer"], info["n_features"], info["n_features_used"]) == (
+        "neural-region",
+        "IT",
+        7,
+        7,
+    )
+    assert store.layer_names == ["V4", "IT"]
+
+
+@pytest.mark.parametrize("file_format", ["npz", "h5"])
+def test_recordings_from_files(tmp_path, probe, file_format):
+    images, _ = probe
+    responses = recordings(1)
+    path = tmp_path / f"responses.{file_format}"
+    if file_format == "npz":
+        np.savez(path, **responses)
+    else:
+        with h5py.File(path, "w") as file:
+            for region, array in responses.items():
+                file[region] = array
+    store = register_recordings(path, images, path=tmp_path / "monkey.h5", metric="cosine")
+    assert sorted(store.layer_names) == ["IT", "V4"]
+    assert store.layer_info("V4")["source"] == str(path)
+    expected = rdm(responses["V4"].mean(axis=-1), metric="cosine")
+    np.testing.assert_array_equal(TeacherStore.open(tmp_path / "monkey.h5").rdm("V4").values, expected.values)
+
+
+def test_bad_recordings(tmp_path, probe):
+    images, _ = probe
+    path = tmp_path / "monkey.h5"
+    with pytest.raises(ValueError, match="region 'IT' has responses to 9 images but the probe set has 10"):
+        register_recordings({"IT": np.ones((9, 4))}, images, path=path)
+    missing = np.ones((N_IMAGES, 4, 2))
+    missing[3, 1, :] = np.nan
+    with pytest.raises(ValueError, match=r"region 'V4': 1 .* no finite value"):
+        register_recordings({"V4": missing}, images, path=path)
+    with pytest.raises(ValueError, match=r"region 'V4': responses must have shape"):
+        register_recordings({"V4": np.ones(N_IMAGES)}, images, path=path)
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.npz"):
+        register_recordings(tmp_path / "nowhere.npz", images, path=path)
+    text = tmp_path / "responses.txt"
+    text.write_text("1 2 3")
+    with pytest.raises(ValueError, match=r"must be an \.npz or an HDF5 file"):
+        register_recordings(text, images, path=path)
+    assert not path.exists()
