@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "TeacherFileError": "keras_sage.teachers",
     "register_teacher": "keras_sage.teachers",
     "register_recordings": "keras_sage.teachers",
+    "TeacherGuidedObjective": "keras_sage.objective",
 }
 
 __all__ = ["__version__", *_EXPORTS]

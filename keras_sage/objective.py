@@ -1,0 +1,363 @@
+"""The teacher-guided score of a trained candidate: P + α·TG (paper §3.2).
+
+After its premature training a candidate is scored in two parts:
+
+- P, its premature performance: accuracy on the validation split.
+- TG, its teacher guidance: for every teacher RDM T_i in a `TeacherStore`,
+  S_i = max_j r(T_i, C_j) over the RDMs C_j of the candidate's representation endpoints (computed on the
+  teacher's probe images), and TG = mean_i S_i.
+
+The score is P + α·TG; α = 1 is the paper's choice for about 2 epochs of premature training (§4.1).
+
+Memory stays bounded however many endpoints a candidate has: inside the feature extractor each endpoint's
+output is flattened and only a fixed random subsample of `max_features` features leaves the graph; probe
+batches are fed one at a time into preallocated buffers (never `Model.predict`, which keeps every batch);
+each student RDM is compared with the teacher RDMs as soon as it exists and then dropped; and endpoints
+whose buffers would not fit `memory_budget` together are processed in groups, one forward pass per group.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keras_sage.rsa import RDM, compare, feature_subsample_indices, rdm
+from keras_sage.teachers import TeacherStore, probe_fingerprint
+
+DEFAULT_ALPHA = 1.0
+DEFAULT_MAX_FEATURES = 4096
+DEFAULT_MEMORY_BUDGET = 2 * 1024**3
+# Bytes of working memory one student RDM of n probe images takes beyond its features, per n²: the
+# square distance matrix and the temporaries of computing it, in float64. Reserved out of the memory
+# budget before the feature buffers are planned.
+RDM_WORKSPACE_BYTES_PER_PAIR = 24
+
+
+@dataclass(frozen=True)
+class TeacherGuidedScore:
+    """The parts of a candidate's teacher-guided score.
+
+    Attributes:
+        premature_accuracy: P, the validation accuracy after premature training.
+        teacher_guidance: TG = mean_i S_i.
+        alpha: α, the weight of TG in the score.
+        similarities: S_i for each teacher RDM name i, in the teacher file's order.
+        best_student_layers: For each teacher RDM name i, the student endpoint j with the highest r.
+    """
+
+    premature_accuracy: float
+    teacher_guidance: float
+    alpha: float
+    similarities: dict[str, float] = field(default_factory=dict)
+    best_student_layers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        """P + α·TG."""
+        return self.premature_accuracy + self.alpha * self.teacher_guidance
+
+    def metrics(self) -> dict[str, float]:
+        """The numbers KerasTuner records for a trial: `score`, `premature_accuracy`,
+        `teacher_guidance`, and `S_<teacher layer>` for each teacher RDM."""
+        metrics = {
+            "score": self.score,
+            "premature_accuracy": self.premature_accuracy,
+            "teacher_guidance": self.teacher_guidance,
+        }
+        metrics.update({similarity_metric_name(name): value for name, value in self.similarities.items()})
+        return metrics
+
+
+def similarity_metric_name(teacher_layer: str) -> str:
+    """The trial metric that holds S_i for teacher RDM `teacher_layer`."""
+    return f"S_{teacher_layer}"
+
+
+def teacher_guidance(similarities: Sequence[float]) -> float:
+    """TG = mean_i S_i, the mean over teacher layers of their best similarity to any student layer."""
+    if len(similarities) == 0:
+        raise ValueError("teacher guidance needs at least one teacher layer")
+    return float(np.mean(similarities))
+
+
+def plan_endpoint_groups(
+    features_per_endpoint: Sequence[int], n_images: int, memory_budget: int
+) -> list[list[int]]:
+    """Splits endpoints, in order, into groups whose feature buffers fit a memory budget together.
+
+    Each group is one forward pass over the probe images; its buffers hold n_images × Σ features float32
+    values. A student RDM's own working memory (`RDM_WORKSPACE_BYTES_PER_PAIR` · n_images²) is reserved out
+    of the budget first. An endpoint too large for the budget on its own still gets a group of its own.
+
+    Args:
+        features_per_endpoint: The number of features kept for each endpoint (after subsampling).
+        n_images: The number of probe images.
+        memory_budget: Bytes.
+
+    Returns:
+        Lists of endpoint positions, covering every endpoint once, in order.
+    """
+    buffer_budget = memory_budget - RDM_WORKSPACE_BYTES_PER_PAIR * n_images * n_images
+    groups: list[list[int]] = []
+    group_bytes = 0
+    for position, n_features in enumerate(features_per_endpoint):
+        endpoint_bytes = 4 * n_images * int(n_features)
+        if not groups or group_bytes + endpoint_bytes > buffer_budget:
+            groups.append([])
+            group_bytes = 0
+        groups[-1].append(position)
+        group_bytes += endpoint_bytes
+    return groups
+
+
+class TeacherGuidedObjective:
+    """Scores a trained candidate by P + α·TG against a teacher file.
+
+    The probe images are fed to the candidate exactly as the teacher file stores them, cast to float32,
+    unless `probe_preprocessing` is given; register the teacher on probe images in the form the candidates
+    are trained on (e.g. the same scaling), or pass the preprocessing the candidates expect.
+
+    Args:
+        teacher: A `TeacherStore`, or the path of a teacher file.
+        alpha: α, the weight of TG. 1 is the paper's value for ~2 epochs of premature training; 0 gives
+            plain performance-guided scoring (TG is still computed and reported).
+        max_features: How many features of each student endpoint enter its RDM, a fixed random subsample
+            (`keras_sage.rsa.feature_subsample_indices` with `seed`). `None` keeps all.
+        batch_size: Probe images per forward pass.
+        memory_budget: Bytes the feature buffers plus one RDM computation may take; endpoints are grouped
+            into several forward passes to stay within it.
+        probe_preprocessing: Optional callable applied to each batch of probe images (numpy, as stored)
+            before it is fed to the candidate.
+        expected_probe: Optional `(images, labels)` the caller expects the teacher to have been registered
+            on; a teacher file whose probe fingerprint differs is refused.
+        seed: Seed of the feature subsample.
+        method: How two RDMs are compared (`keras_sage.rsa.compare`); the paper uses `"pearson"`.
+
+    Example:
+
+    ```python
+    objective = TeacherGuidedObjective(TeacherStore.open("teacher.h5"), alpha=1.0)
+    result = objective.evaluate(model, validation_data=(x_val, y_val))
+    result.score, result.premature_accuracy, result.teacher_guidance, result.similarities
+    ```
+    """
+
+    def __init__(
+        self,
+        teacher: TeacherStore | str | os.PathLike,
+        alpha: float = DEFAULT_ALPHA,
+        max_features: int | None = DEFAULT_MAX_FEATURES,
+        batch_size: int = 128,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        probe_preprocessing: Callable[[np.ndarray], Any] | None = None,
+        expected_probe: tuple[np.ndarray, np.ndarray | None] | None = None,
+        seed: int = 0,
+        method: str = "pearson",
+    ) -> None:
+        if not isinstance(teacher, TeacherStore):
+            teacher = TeacherStore.open(teacher)
+        if not math.isfinite(alpha):
+            raise ValueError(f"alpha must be a finite number; got {alpha}")
+        if max_features is not None and max_features < 1:
+            raise ValueError(f"max_features must be a positive integer or None; got {max_features}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer; got {batch_size}")
+        if not teacher.layer_names:
+            raise ValueError(f"teacher file {teacher.path} holds no RDMs; register at least one layer")
+        if expected_probe is not None:
+            expected_images, expected_labels = expected_probe
+            expected = probe_fingerprint(
+                np.asarray(expected_images), None if expected_labels is None else np.asarray(expected_labels)
+            )
+            if expected != teacher.fingerprint:
+                raise ValueError(
+                    f"teacher file {teacher.path} was registered on a different probe set: its fingerprint "
+                    f"is {teacher.fingerprint[:16]}…, the expected probe set's is {expected[:16]}…"
+                )
+        self.teacher = teacher
+        self.alpha = float(alpha)
+        self.max_features = max_features
+        self.batch_size = int(batch_size)
+        self.memory_budget = int(memory_budget)
+        self.probe_preprocessing = probe_preprocessing
+        self.seed = int(seed)
+        self.method = method
+        self.teacher_rdms: dict[str, RDM] = teacher.rdms()
+        if any(teacher_rdm.level == "category" for teacher_rdm in self.teacher_rdms.values()) and (
+            teacher.probe_labels is None
+        ):
+            raise ValueError(f"teacher file {teacher.path} has category-level RDMs but no probe labels")
+
+    @property
+    def teacher_layers(self) -> list[str]:
+        """The names of the teacher RDMs, i in S_i."""
+        return list(self.teacher_rdms)
+
+    def evaluate(
+        self,
+        model: Any,
+        validation_data: Any,
+        endpoints: Sequence[str] | None = None,
+        batch_size: int | None = None,
+    ) -> TeacherGuidedScore:
+        """Scores a trained candidate.
+
+        Args:
+            model: The trained, compiled Keras model (with an accuracy metric).
+            validation_data: `(x, y)` or a `tf.data.Dataset` of batches, as for `Model.evaluate`.
+            endpoints: Names of the layers whose outputs are the candidate's representations (the j in
+                C_j). Defaults to `keras_sage.hypermodels.representation_endpoints(model)`.
+            batch_size: Batch size for evaluating P on arrays.
+
+        Returns:
+            A `TeacherGuidedScore`.
+        """
+        accuracy = premature_accuracy(model, validation_data, batch_size=batch_size)
+        similarities, best_student_layers = self.similarities(model, endpoints)
+        return TeacherGuidedScore(
+            premature_accuracy=accuracy,
+            teacher_guidance=teacher_guidance(list(similarities.values())),
+            alpha=self.alpha,
+            similarities=similarities,
+            best_student_layers=best_student_layers,
+        )
+
+    def similarities(
+        self, model: Any, endpoints: Sequence[str] | None = None
+    ) -> tuple[dict[str, float], dict[str, str]]:
+        """S_i = max_j r(T_i, C_j) for every teacher RDM T_i, over the candidate's endpoints C_j.
+
+        Args:
+            model: A Keras model.
+            endpoints: Names of its representation layers; defaults to `representation_endpoints(model)`.
+
+        Returns:
+            `(similarities, best_student_layers)`: S_i by teacher layer, and the endpoint that gave it.
+        """
+        if endpoints is None:
+            from keras_sage.hypermodels import representation_endpoints
+
+            endpoints = representation_endpoints(model)
+        endpoints = list(endpoints)
+        if not endpoints:
+            raise ValueError(f"model {model.name!r} has no representation endpoints to compare")
+        outputs = [_endpoint_output(model, name) for name in endpoints]
+        n_images = self.teacher.n_images
+        feature_counts = [math.prod(int(d) for d in output.shape[1:]) for output in outputs]
+        feature_indices = [
+            feature_subsample_indices(n_features, self.max_features, self.seed)
+            for n_features in feature_counts
+        ]
+        kept_counts = [
+            n_features if indices is None else len(indices)
+            for n_features, indices in zip(feature_counts, feature_indices, strict=True)
+        ]
+        rdm_kinds = sorted(
+            {(teacher_rdm.metric, teacher_rdm.level) for teacher_rdm in self.teacher_rdms.values()}
+        )
+
+        best = {name: -math.inf for name in self.teacher_rdms}
+        best_student_layers: dict[str, str] = {}
+        for group in plan_endpoint_groups(kept_counts, n_images, self.memory_budget):
+            features = self._extract(
+                model,
+                [outputs[position] for position in group],
+                [feature_indices[position] for position in group],
+                [kept_counts[position] for position in group],
+            )
+            for position, endpoint_features in zip(group, features, strict=True):
+                for metric, level in rdm_kinds:
+                    student_rdm = rdm(
+                        endpoint_features,
+                        metric=metric,
+                        labels=self.teacher.probe_labels if level == "category" else None,
+                        level=level,
+                        max_features=None,
+                        name=endpoints[position],
+                    )
+                    for teacher_name, teacher_rdm in self.teacher_rdms.items():
+                        if (teacher_rdm.metric, teacher_rdm.level) != (metric, level):
+                            continue
+                        similarity = compare(teacher_rdm, student_rdm, method=self.method)
+                        if similarity > best[teacher_name]:
+                            best[teacher_name] = similarity
+                            best_student_layers[teacher_name] = endpoints[position]
+                    del student_rdm
+            del features
+        return {name: float(value) for name, value in best.items()}, best_student_layers
+
+    def _extract(
+        self,
+        model: Any,
+        outputs: list[Any],
+        feature_indices: list[np.ndarray | None],
+        kept_counts: list[int],
+    ) -> list[np.ndarray]:
+        """One forward pass over the probe images, keeping the subsampled features of some endpoints."""
+        import keras
+        import tensorflow as tf
+
+        feature_model = keras.Model(model.input, outputs)
+        index_tensors = [None if indices is None else tf.constant(indices) for indices in feature_indices]
+
+        @tf.function(reduce_retracing=True)
+        def forward(images: tf.Tensor) -> list[tf.Tensor]:
+            activations = feature_model(images, training=False)
+            if not isinstance(activations, (list, tuple)):
+                activations = [activations]
+            kept = []
+            for activation, indices in zip(activations, index_tensors, strict=True):
+                flat = tf.reshape(tf.cast(activation, tf.float32), (tf.shape(activation)[0], -1))
+                kept.append(flat if indices is None else tf.gather(flat, indices, axis=1))
+            return kept
+
+        probe_images = self.teacher.probe_images
+        n_images = probe_images.shape[0]
+        buffers = [np.empty((n_images, count), dtype=np.float32) for count in kept_counts]
+        for start in range(0, n_images, self.batch_size):
+            batch = probe_images[start : start + self.batch_size]
+            batch = (
+                self.probe_preprocessing(batch)
+                if self.probe_preprocessing is not None
+                else batch.astype(np.float32)
+            )
+            for buffer, kept in zip(buffers, forward(tf.convert_to_tensor(batch)), strict=True):
+                buffer[start : start + self.batch_size] = kept.numpy()
+        return buffers
+
+
+def premature_accuracy(model: Any, validation_data: Any, batch_size: int | None = None) -> float:
+    """P: the model's accuracy on the validation data.
+
+    Args:
+        model: A compiled Keras model with an accuracy metric (e.g. `metrics=["accuracy"]`).
+        validation_data: `(x, y)`, `(x, y, sample_weight)`, or a dataset of batches.
+        batch_size: Batch size for arrays.
+
+    Returns:
+        The accuracy, a float in [0, 1].
+    """
+    if isinstance(validation_data, (tuple, list)):
+        results = model.evaluate(*validation_data, batch_size=batch_size, verbose=0, return_dict=True)
+    else:
+        results = model.evaluate(validation_data, verbose=0, return_dict=True)
+    accuracy_names = [name for name in results if name.endswith("accuracy")]
+    if not accuracy_names:
+        raise ValueError(
+            f"model {model.name!r} reports no accuracy metric (it reports {sorted(results)}); "
+            "compile it with metrics=['accuracy']"
+        )
+    return float(results[accuracy_names[0]])
+
+
+def _endpoint_output(model: Any, name: str) -> Any:
+    try:
+        layer = model.get_layer(name)
+    except ValueError as error:
+        raise ValueError(f"model {model.name!r} has no endpoint layer {name!r}") from error
+    return layer.output

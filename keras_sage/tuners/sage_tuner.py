@@ -1,0 +1,423 @@
+"""SageTuner: a KerasTuner `Tuner` that scores each candidate by P + α·TG (TG-SAGE, paper §3.2, §4).
+
+Each trial builds a candidate from the hypermodel, trains it for the premature budget (a number of epochs
+or of SGD steps), and scores it with a `TeacherGuidedObjective`: P is its validation accuracy, TG the mean
+over teacher layers of the best RDM similarity to any of its representation endpoints. The oracle sees
+`score` = P + α·TG (direction max); `premature_accuracy`, `teacher_guidance` and `S_<teacher layer>` are
+recorded as trial metrics too. With α = 0 the same code runs plain performance-guided search.
+
+After the search, `rerank(top_k, epochs, ...)` trains the best candidates longer (the paper's post-search
+step), and `search_cost()` reports the cost as the paper does (§4.3): examples processed by SGD,
+M1·E1 during the search plus M2·E2 during reranking.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import keras
+import keras_tuner
+import numpy as np
+
+from keras_sage.objective import (
+    DEFAULT_ALPHA,
+    DEFAULT_MAX_FEATURES,
+    DEFAULT_MEMORY_BUDGET,
+    TeacherGuidedObjective,
+    premature_accuracy,
+)
+from keras_sage.teachers import TeacherStore
+
+SCORE_OBJECTIVE = keras_tuner.Objective("score", direction="max")
+# Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
+# more failed trials in a row than KerasTuner's default of 3 before it stops the search.
+DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS = 10
+_REPORTED_OBJECTIVES = ("score", "premature_accuracy", "teacher_guidance")
+
+
+@dataclass(frozen=True)
+class RerankResult:
+    """One candidate trained longer after the search.
+
+    Attributes:
+        trial_id: The search trial it came from.
+        score: Its search score (P + α·TG after premature training).
+        mature_accuracy: Its validation accuracy after the longer training.
+        examples_processed: Training examples processed by SGD (E2).
+    """
+
+    trial_id: str
+    score: float
+    mature_accuracy: float
+    examples_processed: int
+
+
+class _TrainingMonitor(keras.callbacks.Callback):
+    """Counts the examples a fit processes, stops it after `max_steps`, and notes a NaN loss."""
+
+    def __init__(self, batch_sizes: Callable[[int], int], max_steps: int | None = None) -> None:
+        super().__init__()
+        self.batch_sizes = batch_sizes
+        self.max_steps = max_steps
+        self.steps = 0
+        self.examples = 0
+        self.diverged_at_step: int | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.steps += 1
+        self.examples += self.batch_sizes(batch)
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_at_step = self.steps
+            self.model.stop_training = True
+        if self.max_steps is not None and self.steps >= self.max_steps:
+            self.model.stop_training = True
+
+
+class SageTuner(keras_tuner.Tuner):
+    """Teacher-guided architecture search (TG-SAGE) with any KerasTuner oracle.
+
+    `search(x, y, validation_data=(x_val, y_val), batch_size=...)` works like KerasTuner's: each trial
+    trains one candidate for the premature budget on `(x, y)` (arrays or a `tf.data.Dataset`), evaluates P
+    on `validation_data` and TG on the teacher's probe images, and reports `score` = P + α·TG. The project
+    directory, `results_summary()`, `get_best_models()` (the premature weights) and resuming with
+    `overwrite=False` are KerasTuner's.
+
+    A candidate that cannot be built (`CandidateBuildError`) or whose loss becomes NaN or infinite is a
+    FAILED trial whose message says why; the search goes on. KerasTuner stops a search after
+    `max_consecutive_failed_trials` failures in a row; the oracle this class creates allows
+    `DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS` (10), an oracle you pass keeps its own setting.
+
+    Randomness: the oracle's seed (`seed`) also seeds each trial's weight initialization and data order
+    (`keras.utils.set_random_seed(seed + trial number)`), so the same seed gives the same trials.
+
+    Args:
+        hypermodel: A `keras_tuner.HyperModel` (e.g. `CNNSearchSpace`) whose `build(hp)` returns a compiled
+            model with an accuracy metric.
+        teacher: A `TeacherStore`, or the path of a teacher file.
+        alpha: α, the weight of TG in the score; 1 is the paper's value for ~2 epochs; 0 is plain P.
+        premature_epochs: Epochs of premature training per candidate (default 2, as in the paper's
+            TG-SAGE searches). Give either this or `premature_steps`.
+        premature_steps: SGD steps of premature training per candidate, instead of epochs.
+        oracle: Any KerasTuner oracle. Its objective, if given, must be one of the reported metrics;
+            `None` as its objective means `score`. Defaults to a `RandomSearchOracle` with `max_trials`
+            and `seed`.
+        max_trials: Trials of the default oracle.
+        seed: Seed of the default oracle; with an oracle passed in, its own seed is used.
+        endpoints: Callable returning the names of a model's representation layers; defaults to
+            `keras_sage.hypermodels.representation_endpoints`.
+        probe: Optional `(images, labels)` the teacher must have been registered on; a teacher file with a
+            different probe fingerprint is refused.
+        probe_preprocessing: Optional callable applied to probe image batches before the candidate sees
+            them (see `TeacherGuidedObjective`).
+        max_features: Features subsampled per student endpoint for its RDM.
+        memory_budget: Bytes that student feature extraction may use (endpoints are grouped to fit).
+        probe_batch_size: Probe images per forward pass.
+        **kwargs: Passed to `keras_tuner.Tuner`: `directory`, `project_name`, `overwrite`,
+            `distribution_strategy`, `max_model_size`, `tuner_id`, ...
+
+    Example:
+
+    ```python
+    tuner = SageTuner(
+        CNNSearchSpace(max_layers=10, num_classes=10, input_shape=(16, 16, 1)),
+        teacher="teacher.h5",
+        alpha=1.0,
+        premature_epochs=2,
+        max_trials=20,
+        directory="searches",
+        project_name="tg_sage",
+    )
+    tuner.search(x_train, y_train, validation_data=(x_val, y_val), batch_size=64)
+    tuner.results_summary()
+    best = tuner.rerank(top_k=3, epochs=20, x=x_train, y=y_train, validation_data=(x_val, y_val))
+    tuner.search_cost()
+    ```
+    """
+
+    def __init__(
+        self,
+        hypermodel: keras_tuner.HyperModel,
+        teacher: TeacherStore | str | os.PathLike,
+        alpha: float = DEFAULT_ALPHA,
+        premature_epochs: int | None = None,
+        premature_steps: int | None = None,
+        oracle: keras_tuner.Oracle | None = None,
+        max_trials: int = 10,
+        seed: int | None = None,
+        endpoints: Callable[[keras.Model], Sequence[str]] | None = None,
+        probe: tuple[np.ndarray, np.ndarray | None] | None = None,
+        probe_preprocessing: Callable[[np.ndarray], Any] | None = None,
+        max_features: int | None = DEFAULT_MAX_FEATURES,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        probe_batch_size: int = 128,
+        **kwargs: Any,
+    ) -> None:
+        if premature_epochs is not None and premature_steps is not None:
+            raise ValueError("give either premature_epochs or premature_steps, not both")
+        if premature_epochs is None and premature_steps is None:
+            premature_epochs = 2
+        for name, value in (("premature_epochs", premature_epochs), ("premature_steps", premature_steps)):
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        self.premature_epochs = premature_epochs
+        self.premature_steps = premature_steps
+        self.objective = TeacherGuidedObjective(
+            teacher,
+            alpha=alpha,
+            max_features=max_features,
+            batch_size=probe_batch_size,
+            memory_budget=memory_budget,
+            probe_preprocessing=probe_preprocessing,
+            expected_probe=probe,
+            seed=0 if seed is None else seed,
+        )
+        self.endpoints = endpoints
+        # Examples processed by SGD: during the search (M1·E1) and during reranking (M2·E2).
+        self.search_examples = 0
+        self.rerank_examples = 0
+        self.rerank_results: list[RerankResult] = []
+        if oracle is None:
+            oracle = keras_tuner.oracles.RandomSearchOracle(
+                objective=SCORE_OBJECTIVE,
+                max_trials=max_trials,
+                seed=seed,
+                max_consecutive_failed_trials=DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
+            )
+        _use_reported_objective(oracle)
+        super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.seed = int(self.oracle.seed)
+
+    @property
+    def alpha(self) -> float:
+        """α, the weight of TG in the score."""
+        return self.objective.alpha
+
+    def run_trial(self, trial: keras_tuner.engine.trial.Trial, *fit_args: Any, **fit_kwargs: Any) -> dict:
+        """Builds, trains for the premature budget, and scores one candidate.
+
+        Returns:
+            The trial's metrics: `score`, `premature_accuracy`, `teacher_guidance`, `S_<teacher layer>`,
+            and `examples_processed`.
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: The candidate cannot be built or its training diverged.
+        """
+        from keras_sage.hypermodels import CandidateBuildError
+
+        validation_data = fit_kwargs.pop("validation_data", None)
+        if validation_data is None:
+            raise keras_tuner.errors.FatalValueError(
+                "SageTuner.search needs validation_data=(x_val, y_val) to measure premature accuracy P"
+            )
+        for budget_argument in ("epochs", "steps_per_epoch"):
+            if budget_argument in fit_kwargs:
+                raise keras_tuner.errors.FatalValueError(
+                    f"{budget_argument} is set by SageTuner's premature_epochs / premature_steps, "
+                    "not by search()"
+                )
+        hp = trial.hyperparameters
+        keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
+        try:
+            model = self._try_build(hp)
+        except CandidateBuildError as error:
+            raise keras_tuner.errors.FailedTrialError(f"candidate cannot be built: {error}") from error
+
+        monitor = self._fit(trial, model, fit_args, fit_kwargs, self.premature_epochs, self.premature_steps)
+        self.search_examples += monitor.examples
+        if monitor.diverged_at_step is not None:
+            raise keras_tuner.errors.FailedTrialError(
+                f"training diverged: the loss became NaN or infinite at step {monitor.diverged_at_step}"
+            )
+
+        endpoints = None if self.endpoints is None else self.endpoints(model)
+        result = self.objective.evaluate(
+            model, validation_data, endpoints=endpoints, batch_size=fit_kwargs.get("batch_size")
+        )
+        if not math.isfinite(result.score):
+            raise keras_tuner.errors.FailedTrialError(f"the candidate's score is not finite: {result}")
+
+        model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+        _write_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
+        _write_json(
+            os.path.join(self.get_trial_dir(trial.trial_id), "teacher_guidance.json"),
+            {
+                "alpha": result.alpha,
+                "similarities": result.similarities,
+                "best_student_layers": result.best_student_layers,
+                "examples_processed": monitor.examples,
+            },
+        )
+        return {**result.metrics(), "examples_processed": float(monitor.examples)}
+
+    def rerank(
+        self,
+        top_k: int,
+        epochs: int,
+        *fit_args: Any,
+        validation_data: Any,
+        **fit_kwargs: Any,
+    ) -> list[RerankResult]:
+        """Trains the `top_k` best candidates of the search from scratch for `epochs` (M2 = top_k, E2).
+
+        The paper's post-search step (§4.3): premature scores do not rank mature performance perfectly,
+        so the best few candidates are trained longer and the one with the highest validation accuracy
+        is kept. The results and the examples processed are saved with the tuner's state.
+
+        Args:
+            top_k: How many of the best completed trials to train.
+            epochs: Training epochs for each.
+            *fit_args: Training data, as for `search` (e.g. `x, y`).
+            validation_data: `(x_val, y_val)` for the mature accuracy.
+            **fit_kwargs: Passed to `HyperModel.fit` (e.g. `batch_size`).
+
+        Returns:
+            `RerankResult`s, highest mature accuracy first.
+        """
+        if top_k < 1 or epochs < 1:
+            raise ValueError(f"top_k and epochs must be positive; got top_k={top_k}, epochs={epochs}")
+        completed = keras_tuner.engine.trial.TrialStatus.COMPLETED
+        trials = [trial for trial in self.oracle.get_best_trials(top_k) if trial.status == completed]
+        results = []
+        for trial in trials:
+            keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
+            model = self._try_build(trial.hyperparameters)
+            monitor = self._fit(trial, model, fit_args, dict(fit_kwargs), epochs, None)
+            self.rerank_examples += monitor.examples
+            mature_accuracy = (
+                math.nan
+                if monitor.diverged_at_step is not None
+                else premature_accuracy(model, validation_data, batch_size=fit_kwargs.get("batch_size"))
+            )
+            results.append(
+                RerankResult(
+                    trial_id=trial.trial_id,
+                    score=float(trial.score),
+                    mature_accuracy=mature_accuracy,
+                    examples_processed=monitor.examples,
+                )
+            )
+        results.sort(
+            key=lambda result: -np.inf if math.isnan(result.mature_accuracy) else result.mature_accuracy,
+            reverse=True,
+        )
+        self.rerank_results.extend(results)
+        self.save()
+        return results
+
+    def search_cost(self) -> int:
+        """The cost of the search so far in examples processed by SGD: M1·E1 + M2·E2 (paper §4.3)."""
+        return self.search_examples + self.rerank_examples
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        state.update(
+            {
+                "search_examples": self.search_examples,
+                "rerank_examples": self.rerank_examples,
+                "rerank_results": [asdict(result) for result in self.rerank_results],
+            }
+        )
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self.search_examples = int(state.get("search_examples", 0))
+        self.rerank_examples = int(state.get("rerank_examples", 0))
+        self.rerank_results = [RerankResult(**result) for result in state.get("rerank_results", [])]
+
+    def _trial_seed(self, trial_id: str) -> int:
+        return (self.oracle.seed + int(trial_id)) % 2**31
+
+    def _fit(
+        self,
+        trial: keras_tuner.engine.trial.Trial,
+        model: keras.Model,
+        fit_args: tuple,
+        fit_kwargs: dict[str, Any],
+        epochs: int | None,
+        steps: int | None,
+    ) -> _TrainingMonitor:
+        """Trains `model` for `epochs` epochs or `steps` SGD steps; returns what the monitor counted."""
+        training_data = fit_args[0] if fit_args else fit_kwargs.get("x")
+        batch_size = fit_kwargs.get("batch_size") or 32
+        n_examples, batch_sizes = _training_batches(training_data, batch_size)
+        if steps is not None:
+            batches_per_epoch = None if n_examples is None else math.ceil(n_examples / batch_size)
+            epochs = 1 if batches_per_epoch is None else math.ceil(steps / batches_per_epoch)
+            if batches_per_epoch is None:
+                fit_kwargs["steps_per_epoch"] = steps
+        monitor = _TrainingMonitor(batch_sizes, max_steps=steps)
+        callbacks = self._deepcopy_callbacks(fit_kwargs.pop("callbacks", []))
+        self._configure_tensorboard_dir(callbacks, trial)
+        fit_kwargs.setdefault("verbose", 0)
+        self.hypermodel.fit(
+            trial.hyperparameters,
+            model,
+            *fit_args,
+            epochs=epochs,
+            callbacks=[*callbacks, monitor],
+            **fit_kwargs,
+        )
+        return monitor
+
+
+def _use_reported_objective(oracle: keras_tuner.Oracle) -> None:
+    """Gives an oracle without an objective `score`; refuses an objective SageTuner does not report."""
+    name = getattr(oracle.objective, "name", None)
+    if name == "default_objective":
+        oracle.objective = SCORE_OBJECTIVE
+        return
+    if name not in _REPORTED_OBJECTIVES and not str(name).startswith("S_"):
+        raise ValueError(
+            f"the oracle's objective {name!r} is not a metric SageTuner reports; use "
+            "keras_tuner.Objective('score', 'max') (or premature_accuracy, teacher_guidance, S_<layer>)"
+        )
+
+
+def _training_batches(training_data: Any, batch_size: int) -> tuple[int | None, Callable[[int], int]]:
+    """The number of training examples (if known) and the size of batch k of an epoch.
+
+    Exact for arrays; for a `tf.data.Dataset` of batches, every batch counts as the size of the first.
+    """
+    if hasattr(training_data, "shape") or isinstance(training_data, (list, tuple, dict)):
+        first = training_data
+        while isinstance(first, (list, tuple, dict)):
+            first = next(iter(first.values())) if isinstance(first, dict) else first[0]
+        n_examples = int(first.shape[0])
+
+        def array_batch_size(batch: int) -> int:
+            return max(0, min(batch_size, n_examples - batch * batch_size))
+
+        return n_examples, array_batch_size
+    import tensorflow as tf
+
+    if isinstance(training_data, tf.data.Dataset):
+        first_batch = next(iter(training_data))
+        leading = tf.nest.flatten(first_batch)[0]
+        dataset_batch_size = int(leading.shape[0])
+        cardinality = int(training_data.cardinality())
+        n_examples = cardinality * dataset_batch_size if cardinality > 0 else None
+        return n_examples, lambda batch: dataset_batch_size
+    raise TypeError(
+        f"SageTuner trains on arrays or a tf.data.Dataset of batches; got {type(training_data).__name__}"
+    )
+
+
+def _write_json(path: str, data: Any) -> None:
+    """Writes JSON atomically: a temporary file in the same directory, then `os.replace`."""
+    directory = os.path.dirname(path) or "."
+    file_descriptor, temporary_path = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(file_descriptor, "w") as file:
+            json.dump(data, file, indent=2)
+        os.replace(temporary_path, path)
+    except BaseException:
+        os.unlink(temporary_path)
+        raise

@@ -1,0 +1,194 @@
+"""TeacherGuidedObjective: S_i, TG and P + α·TG on tiny models, checked against scipy."""
+
+import keras
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+from scipy.stats import pearsonr
+
+from keras_sage.objective import (
+    RDM_WORKSPACE_BYTES_PER_PAIR,
+    TeacherGuidedObjective,
+    TeacherGuidedScore,
+    plan_endpoint_groups,
+    premature_accuracy,
+    teacher_guidance,
+)
+from keras_sage.rsa import feature_subsample_indices, rdm
+from keras_sage.teachers import TeacherStore
+
+N_PROBE = 12
+ENDPOINTS = ["layer_1", "layer_2", "layer_3"]
+
+
+def tiny_cnn(seed: int, metrics: tuple[str, ...] = ("accuracy",)) -> keras.Model:
+    """Three named conv endpoints on 8×8×1 images; the same seed gives the same weights."""
+    keras.utils.set_random_seed(seed)
+    image = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="layer_1")(image)
+    x = keras.layers.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="layer_2")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="layer_3")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(image, keras.layers.Dense(3, activation="softmax")(x))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=list(metrics))
+    return model
+
+
+def activations(model: keras.Model, images: np.ndarray) -> dict[str, np.ndarray]:
+    outputs = [model.get_layer(name).output for name in ENDPOINTS]
+    values = keras.Model(model.input, outputs)(images.astype(np.float32), training=False)
+    return {
+        name: np.asarray(value).reshape(len(images), -1)
+        for name, value in zip(ENDPOINTS, values, strict=True)
+    }
+
+
+@pytest.fixture(scope="module")
+def probe() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    images = rng.random((N_PROBE, 8, 8, 1), dtype=np.float32)
+    labels = np.repeat(np.arange(3), N_PROBE // 3)
+    return images, labels
+
+
+def make_teacher(path, model, probe, level="image", layers=("layer_1", "layer_3")) -> TeacherStore:
+    images, labels = probe
+    store = TeacherStore.create(path, images, labels)
+    features = activations(model, images)
+    for name in layers:
+        store.add_rdm(
+            f"T_{name}",
+            rdm(features[name], labels=labels if level == "category" else None, level=level, name=name),
+        )
+    return TeacherStore.open(path)
+
+
+def test_plan_endpoint_groups_fits_buffers_in_budget():
+    n_images = 4
+    workspace = RDM_WORKSPACE_BYTES_PER_PAIR * n_images**2
+    # Room for 20 features of 4 images: endpoints of 10, 10, 10 features go as [0, 1], [2].
+    budget = workspace + 4 * n_images * 20
+    assert plan_endpoint_groups([10, 10, 10], n_images, budget) == [[0, 1], [2]]
+    assert plan_endpoint_groups([10, 10, 10], n_images, 10**9) == [[0, 1, 2]]
+    # An endpoint larger than the budget still gets its own group.
+    assert plan_endpoint_groups([100, 5, 5], n_images, budget) == [[0], [1, 2]]
+
+
+def test_teacher_guidance_is_mean_of_similarities():
+    assert teacher_guidance([0.2, 0.4, 0.9]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="at least one"):
+        teacher_guidance([])
+
+
+def test_teacher_against_itself_scores_one(tmp_path, probe):
+    model = tiny_cnn(seed=1)
+    teacher = make_teacher(tmp_path / "teacher.h5", model, probe)
+    objective = TeacherGuidedObjective(teacher, max_features=None, batch_size=5)
+    similarities, best = objective.similarities(model, ENDPOINTS)
+    assert similarities == pytest.approx({"T_layer_1": 1.0, "T_layer_3": 1.0}, abs=1e-5)
+    assert best == {"T_layer_1": "layer_1", "T_layer_3": "layer_3"}
+
+
+def test_other_network_scores_lower_and_matches_scipy(tmp_path, probe):
+    images, _ = probe
+    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
+    student = tiny_cnn(seed=2)
+    max_features = 50
+    objective = TeacherGuidedObjective(teacher, max_features=max_features, batch_size=5, seed=3)
+    similarities, best = objective.similarities(student, ENDPOINTS)
+
+    features = activations(student, images)
+    for teacher_name, teacher_rdm in teacher.rdms().items():
+        expected = {}
+        for name, values in features.items():
+            kept = feature_subsample_indices(values.shape[1], max_features, 3)
+            values = values if kept is None else values[:, kept]
+            expected[name] = pearsonr(teacher_rdm.values, pdist(values, "correlation")).statistic
+        assert similarities[teacher_name] == pytest.approx(max(expected.values()), abs=1e-4)
+        assert best[teacher_name] == max(expected, key=expected.get)
+    assert np.mean(list(similarities.values())) < 0.999
+
+
+def test_grouped_forward_passes_give_the_same_similarities(tmp_path, probe):
+    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
+    student = tiny_cnn(seed=2)
+    one_pass = TeacherGuidedObjective(teacher, max_features=40).similarities(student, ENDPOINTS)
+    # A budget that holds only the RDM workspace forces one endpoint per forward pass.
+    tight_budget = RDM_WORKSPACE_BYTES_PER_PAIR * N_PROBE**2 + 1
+    assert plan_endpoint_groups([40, 40, 40], N_PROBE, tight_budget) == [[0], [1], [2]]
+    grouped = TeacherGuidedObjective(teacher, max_features=40, memory_budget=tight_budget).similarities(
+        student, ENDPOINTS
+    )
+    assert grouped[1] == one_pass[1]
+    assert grouped[0] == pytest.approx(one_pass[0], abs=1e-6)
+
+
+def test_category_level_teacher(tmp_path, probe):
+    images, labels = probe
+    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe, level="category")
+    student = tiny_cnn(seed=2)
+    similarities, _ = TeacherGuidedObjective(teacher, max_features=None).similarities(student, ENDPOINTS)
+    features = activations(student, images)
+    for teacher_name, teacher_rdm in teacher.rdms().items():
+        assert teacher_rdm.level == "category"
+        expected = max(
+            pearsonr(
+                teacher_rdm.values,
+                pdist(np.stack([values[labels == c].mean(axis=0) for c in range(3)]), "correlation"),
+            ).statistic
+            for values in features.values()
+        )
+        assert similarities[teacher_name] == pytest.approx(expected, abs=1e-4)
+
+
+def test_score_is_accuracy_plus_alpha_times_guidance(tmp_path, probe):
+    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
+    student = tiny_cnn(seed=2)
+    rng = np.random.default_rng(1)
+    x_val = rng.random((10, 8, 8, 1), dtype=np.float32)
+    y_val = rng.integers(0, 3, 10)
+    result = TeacherGuidedObjective(teacher, alpha=0.5).evaluate(student, (x_val, y_val), ENDPOINTS)
+    predicted = np.argmax(student.predict(x_val, verbose=0), axis=1)
+    assert result.premature_accuracy == pytest.approx(np.mean(predicted == y_val))
+    assert result.teacher_guidance == pytest.approx(np.mean(list(result.similarities.values())))
+    assert result.score == result.premature_accuracy + 0.5 * result.teacher_guidance
+    metrics = result.metrics()
+    assert set(metrics) == {"score", "premature_accuracy", "teacher_guidance", "S_T_layer_1", "S_T_layer_3"}
+    assert metrics["S_T_layer_3"] == result.similarities["T_layer_3"]
+
+
+def test_alpha_zero_score_is_accuracy():
+    result = TeacherGuidedScore(premature_accuracy=0.25, teacher_guidance=0.8, alpha=0.0)
+    assert result.score == 0.25
+
+
+def test_mismatched_probe_fingerprint_is_refused(tmp_path, probe):
+    images, labels = probe
+    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
+    TeacherGuidedObjective(teacher, expected_probe=(images, labels))
+    with pytest.raises(ValueError, match=r"teacher\.h5.*different probe set"):
+        TeacherGuidedObjective(teacher, expected_probe=(images[::-1], labels))
+
+
+def test_probe_preprocessing_is_applied(tmp_path, probe):
+    model = tiny_cnn(seed=1)
+    teacher = make_teacher(tmp_path / "teacher.h5", model, probe)
+    # The teacher is the model itself: fed the probe images unchanged it scores 1, fed shifted images less.
+    plain = TeacherGuidedObjective(teacher, max_features=None).similarities(model, ENDPOINTS)[0]
+    identity = TeacherGuidedObjective(
+        teacher, max_features=None, probe_preprocessing=lambda batch: batch.astype(np.float32)
+    ).similarities(model, ENDPOINTS)[0]
+    shifted = TeacherGuidedObjective(
+        teacher, max_features=None, probe_preprocessing=lambda batch: batch.astype(np.float32) - 5.0
+    ).similarities(model, ENDPOINTS)[0]
+    assert identity == plain
+    assert shifted["T_layer_3"] < plain["T_layer_3"] - 1e-3
+
+
+def test_missing_endpoint_and_missing_accuracy_name_the_problem(tmp_path, probe):
+    model = tiny_cnn(seed=1)
+    teacher = make_teacher(tmp_path / "teacher.h5", model, probe)
+    with pytest.raises(ValueError, match="no endpoint layer 'layer_9'"):
+        TeacherGuidedObjective(teacher).similarities(model, ["layer_9"])
+    with pytest.raises(ValueError, match="no accuracy metric"):
+        premature_accuracy(tiny_cnn(seed=1, metrics=()), (probe[0], probe[1]))

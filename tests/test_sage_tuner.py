@@ -1,0 +1,248 @@
+"""SageTuner end to end on tiny data: trials, metrics on disk, failures, resume, rerank and cost."""
+
+import json
+from pathlib import Path
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from keras_sage.hypermodels import CandidateBuildError
+from keras_sage.rsa import rdm
+from keras_sage.teachers import TeacherStore
+from keras_sage.tuners.sage_tuner import SageTuner
+
+N_TRAIN = 40
+BATCH_SIZE = 16
+
+
+class TinySpace(keras_tuner.HyperModel):
+    """Two conv endpoints with a tunable width; `mode` can force a NaN loss or an unbuildable candidate."""
+
+    def __init__(self, modes: tuple[str, ...] = ("ok",)):
+        super().__init__()
+        self.modes = list(modes)
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        filters = hp.Int("filters", 2, 8)
+        mode = hp.Choice("mode", self.modes, default="ok")
+        if mode == "unbuildable":
+            raise CandidateBuildError("spatial size below 1 at layer_2")
+        image = keras.Input((8, 8, 1))
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name="layer_1")(image)
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu", name="layer_2")(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(image, keras.layers.Dense(3, activation="softmax")(x))
+
+        def loss(y_true, y_pred):
+            value = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+            return value * np.nan if mode == "nan" else value
+
+        model.compile(optimizer="sgd", loss=loss, metrics=["accuracy"])
+        return model
+
+
+class ScriptedOracle(keras_tuner.Oracle):
+    """Proposes the given hyperparameter values in order, then stops."""
+
+    def __init__(self, script: list[dict], **kwargs):
+        super().__init__(max_trials=len(script), **kwargs)
+        self.script = script
+
+    def populate_space(self, trial_id: str) -> dict:
+        return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": self.script[int(trial_id)]}
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.random((N_TRAIN + 20, 8, 8, 1), dtype=np.float32)
+    y = rng.integers(0, 3, len(x))
+    probe_images = rng.random((9, 8, 8, 1), dtype=np.float32)
+    return {
+        "x": x[:N_TRAIN],
+        "y": y[:N_TRAIN],
+        "x_val": x[N_TRAIN:],
+        "y_val": y[N_TRAIN:],
+        "probe_images": probe_images,
+        "probe_labels": np.repeat(np.arange(3), 3),
+    }
+
+
+@pytest.fixture(scope="module")
+def teacher_path(tmp_path_factory, data) -> Path:
+    """A 'teacher' whose RDMs come from random features of the probe images."""
+    path = tmp_path_factory.mktemp("teacher") / "teacher.h5"
+    store = TeacherStore.create(path, data["probe_images"], data["probe_labels"])
+    flat = data["probe_images"].reshape(len(data["probe_images"]), -1)
+    rng = np.random.default_rng(1)
+    store.add_rdm("L1", rdm(np.maximum(flat @ rng.normal(size=(64, 32)), 0), name="L1"))
+    store.add_rdm("L2", rdm(flat @ rng.normal(size=(64, 8)), name="L2"))
+    return path
+
+
+def search(tuner: SageTuner, data, **kwargs) -> None:
+    tuner.search(
+        data["x"], data["y"], validation_data=(data["x_val"], data["y_val"]), batch_size=BATCH_SIZE, **kwargs
+    )
+
+
+def trial_files(directory: Path) -> dict[str, dict]:
+    return {
+        path.parent.name: json.loads(path.read_text())
+        for path in sorted(directory.glob("trial_*/trial.json"))
+    }
+
+
+def last_metric(trial: dict, name: str) -> float:
+    return trial["metrics"]["metrics"][name]["observations"][-1]["value"][0]
+
+
+def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path):
+    tuner = SageTuner(
+        TinySpace(),
+        teacher=teacher_path,
+        alpha=0.7,
+        premature_epochs=1,
+        max_trials=3,
+        seed=5,
+        directory=tmp_path,
+        project_name="tg",
+    )
+    search(tuner, data, callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "logs"))])
+    trials = trial_files(tmp_path / "tg")
+    assert len(trials) == 3
+    assert [trial["status"] for trial in trials.values()] == ["COMPLETED"] * 3
+    for trial in trials.values():
+        score = last_metric(trial, "score")
+        accuracy = last_metric(trial, "premature_accuracy")
+        guidance = last_metric(trial, "teacher_guidance")
+        assert score == accuracy + 0.7 * guidance
+        assert guidance == pytest.approx((last_metric(trial, "S_L1") + last_metric(trial, "S_L2")) / 2)
+        assert trial["score"] == score
+    # The KerasTuner TensorBoard integration ran in every trial.
+    assert len(list((tmp_path / "logs").iterdir())) == 3
+    # get_best_models loads the premature weights the best trial was scored with.
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    best_model = tuner.get_best_models(1)[0]
+    reloaded = best_model.evaluate(data["x_val"], data["y_val"], verbose=0, return_dict=True)["accuracy"]
+    assert reloaded == pytest.approx(best_trial.metrics.get_last_value("premature_accuracy"))
+    side_file = json.loads(
+        (tmp_path / "tg" / f"trial_{best_trial.trial_id}" / "teacher_guidance.json").read_text()
+    )
+    assert set(side_file["best_student_layers"].values()) <= {"layer_1", "layer_2"}
+    # Cost: 3 trials of one epoch over 40 examples.
+    assert tuner.search_cost() == 3 * N_TRAIN
+
+
+def test_alpha_zero_is_performance_guided(tmp_path, data, teacher_path):
+    tuner = SageTuner(
+        TinySpace(),
+        teacher=teacher_path,
+        alpha=0.0,
+        premature_steps=2,
+        max_trials=2,
+        seed=1,
+        directory=tmp_path,
+        project_name="p",
+    )
+    search(tuner, data)
+    for trial in trial_files(tmp_path / "p").values():
+        assert last_metric(trial, "score") == last_metric(trial, "premature_accuracy")
+        assert last_metric(trial, "teacher_guidance") != 0.0
+    # Two steps of 16 examples per trial.
+    assert tuner.search_cost() == 2 * 2 * BATCH_SIZE
+
+
+def test_mismatched_teacher_probe_raises(tmp_path, data, teacher_path):
+    with pytest.raises(ValueError, match="different probe set"):
+        SageTuner(
+            TinySpace(),
+            teacher=teacher_path,
+            probe=(data["probe_images"][::-1], data["probe_labels"]),
+            directory=tmp_path,
+            project_name="mismatch",
+        )
+
+
+def test_nan_and_unbuildable_candidates_are_failed_trials(tmp_path, data, teacher_path):
+    script = [{"filters": 2, "mode": mode} for mode in ("nan", "unbuildable", "ok")]
+    tuner = SageTuner(
+        TinySpace(modes=("ok", "nan", "unbuildable")),
+        teacher=teacher_path,
+        oracle=ScriptedOracle(script),
+        premature_steps=3,
+        directory=tmp_path,
+        project_name="failures",
+    )
+    assert tuner.oracle.objective.name == "score"
+    search(tuner, data)
+    trials = trial_files(tmp_path / "failures")
+    assert [trial["status"] for trial in trials.values()] == ["FAILED", "FAILED", "COMPLETED"]
+    assert "training diverged" in trials["trial_0"]["message"]
+    assert "candidate cannot be built: spatial size below 1" in trials["trial_1"]["message"]
+
+
+def test_resume_continues_the_trial_count_and_cost(tmp_path, data, teacher_path):
+    arguments = {"teacher": teacher_path, "premature_epochs": 1, "seed": 3, "directory": tmp_path}
+    first = SageTuner(TinySpace(), max_trials=2, project_name="resume", **arguments)
+    search(first, data)
+    before = trial_files(tmp_path / "resume")
+    resumed = SageTuner(TinySpace(), max_trials=3, project_name="resume", overwrite=False, **arguments)
+    assert resumed.remaining_trials == 1
+    search(resumed, data)
+    after = trial_files(tmp_path / "resume")
+    assert sorted(after) == ["trial_0", "trial_1", "trial_2"]
+    assert {name: after[name] for name in before} == before
+    assert resumed.search_cost() == 3 * N_TRAIN
+
+
+def test_rerank_trains_the_best_longer_and_adds_to_the_cost(tmp_path, data, teacher_path):
+    tuner = SageTuner(
+        TinySpace(),
+        teacher=teacher_path,
+        premature_steps=1,
+        max_trials=3,
+        seed=2,
+        directory=tmp_path,
+        project_name="rerank",
+    )
+    search(tuner, data)
+    search_cost = tuner.search_cost()
+    assert search_cost == 3 * BATCH_SIZE
+    results = tuner.rerank(
+        2, 2, data["x"], data["y"], validation_data=(data["x_val"], data["y_val"]), batch_size=BATCH_SIZE
+    )
+    assert len(results) == 2
+    assert [result.mature_accuracy for result in results] == sorted(
+        (result.mature_accuracy for result in results), reverse=True
+    )
+    assert {result.trial_id for result in results} == {
+        trial.trial_id for trial in tuner.oracle.get_best_trials(2)
+    }
+    assert tuner.search_cost() == search_cost + 2 * 2 * N_TRAIN
+    reloaded = SageTuner(
+        TinySpace(),
+        teacher=teacher_path,
+        premature_steps=1,
+        max_trials=3,
+        seed=2,
+        directory=tmp_path,
+        project_name="rerank",
+        overwrite=False,
+    )
+    assert reloaded.search_cost() == tuner.search_cost()
+    assert reloaded.rerank_results == results
+
+
+def test_budget_arguments_are_checked(tmp_path, teacher_path):
+    with pytest.raises(ValueError, match="either premature_epochs or premature_steps"):
+        SageTuner(
+            TinySpace(), teacher=teacher_path, premature_epochs=1, premature_steps=5, directory=tmp_path
+        )
+    with pytest.raises(ValueError, match="premature_steps must be a positive integer"):
+        SageTuner(TinySpace(), teacher=teacher_path, premature_steps=0, directory=tmp_path)
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_loss", max_trials=1)
+    with pytest.raises(ValueError, match="'val_loss' is not a metric SageTuner reports"):
+        SageTuner(TinySpace(), teacher=teacher_path, oracle=oracle, directory=tmp_path)
