@@ -20,7 +20,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from keras_sage.rsa import feature_subsample_indices, rdm
+from keras_sage.rsa import LEVELS, METRICS, feature_subsample_indices, rdm
 from keras_sage.teachers.store import (
     TeacherStore,
     _probe_images_as_stored,
@@ -94,7 +94,7 @@ def register_teacher(
     """
     images = _probe_images_as_stored(probe_images)
     labels = _probe_labels_as_stored(probe_labels, images.shape[0])
-    _check_level(level, labels)
+    _check_choices(metric, level, labels)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
     model, source = _load_model(model_or_path)
@@ -169,7 +169,7 @@ def register_recordings(
     """
     images = _probe_images_as_stored(probe_images)
     labels = _probe_labels_as_stored(probe_labels, images.shape[0])
-    _check_level(level, labels)
+    _check_choices(metric, level, labels)
     if isinstance(responses, Mapping):
         regions = dict(responses)
         source = source if source is not None else ""
@@ -371,9 +371,12 @@ def _single_output(layer: Any) -> Any:
     return None if isinstance(output, (list, tuple, dict)) else output
 
 
-def _check_level(level: str, labels: np.ndarray | None) -> None:
-    if level not in ("image", "category"):
-        raise ValueError(f"level must be 'image' or 'category'; got {level!r}")
+def _check_choices(metric: str, level: str, labels: np.ndarray | None) -> None:
+    """Checks `metric` and `level` before any work is done (`rdm` checks them again, after)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}; got {level!r}")
     if level == "category" and labels is None:
         raise ValueError("level='category' needs probe_labels: a category RDM averages each label's images")
 

@@ -186,8 +186,10 @@ class TeacherStore:
             TeacherFileError: The file is not a valid teacher file.
         """
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"teacher file not found: {path}")
+        if not path.is_file():
+            raise TeacherFileError(f"{path}: not a file")
         with _reading(path) as file:
             store = cls._from_file(path, file, writable)
         return store

@@ -1,0 +1,231 @@
+"""The `keras-sage` command.
+
+```
+keras-sage teacher register MODEL.keras --probe PROBE.npz [--layers a,b,c] -o teacher.h5
+keras-sage teacher show teacher.h5
+```
+
+A probe file is an `.npz` with an array `images` (`(n, H, W, C)`, `uint8` or float) and, optionally, an
+integer array `labels` (`(n,)`). Errors in the input (a missing file, a bad teacher file, an unknown
+layer) are reported on one line on stderr with exit status 2. TensorFlow is imported only by the
+commands that run a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from keras_sage import __version__
+
+PROBE_IMAGES_KEY = "images"
+PROBE_LABELS_KEY = "labels"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the `keras-sage` command.
+
+    Args:
+        argv: The arguments after the program name; defaults to `sys.argv[1:]`.
+
+    Returns:
+        The exit status: 0 on success, 2 on bad input.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], None] | None = getattr(args, "handler", None)
+    if handler is None:
+        args.help_parser.print_help(sys.stderr)
+        return 2
+    try:
+        handler(args)
+    except Exception as error:
+        if not isinstance(error, _input_errors()):
+            raise
+        print(f"keras-sage: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `keras-sage` and its subcommands."""
+    from keras_sage.rsa import LEVELS, METRICS
+    from keras_sage.teachers.register import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FEATURES
+
+    parser = argparse.ArgumentParser(
+        prog="keras-sage", description="Teacher-guided neural architecture search (TG-SAGE) for Keras."
+    )
+    parser.add_argument("--version", action="version", version=f"keras-sage {__version__}")
+    parser.set_defaults(help_parser=parser)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    teacher = commands.add_parser("teacher", help="register and inspect teacher files")
+    teacher.set_defaults(help_parser=teacher)
+    teacher_commands = teacher.add_subparsers(title="teacher commands", metavar="COMMAND")
+
+    register = teacher_commands.add_parser(
+        "register",
+        help="store the RDMs of a trained Keras model's layers on a probe set",
+        description="Runs the probe images through layers of a saved Keras model and stores one RDM per "
+        "layer in a teacher file (added to the file if it already holds the same probe set).",
+    )
+    register.add_argument("model", metavar="MODEL", help="a Keras model saved as .keras")
+    register.add_argument(
+        "--probe",
+        required=True,
+        metavar="PROBE.npz",
+        help=f"probe set: an .npz with array '{PROBE_IMAGES_KEY}' (n, H, W, C) and optional "
+        f"integer array '{PROBE_LABELS_KEY}' (n,)",
+    )
+    register.add_argument(
+        "--layers",
+        type=_comma_separated,
+        metavar="A,B,C",
+        help="layer names, comma-separated (default: the model's representation endpoints, or the last "
+        "layer of each spatial resolution and the last flat layer before the classifier)",
+    )
+    register.add_argument("-o", "--output", required=True, metavar="TEACHER.h5", help="teacher file to write")
+    register.add_argument("--metric", choices=METRICS, default="correlation", help="RDM distance")
+    register.add_argument("--level", choices=LEVELS, default="image", help="compare images or categories")
+    register.add_argument(
+        "--max-features",
+        type=_max_features,
+        default=DEFAULT_MAX_FEATURES,
+        metavar="N",
+        help=f"features kept per layer, a fixed random subsample; 'all' keeps all "
+        f"(default: {DEFAULT_MAX_FEATURES})",
+    )
+    register.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help=f"default: {DEFAULT_BATCH_SIZE}"
+    )
+    register.add_argument("--seed", type=int, default=0, help="seed of the feature subsample (default: 0)")
+    register.add_argument(
+        "--overwrite", action="store_true", help="replace RDMs of the same names already in the file"
+    )
+    register.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    register.set_defaults(handler=_teacher_register)
+
+    show = teacher_commands.add_parser("show", help="summarize a teacher file")
+    show.add_argument("teacher", metavar="TEACHER.h5", help="a teacher file")
+    show.set_defaults(handler=_teacher_show)
+    return parser
+
+
+def load_probe(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reads a probe set from an `.npz` file: array `images`, and optional array `labels`.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        ValueError: It is not an `.npz` file, or has no `images` array.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"probe file not found: {path}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path}: not a readable .npz file ({_one_line(error)})") from None
+    if not hasattr(archive, "files"):
+        raise ValueError(f"{path}: a probe file must be an .npz archive of arrays, not a single array")
+    with archive:
+        if PROBE_IMAGES_KEY not in archive.files:
+            raise ValueError(
+                f"{path}: no array '{PROBE_IMAGES_KEY}' (it has: {', '.join(archive.files) or 'nothing'})"
+            )
+        images = archive[PROBE_IMAGES_KEY]
+        labels = archive[PROBE_LABELS_KEY] if PROBE_LABELS_KEY in archive.files else None
+    return images, labels
+
+
+def _teacher_register(args: argparse.Namespace) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from keras_sage.teachers import register_teacher
+
+    images, labels = load_probe(args.probe)
+    store = register_teacher(
+        args.model,
+        images,
+        labels,
+        layers=args.layers,
+        path=args.output,
+        metric=args.metric,
+        level=args.level,
+        max_features=args.max_features,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        verbose=0 if args.quiet else 1,
+    )
+    print(f"wrote {store.path}: {', '.join(store.layer_names)}")
+
+
+def _teacher_show(args: argparse.Namespace) -> None:
+    from keras_sage.teachers import TeacherStore
+
+    store = TeacherStore.open(args.teacher)
+    images = store.probe_images
+    labels = "no labels" if store.probe_labels is None else f"{len(np.unique(store.probe_labels))} categories"
+    print(
+        f"{store.path}: {store.n_images} probe images, shape {tuple(images.shape[1:])}, {images.dtype}, "
+        f"{labels}, fingerprint {store.fingerprint[:12]}"
+    )
+    header = ("name", "kind", "n", "metric", "level", "features used/total", "source")
+    rows = [header]
+    for name in store.layer_names:
+        info = store.layer_info(name)
+        rows.append(
+            (
+                name,
+                info["kind"],
+                str(info["n"]),
+                info["metric"],
+                info["level"],
+                f"{info['n_features_used']}/{info['n_features']}",
+                info["source"],
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    if not store.layer_names:
+        print("(no RDMs)")
+
+
+def _comma_separated(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected layer names separated by commas")
+    return names
+
+
+def _max_features(text: str) -> int | None:
+    if text.lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}")
+    return value
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean bad input (reported in one line), not a bug (reported with a traceback)."""
+    from keras_sage.teachers import TeacherFileError
+
+    return (TeacherFileError, ValueError, OSError)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

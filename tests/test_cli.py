@@ -1,0 +1,172 @@
+import re
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_sage import __version__
+from keras_sage.cli import main
+from keras_sage.rsa import rdm
+from keras_sage.teachers import TeacherStore
+
+N_IMAGES = 9
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("cli")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1), name="image")
+    x = keras.layers.Conv2D(3, 3, activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(3, name="logits")(x)
+    model = keras.Model(inputs, outputs, name="probe_cnn")
+    model.save(directory / "model.keras")
+    rng = np.random.default_rng(0)
+    images = rng.random((N_IMAGES, 8, 8, 1)).astype(np.float32)
+    labels = np.arange(N_IMAGES) % 3
+    np.savez(directory / "probe.npz", images=images, labels=labels)
+    np.savez(directory / "no_images.npz", pixels=images)
+    return directory, model, images, labels
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("keras-sage: error: ")
+    return err
+
+
+def test_register_then_show(files, capsys):
+    directory, model, images, labels = files
+    teacher = directory / "teacher.h5"
+    argv = ["teacher", "register", str(directory / "model.keras"), "--probe", str(directory / "probe.npz")]
+    argv += ["--layers", "conv, pool", "-o", str(teacher), "--metric", "euclidean", "--level", "category"]
+    assert main([*argv, "--max-features", "20", "--batch-size", "4", "--seed", "3", "--quiet"]) == 0
+    assert capsys.readouterr().out == f"wrote {teacher}: conv, pool\n"
+
+    store = TeacherStore.open(teacher)
+    assert store.layer_names == ["conv", "pool"]
+    conv_output = keras.Model(model.input, model.get_layer("conv").output).predict(images, verbose=0)
+    expected = rdm(conv_output, metric="euclidean", labels=labels, level="category", max_features=20, seed=3)
+    np.testing.assert_allclose(store.rdm("conv").values, expected.values, rtol=1e-5)
+
+    assert main(["teacher", "show", str(teacher)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        f"{teacher}: {N_IMAGES} probe images, shape (8, 8, 1), float32, 3 categories, "
+        f"fingerprint {store.fingerprint[:12]}"
+    )
+    assert re.split(r"\s{2,}", lines[1]) == [
+        "name",
+        "kind",
+        "n",
+        "metric",
+        "level",
+        "features used/total",
+        "source",
+    ]
+    model_path = str(directory / "model.keras")
+    assert re.split(r"\s{2,}", lines[2]) == [
+        "conv",
+        "model-layer",
+        "3",
+        "euclidean",
+        "category",
+        "20/108",
+        model_path,
+    ]
+    assert re.split(r"\s{2,}", lines[3]) == [
+        "pool",
+        "model-layer",
+        "3",
+        "euclidean",
+        "category",
+        "3/3",
+        model_path,
+    ]
+    assert len(lines) == 4
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["teacher", "show", "{dir}/missing.h5"], "teacher file not found: {dir}/missing.h5"),
+        (["teacher", "show", "{dir}/probe.npz"], "{dir}/probe.npz: truncated or not an HDF5 file"),
+        (
+            ["teacher", "register", "{dir}/missing.keras", "--probe", "{dir}/probe.npz", "-o", "{dir}/t.h5"],
+            "model file not found: {dir}/missing.keras",
+        ),
+        (
+            ["teacher", "register", "{dir}/model.keras", "--probe", "{dir}/missing.npz", "-o", "{dir}/t.h5"],
+            "probe file not found: {dir}/missing.npz",
+        ),
+        (
+            [
+                "teacher",
+                "register",
+                "{dir}/model.keras",
+                "--probe",
+                "{dir}/no_images.npz",
+                "-o",
+                "{dir}/t.h5",
+            ],
+            "{dir}/no_images.npz: no array 'images' (it has: pixels)",
+        ),
+        (
+            ["teacher", "register", "{dir}/model.keras", "--probe", "{dir}/model.keras", "-o", "{dir}/t.h5"],
+            "{dir}/model.keras: no array 'images'",
+        ),
+        (
+            [
+                "teacher",
+                "register",
+                "{dir}/model.keras",
+                "--probe",
+                "{dir}/probe.npz",
+                "--layers",
+                "conv,dense",
+            ],
+            "model 'probe_cnn' has no layer(s) 'dense'; valid names: image, conv, pool, logits",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_status_2(files, capsys, argv, message):
+    directory = files[0]
+    if argv[1] == "register" and "-o" not in argv:
+        argv = [*argv, "-o", "{dir}/t.h5"]
+    assert main([arg.format(dir=directory) for arg in argv]) == 2
+    assert message.format(dir=directory) in error_line(capsys)
+    assert not (directory / "t.h5").exists()
+
+
+def test_usage_errors_and_version(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["teacher", "register", "model.keras", "-o", "t.h5"])
+    assert exit_info.value.code == 2
+    assert "--probe" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["teacher", "register", "m.keras", "--probe", "p.npz", "-o", "t.h5", "--max-features", "0"])
+    assert exit_info.value.code == 2
+    assert main(["teacher"]) == 2
+    assert "register" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"keras-sage {__version__}\n"
+
+
+def test_command_line_error_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_sage.cli", "teacher", "show", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"keras-sage: error: {bad}: ")
+    assert result.stderr.count("\n") == 1
