@@ -32,6 +32,8 @@ _EXPORTS: dict[str, str] = {
     "register_teacher": "keras_sage.teachers",
     "register_recordings": "keras_sage.teachers",
     "TeacherGuidedObjective": "keras_sage.objective",
+    "CNNSearchSpace": "keras_sage.hypermodels",
+    "resnet_cifar": "keras_sage.hypermodels",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -1,0 +1,22 @@
+"""Search spaces (KerasTuner HyperModels) and teacher networks whose layers are named endpoints."""
+
+from keras_sage.hypermodels.base import LayerwiseSearchSpace, LayerwiseSpec
+from keras_sage.hypermodels.cnn import (
+    CandidateArchitecture,
+    CandidateBuildError,
+    CNNSearchSpace,
+    LayerPlan,
+)
+from keras_sage.hypermodels.endpoints import representation_endpoints
+from keras_sage.hypermodels.resnet import resnet_cifar
+
+__all__ = [
+    "CNNSearchSpace",
+    "CandidateArchitecture",
+    "CandidateBuildError",
+    "LayerPlan",
+    "LayerwiseSearchSpace",
+    "LayerwiseSpec",
+    "representation_endpoints",
+    "resnet_cifar",
+]
