@@ -1,0 +1,29 @@
+"""Representational similarity analysis: RDMs (the paper's §3.1) and how similar two of them are."""
+
+from keras_sage.rsa.compare import COMPARE_METHODS, compare, linear_cka
+from keras_sage.rsa.rdm import (
+    BACKENDS,
+    LEVELS,
+    METRICS,
+    RDM,
+    ConstantRepresentationWarning,
+    condensed_length,
+    feature_subsample_indices,
+    rdm,
+    rows_of_condensed,
+)
+
+__all__ = [
+    "BACKENDS",
+    "COMPARE_METHODS",
+    "LEVELS",
+    "METRICS",
+    "RDM",
+    "ConstantRepresentationWarning",
+    "compare",
+    "condensed_length",
+    "feature_subsample_indices",
+    "linear_cka",
+    "rdm",
+    "rows_of_condensed",
+]

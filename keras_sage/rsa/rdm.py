@@ -1,0 +1,385 @@
+"""Representational dissimilarity matrices (RDMs), the paper's §3.1.
+
+For an activation matrix F (n_i inputs × n_a activations) the RDM is M^F with
+M^F_ij = 1 − corr(F_i, F_j) (Eq. 1). A category-level RDM replaces F with F^c, whose row c is the mean
+activation pattern over the inputs of category c. Only the upper triangle (k = 1, row-major order) is
+kept: it is what the paper compares, and what a teacher file stores.
+
+All three metrics are one matrix product of prepared rows, never a loop over pairs:
+
+- correlation: rows centred on their own mean and scaled to unit norm, so corr(F_i, F_j) = p_i · p_j;
+- cosine: rows scaled to unit norm;
+- euclidean: ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b on rows centred on the column mean (the distance does not
+  change under a common translation, and centring keeps the identity from cancelling digits), in float64.
+
+A row with zero variance (correlation) or zero norm (cosine) has no defined similarity with anything: its
+dissimilarity to every other row is defined as 1 (similarity 0), and a `ConstantRepresentationWarning`
+names the layer.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+METRICS = ("correlation", "euclidean", "cosine")
+LEVELS = ("image", "category")
+BACKENDS = ("auto", "numpy", "tensorflow")
+
+# The numpy backend prepares rows in blocks of at most max(this, input size / 8) bytes, so the peak memory
+# beyond the input stays well under the input's size however large it is.
+_MIN_BLOCK_BYTES = 32 * 2**20
+
+
+class ConstantRepresentationWarning(UserWarning):
+    """A representation (or some of its rows) is constant, so its similarity is defined as 0."""
+
+
+@dataclass(frozen=True, eq=False)
+class RDM:
+    """The upper triangle of a representational dissimilarity matrix, with how it was computed.
+
+    Args:
+        values: float32, the upper triangle (k = 1) in row-major order, length n·(n − 1)/2.
+        n: rows compared: images, or categories when `level="category"`.
+        metric: "correlation", "euclidean" or "cosine".
+        level: "image" or "category".
+        n_features: features in the flattened activations.
+        n_features_used: features left after `max_features` subsampling.
+        seed: the seed of the feature subsample.
+        categories: the label of each row when `level="category"` (sorted unique labels).
+        name: layer or region name, used in error messages.
+
+    Example:
+
+    ```python
+    teacher_rdm = keras_sage.rdm(activations, name="block3")
+    teacher_rdm.square().shape  # (n, n)
+    ```
+    """
+
+    values: np.ndarray
+    n: int
+    metric: str
+    level: str
+    n_features: int
+    n_features_used: int
+    seed: int
+    categories: np.ndarray | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values, dtype=np.float32)
+        if values.shape != (condensed_length(self.n),):
+            raise ValueError(
+                f"RDM {self.name or ''!s}: values must be the upper triangle of an n={self.n} matrix "
+                f"(length {condensed_length(self.n)}), got shape {values.shape}"
+            )
+        object.__setattr__(self, "values", values)
+
+    def square(self) -> np.ndarray:
+        """Returns the full symmetric n×n matrix with a zero diagonal (float32)."""
+        matrix = np.zeros((self.n, self.n), dtype=np.float32)
+        matrix[_upper_mask(self.n)] = self.values
+        return matrix + matrix.T
+
+
+def condensed_length(n: int) -> int:
+    """Returns the number of upper-triangle entries of an n×n matrix, n·(n − 1)/2."""
+    return n * (n - 1) // 2
+
+
+def rows_of_condensed(length: int, what: str) -> int:
+    """Returns n such that an upper triangle of `length` values comes from an n×n matrix (n ≥ 3).
+
+    Args:
+        length: number of upper-triangle values.
+        what: how to name the values in an error message.
+
+    Returns:
+        n.
+    """
+    n = (1 + math.isqrt(1 + 8 * length)) // 2
+    if condensed_length(n) != length:
+        raise ValueError(f"{what} has {length} values, which is not n·(n − 1)/2 for any n")
+    if n < 3:
+        raise ValueError(f"{what} compares n={n} rows; an RDM needs at least 3")
+    return n
+
+
+def feature_subsample_indices(n_features: int, max_features: int | None, seed: int) -> np.ndarray | None:
+    """Returns the paper's fixed random subsample of features, as sorted indices.
+
+    Teacher and student activations are subsampled with this one function, so the same seed always
+    selects the same features.
+
+    Args:
+        n_features: features in the flattened activations.
+        max_features: keep at most this many features; None keeps all.
+        seed: seed of the random choice.
+
+    Returns:
+        Sorted int64 indices of length `max_features`, or None when every feature is kept.
+    """
+    if max_features is None or max_features >= n_features:
+        return None
+    if max_features < 1:
+        raise ValueError(f"max_features must be at least 1, got {max_features}")
+    chosen = np.random.default_rng(seed).choice(n_features, size=max_features, replace=False)
+    return np.sort(chosen).astype(np.int64)
+
+
+def rdm(
+    activations: Any,
+    metric: str = "correlation",
+    labels: Any = None,
+    level: str = "image",
+    max_features: int | None = None,
+    seed: int = 0,
+    backend: str = "auto",
+    name: str | None = None,
+) -> RDM:
+    """Computes the RDM of a layer's activations (the paper's Eq. 1 for `metric="correlation"`).
+
+    Args:
+        activations: np.ndarray or tf.Tensor of shape (n_images, ...); all axes after the first are
+            flattened into features.
+        metric: "correlation" (1 − Pearson r, the paper), "euclidean" or "cosine" (1 − cosine similarity).
+        labels: one label per image; required, and only used, when `level="category"`.
+        level: "image" compares images; "category" first averages the rows of each label (the paper's
+            F^c) and compares categories.
+        max_features: keep a fixed random subsample of at most this many features (the paper's "random
+            subsample of features"); None keeps all.
+        seed: seed of the feature subsample, see `feature_subsample_indices`.
+        backend: "numpy", "tensorflow" (`tf.linalg.matmul`, runs on a GPU unchanged) or "auto":
+            TensorFlow when given a tf.Tensor or when TensorFlow is already imported and sees a GPU,
+            numpy otherwise. "auto" never imports TensorFlow itself.
+        name: the layer or region name, used in error messages and stored on the RDM.
+
+    Returns:
+        An `RDM` whose `values` are the float32 upper triangle.
+
+    Raises:
+        ValueError: on NaN or inf in `activations`, fewer than 3 rows to compare, missing or mismatched
+            `labels`, or an unknown `metric`, `level` or `backend`.
+
+    Example:
+
+    ```python
+    images_rdm = keras_sage.rdm(activations, name="conv3")
+    categories_rdm = keras_sage.rdm(activations, labels=labels, level="category", max_features=5000)
+    ```
+    """
+    where = f"layer {name!r}" if name is not None else "activations"
+    _check_choice("metric", metric, METRICS)
+    _check_choice("level", level, LEVELS)
+    _check_choice("backend", backend, BACKENDS)
+    if backend == "auto":
+        backend = _automatic_backend(activations)
+    compute = _numpy_dissimilarities if backend == "numpy" else _tensorflow_dissimilarities
+    values, degenerate_rows, n, n_features, n_features_used, categories = compute(
+        activations, metric, labels, level, max_features, seed, where
+    )
+    if degenerate_rows:
+        kind = "zero-variance" if metric == "correlation" else "all-zero"
+        warnings.warn(
+            f"{where}: {degenerate_rows} of {n} rows are {kind}; their {metric} with any row is undefined "
+            "and is set to 0 (dissimilarity 1)",
+            ConstantRepresentationWarning,
+            stacklevel=2,
+        )
+    return RDM(
+        values=values,
+        n=n,
+        metric=metric,
+        level=level,
+        n_features=n_features,
+        n_features_used=n_features_used,
+        seed=seed,
+        categories=categories,
+        name=name,
+    )
+
+
+def _check_choice(parameter: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{parameter} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def _automatic_backend(activations: Any) -> str:
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return "numpy"
+    if isinstance(activations, (tf.Tensor, tf.Variable)) or tf.config.list_physical_devices("GPU"):
+        return "tensorflow"
+    return "numpy"
+
+
+def _upper_mask(n: int) -> np.ndarray:
+    rows = np.arange(n)
+    return rows[:, None] < rows[None, :]
+
+
+def _check_rows(n: int, level: str, where: str) -> None:
+    if n < 3:
+        rows = "categories" if level == "category" else "images"
+        raise ValueError(f"{where}: an RDM needs at least 3 {rows}, got {n}")
+
+
+def _raise_not_finite(bad_rows: np.ndarray, where: str) -> None:
+    shown = ", ".join(str(row) for row in bad_rows[:5]) + (", ..." if len(bad_rows) > 5 else "")
+    raise ValueError(f"{where} contain NaN or inf in {len(bad_rows)} image(s) (rows {shown})")
+
+
+def _category_index(
+    labels: Any, n: int, level: str, where: str
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Returns (sorted unique labels, the category of each row) for level "category", else (None, None)."""
+    if level != "category":
+        return None, None
+    if labels is None:
+        raise ValueError(f"{where}: level='category' needs labels, one per image")
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != n:
+        raise ValueError(f"{where}: got {len(labels)} labels for {n} images")
+    categories, category_of_row = np.unique(labels, return_inverse=True)
+    return categories, category_of_row
+
+
+def _numpy_dissimilarities(activations, metric, labels, level, max_features, seed, where):
+    matrix = np.asarray(activations)
+    if matrix.ndim < 2:
+        raise ValueError(f"{where}: activations must have shape (n_images, ...), got {matrix.shape}")
+    matrix = matrix.reshape(len(matrix), -1)
+    if matrix.dtype not in (np.float32, np.float64):
+        matrix = matrix.astype(np.float32)
+    n_images, n_features = matrix.shape
+    # A row sum is finite exactly when the row is, and float64 accumulation cannot overflow float32 data.
+    row_sums = np.sum(matrix, axis=1, dtype=np.float64)
+    if not np.isfinite(row_sums).all():
+        _raise_not_finite(np.flatnonzero(~np.isfinite(matrix).all(axis=1)), where)
+    categories, category_of_row = _category_index(labels, n_images, level, where)
+    features = feature_subsample_indices(n_features, max_features, seed)
+    if features is not None:
+        matrix = matrix[:, features]
+    if categories is not None:
+        # F^c: row c is the mean activation pattern over the images of category c.
+        matrix = np.stack(
+            [matrix[category_of_row == c].mean(axis=0, dtype=np.float64) for c in range(len(categories))]
+        ).astype(np.float32)
+    _check_rows(len(matrix), level, where)
+    values, degenerate_rows = _blocked_dissimilarities(matrix, metric)
+    return values, degenerate_rows, len(matrix), n_features, matrix.shape[1], categories
+
+
+def _blocked_dissimilarities(matrix: np.ndarray, metric: str) -> tuple[np.ndarray, int]:
+    """The numpy kernel: prepares rows block by block and multiplies block pairs on or above the diagonal."""
+    n, n_features = matrix.shape
+    compute_dtype = np.float64 if metric == "euclidean" else np.float32
+    if metric == "correlation":
+        offset = np.mean(matrix, axis=1, dtype=np.float64)[:, None]  # each row's mean
+        degenerate = np.ptp(matrix, axis=1) == 0
+    elif metric == "euclidean":
+        offset = np.mean(matrix, axis=0, dtype=np.float64)[None, :]  # the column mean
+        degenerate = np.zeros(n, dtype=bool)
+    else:
+        offset = None
+        degenerate = ~np.any(matrix, axis=1)
+    block_bytes = max(_MIN_BLOCK_BYTES, matrix.nbytes // 8)
+    rows_per_block = int(min(n, max(1, block_bytes // (n_features * np.dtype(compute_dtype).itemsize))))
+    starts = range(0, n, rows_per_block)
+    squared_norms = np.zeros(n, dtype=np.float64)
+    prepared_before = np.zeros(n, dtype=bool)
+    outer_buffer = np.empty((rows_per_block, n_features), dtype=compute_dtype)
+    inner_buffer = np.empty_like(outer_buffer) if len(starts) > 1 else outer_buffer
+
+    def prepare(start: int, buffer: np.ndarray) -> np.ndarray:
+        stop = min(start + rows_per_block, n)
+        block = buffer[: stop - start]
+        if offset is None:
+            np.copyto(block, matrix[start:stop], casting="same_kind")
+        else:
+            row_offset = offset[start:stop] if metric == "correlation" else offset
+            np.subtract(matrix[start:stop], row_offset, out=block, casting="same_kind")
+        if not prepared_before[start]:
+            squared_norms[start:stop] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+            prepared_before[start] = True
+        if metric != "euclidean":
+            norms = np.sqrt(squared_norms[start:stop])
+            scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=~degenerate[start:stop])
+            block *= scale.astype(compute_dtype)[:, None]
+        return block
+
+    dissimilarities = np.empty((n, n), dtype=np.float32)
+    for outer_start in starts:
+        outer = prepare(outer_start, outer_buffer)
+        outer_rows = slice(outer_start, outer_start + len(outer))
+        for inner_start in starts[starts.index(outer_start) :]:
+            inner = outer if inner_start == outer_start else prepare(inner_start, inner_buffer)
+            inner_rows = slice(inner_start, inner_start + len(inner))
+            products = outer @ inner.T  # `a @ a.T` on the diagonal is a symmetric rank-k update
+            target = dissimilarities[outer_rows, inner_rows]
+            if metric == "euclidean":
+                squared = squared_norms[outer_rows, None] + squared_norms[None, inner_rows] - 2.0 * products
+                np.sqrt(np.maximum(squared, 0.0), out=target, casting="same_kind")
+            else:
+                np.clip(1.0 - products, 0.0, 2.0, out=target)
+    del outer_buffer, inner_buffer
+    return dissimilarities[_upper_mask(n)], int(degenerate.sum())
+
+
+def _tensorflow_dissimilarities(activations, metric, labels, level, max_features, seed, where):
+    import tensorflow as tf
+
+    matrix = tf.convert_to_tensor(activations)
+    if matrix.shape.rank is None or matrix.shape.rank < 2:
+        raise ValueError(f"{where}: activations must have shape (n_images, ...), got {matrix.shape}")
+    compute_dtype = tf.float64 if metric == "euclidean" else tf.float32
+    matrix = tf.reshape(matrix, (tf.shape(matrix)[0], -1))
+    if matrix.dtype not in (tf.float32, tf.float64):
+        matrix = tf.cast(matrix, tf.float32)
+    n_images, n_features = (int(size) for size in matrix.shape)
+    finite_rows = tf.reduce_all(tf.math.is_finite(matrix), axis=1).numpy()
+    if not finite_rows.all():
+        _raise_not_finite(np.flatnonzero(~finite_rows), where)
+    categories, category_of_row = _category_index(labels, n_images, level, where)
+    features = feature_subsample_indices(n_features, max_features, seed)
+    if features is not None:
+        matrix = tf.gather(matrix, features, axis=1)
+    if categories is not None:
+        matrix = tf.math.unsorted_segment_mean(matrix, category_of_row, num_segments=len(categories))
+    n = int(matrix.shape[0])
+    _check_rows(n, level, where)
+    if metric == "correlation":
+        degenerate = tf.reduce_max(matrix, axis=1) == tf.reduce_min(matrix, axis=1)
+    elif metric == "cosine":
+        degenerate = tf.reduce_all(matrix == 0, axis=1)
+    else:
+        degenerate = tf.zeros(n, dtype=tf.bool)
+    prepared = tf.cast(matrix, compute_dtype)
+    if metric == "correlation":
+        # Centring twice makes the float32 row means as accurate as float64 accumulation would.
+        prepared -= tf.reduce_mean(prepared, axis=1, keepdims=True)
+        prepared -= tf.reduce_mean(prepared, axis=1, keepdims=True)
+    elif metric == "euclidean":
+        prepared -= tf.reduce_mean(prepared, axis=0, keepdims=True)
+    if metric == "euclidean":
+        squared_norms = tf.reduce_sum(tf.square(prepared), axis=1)
+        products = tf.linalg.matmul(prepared, prepared, transpose_b=True)
+        squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * products
+        dissimilarities = tf.sqrt(tf.maximum(squared, 0.0))
+    else:
+        norms = tf.norm(prepared, axis=1)
+        scale = tf.where(degenerate, tf.zeros_like(norms), 1.0 / tf.where(degenerate, 1.0, norms))
+        prepared *= scale[:, None]
+        products = tf.linalg.matmul(prepared, prepared, transpose_b=True)
+        dissimilarities = tf.clip_by_value(1.0 - products, 0.0, 2.0)
+    upper = tf.range(n)[:, None] < tf.range(n)[None, :]
+    values = tf.boolean_mask(tf.cast(dissimilarities, tf.float32), upper).numpy()
+    degenerate_rows = int(tf.reduce_sum(tf.cast(degenerate, tf.int32)))
+    return values, degenerate_rows, n, n_features, int(matrix.shape[1]), categories

@@ -1,0 +1,302 @@
+"""keras_sage.rsa against scipy: RDMs (pdist), RDM comparisons (pearsonr, spearmanr, kendalltau), CKA."""
+
+import importlib
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+import scipy.stats
+import tensorflow as tf
+from scipy.spatial.distance import pdist, squareform
+
+import keras_sage
+from keras_sage import rsa
+
+# `keras_sage.rsa.rdm` is the function; the module of the same name holds the kernels.
+rdm_module = importlib.import_module("keras_sage.rsa.rdm")
+BACKENDS = ["numpy", "tensorflow"]
+
+
+def random_activations(seed=0, n=40, shape=(24,)):
+    return np.random.default_rng(seed).standard_normal((n, *shape)).astype(np.float32)
+
+
+def clustered_activations(seed=1):
+    """Five prototypes far from the origin plus small noise, with exact duplicate rows (n=40, d=30)."""
+    rng = np.random.default_rng(seed)
+    prototypes = rng.standard_normal((5, 30))
+    rows = 50.0 + prototypes[np.arange(40) % 5] + 0.01 * rng.standard_normal((40, 30))
+    rows[7] = rows[2]
+    return rows.astype(np.float32)
+
+
+def relu_activations(seed=2):
+    """Sparse, low-rank, conv-shaped activations (n=30, 4×4×3), as a ReLU layer produces."""
+    rng = np.random.default_rng(seed)
+    low_rank = rng.standard_normal((30, 3)) @ rng.standard_normal((3, 48))
+    return np.maximum(low_rank - 0.5, 0.0).reshape(30, 4, 4, 3).astype(np.float32)
+
+
+INPUTS = {
+    "random": random_activations,
+    "clustered": clustered_activations,
+    "relu": relu_activations,
+}
+
+
+def reference_rdm(activations, metric):
+    return pdist(np.asarray(activations, dtype=np.float64).reshape(len(activations), -1), metric)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("metric", rsa.METRICS)
+@pytest.mark.parametrize("kind", INPUTS)
+def test_rdm_equals_scipy_pdist(kind, metric, backend):
+    activations = INPUTS[kind]()
+    result = rsa.rdm(activations, metric=metric, backend=backend)
+    assert result.values.dtype == np.float32
+    assert result.n == len(activations)
+    assert result.n_features == result.n_features_used == activations[0].size
+    np.testing.assert_allclose(result.values, reference_rdm(activations, metric), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("metric", rsa.METRICS)
+def test_numpy_rdm_in_many_blocks_equals_scipy(monkeypatch, metric):
+    # 7-row blocks over 40 rows: diagonal, off-diagonal and a short last block all occur.
+    monkeypatch.setattr(rdm_module, "_MIN_BLOCK_BYTES", 7 * 30 * 8)
+    activations = clustered_activations()
+    np.testing.assert_allclose(
+        rsa.rdm(activations, metric=metric).values, reference_rdm(activations, metric), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_float64_and_integer_activations_are_accepted():
+    activations = np.random.default_rng(3).integers(0, 9, size=(12, 10))
+    expected = reference_rdm(activations, "correlation")
+    np.testing.assert_allclose(rsa.rdm(activations).values, expected, atol=1e-5)
+    np.testing.assert_allclose(rsa.rdm(activations.astype(np.float64)).values, expected, atol=1e-5)
+
+
+def test_backend_auto_uses_tensorflow_for_a_tensor():
+    activations = random_activations()
+    assert rdm_module._automatic_backend(tf.constant(activations)) == "tensorflow"
+    np.testing.assert_allclose(
+        rsa.rdm(tf.constant(activations)).values, rsa.rdm(activations, backend="numpy").values, atol=1e-6
+    )
+
+
+def test_square_is_scipy_squareform():
+    result = rsa.rdm(random_activations(), metric="euclidean")
+    square = result.square()
+    np.testing.assert_array_equal(square, squareform(result.values))
+    np.testing.assert_array_equal(np.diag(square), 0)
+
+
+def test_rdm_rejects_values_of_the_wrong_length():
+    with pytest.raises(ValueError, match="n=5"):
+        rsa.RDM(np.zeros(9), n=5, metric="correlation", level="image", n_features=3, n_features_used=3, seed=0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_category_rdm_averages_rows_per_label(backend):
+    activations = random_activations(n=30)
+    labels = np.array(["cat", "dog", "car", "ship", "frog"] * 6)
+    result = rsa.rdm(activations, labels=labels, level="category", backend=backend)
+    categories = np.array(["car", "cat", "dog", "frog", "ship"])
+    np.testing.assert_array_equal(result.categories, categories)
+    means = np.stack([activations[labels == label].mean(axis=0) for label in categories])
+    assert result.n == 5
+    np.testing.assert_allclose(result.values, reference_rdm(means, "correlation"), atol=1e-5)
+
+
+def test_category_rdm_needs_matching_labels():
+    with pytest.raises(ValueError, match="needs labels"):
+        rsa.rdm(random_activations(), level="category")
+    with pytest.raises(ValueError, match="3 labels for 40 images"):
+        rsa.rdm(random_activations(), labels=[0, 1, 2], level="category")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_features_uses_the_fixed_subsample(backend):
+    activations = random_activations(n=20, shape=(5, 6))
+    result = rsa.rdm(activations, max_features=11, seed=4, backend=backend)
+    features = rsa.feature_subsample_indices(30, 11, seed=4)
+    assert (result.n_features, result.n_features_used, result.seed) == (30, 11, 4)
+    expected = reference_rdm(activations.reshape(20, 30)[:, features], "correlation")
+    np.testing.assert_allclose(result.values, expected, atol=1e-5)
+
+
+def test_feature_subsample_indices_are_sorted_distinct_and_seeded():
+    features = rsa.feature_subsample_indices(1000, 50, seed=7)
+    assert len(np.unique(features)) == 50
+    assert np.all(np.diff(features) > 0) and features[-1] < 1000
+    np.testing.assert_array_equal(features, rsa.feature_subsample_indices(1000, 50, seed=7))
+    assert not np.array_equal(features, rsa.feature_subsample_indices(1000, 50, seed=8))
+    assert rsa.feature_subsample_indices(1000, None, seed=7) is None
+    assert rsa.feature_subsample_indices(1000, 1000, seed=7) is None
+    with pytest.raises(ValueError, match="max_features"):
+        rsa.feature_subsample_indices(1000, 0, seed=7)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_constant_row_has_dissimilarity_one_and_warns(backend):
+    activations = random_activations(n=6)
+    activations[2] = 0.3
+    with pytest.warns(rsa.ConstantRepresentationWarning, match="'pool1'.*1 of 6 rows"):
+        result = rsa.rdm(activations, name="pool1", backend=backend)
+    square = result.square()
+    assert np.isfinite(result.values).all()
+    np.testing.assert_array_equal(np.delete(square[2], 2), 1.0)
+    others = np.delete(np.arange(6), 2)
+    np.testing.assert_allclose(
+        squareform(square[np.ix_(others, others)], checks=False),
+        reference_rdm(activations[others], "correlation"),
+        atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_row_has_cosine_dissimilarity_one_and_warns(backend):
+    activations = random_activations(n=5)
+    activations[0] = 0.0
+    with pytest.warns(rsa.ConstantRepresentationWarning, match="all-zero"):
+        result = rsa.rdm(activations, metric="cosine", backend=backend)
+    np.testing.assert_array_equal(result.square()[0, 1:], 1.0)
+
+
+def test_constant_representation_has_similarity_zero():
+    constant = np.ones((10, 8), dtype=np.float32)
+    with pytest.warns(rsa.ConstantRepresentationWarning):
+        constant_rdm = rsa.rdm(constant, name="dead_layer")
+    with pytest.warns(rsa.ConstantRepresentationWarning, match="'dead_layer'"):
+        similarity = rsa.compare(constant_rdm, rsa.rdm(random_activations(n=10)))
+    assert similarity == 0.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_activations_raise_naming_the_layer(backend, bad):
+    activations = random_activations()
+    activations[3, 5] = bad
+    with pytest.raises(ValueError, match=r"layer 'conv2'.*NaN or inf.*rows 3\)"):
+        rsa.rdm(activations, name="conv2", backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fewer_than_three_rows_raise(backend):
+    with pytest.raises(ValueError, match="at least 3 images, got 2"):
+        rsa.rdm(random_activations(n=2), backend=backend)
+    with pytest.raises(ValueError, match="at least 3 categories, got 2"):
+        rsa.rdm(random_activations(n=10), labels=[0, 1] * 5, level="category", backend=backend)
+
+
+def test_unknown_choices_raise():
+    with pytest.raises(ValueError, match="metric must be one of"):
+        rsa.rdm(random_activations(), metric="manhattan")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        rsa.rdm(random_activations(), backend="jax")
+    with pytest.raises(ValueError, match="method must be one of"):
+        rsa.compare(np.arange(3.0), np.arange(3.0), method="distance")
+
+
+def test_compare_rejects_different_sizes_naming_both():
+    teacher = rsa.rdm(random_activations(n=10), name="teacher_block2")
+    student = rsa.rdm(random_activations(n=12), name="student_conv1")
+    with pytest.raises(ValueError, match=r"'teacher_block2'\) has n=10.*'student_conv1'\) has n=12"):
+        rsa.compare(teacher, student)
+
+
+def test_compare_rejects_bad_upper_triangles():
+    with pytest.raises(ValueError, match="not n·"):
+        rsa.compare(np.arange(4.0), np.arange(4.0))
+    with pytest.raises(ValueError, match="at least 3"):
+        rsa.compare(np.arange(1.0), np.arange(1.0))
+    with pytest.raises(ValueError, match="rdm_b contains NaN"):
+        rsa.compare(np.arange(6.0), np.array([1, 2, np.nan, 4, 5, 6]))
+
+
+def rdm_pairs():
+    """(a, b) upper triangles: random, RDMs of related layers, and heavily tied values."""
+    rng = np.random.default_rng(5)
+    first = random_activations(seed=6, n=30)
+    second = np.tanh(first @ rng.standard_normal((24, 16)).astype(np.float32))
+    return {
+        "random": (rng.random(190), rng.random(190)),
+        "layers": (rsa.rdm(first).values, rsa.rdm(second).values),
+        "ties": (rng.integers(0, 4, 190).astype(np.float64), rng.integers(0, 3, 190).astype(np.float64)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["random", "layers", "ties"])
+def test_compare_equals_scipy(kind):
+    a, b = rdm_pairs()[kind]
+    assert rsa.compare(a, b) == pytest.approx(scipy.stats.pearsonr(a, b).statistic, abs=1e-5)
+    assert rsa.compare(a, b, "spearman") == pytest.approx(scipy.stats.spearmanr(a, b).statistic, abs=1e-5)
+
+
+def test_kendall_is_scipy_tau_b_without_ties():
+    a, b = rdm_pairs()["layers"]
+    assert len(np.unique(a)) == len(a) and len(np.unique(b)) == len(b)
+    assert rsa.compare(a, b, "kendall") == pytest.approx(scipy.stats.kendalltau(a, b).statistic, abs=1e-5)
+
+
+def brute_force_tau_a(a, b):
+    pairs = list(itertools.combinations(range(len(a)), 2))
+    return sum(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) for i, j in pairs) / len(pairs)
+
+
+def test_kendall_tau_a_with_ties_equals_brute_force():
+    a, b = rdm_pairs()["ties"]
+    tau_a = rsa.compare(a, b, "kendall")
+    assert tau_a == pytest.approx(brute_force_tau_a(a, b), abs=1e-12)
+    assert abs(tau_a) < abs(scipy.stats.kendalltau(a, b).statistic)  # ties shrink τ_a, not τ_b
+
+
+def test_compare_of_an_rdm_with_itself_is_one():
+    values = rsa.rdm(random_activations()).values
+    for method in rsa.COMPARE_METHODS:
+        assert rsa.compare(values, values, method) == pytest.approx(1.0, abs=1e-12)
+
+
+def reference_cka(x, y):
+    x = x.reshape(len(x), -1).astype(np.float64)
+    y = y.reshape(len(y), -1).astype(np.float64)
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    return np.linalg.norm(y.T @ x) ** 2 / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+
+
+@pytest.mark.parametrize("n", [12, 200])  # fewer images than features (image space), and more
+def test_linear_cka_equals_the_feature_space_formula(n):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((n, 3, 3, 2)).astype(np.float32)
+    y = np.maximum(x.reshape(n, -1) @ rng.standard_normal((18, 10)), 0).astype(np.float32)
+    assert rsa.linear_cka(x, y) == pytest.approx(reference_cka(x, y), abs=1e-5)
+
+
+def test_linear_cka_is_invariant_to_rotation_scale_and_offset():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((50, 8))
+    rotation = np.linalg.qr(rng.standard_normal((8, 8)))[0]
+    assert rsa.linear_cka(x, 3.0 * x @ rotation + 7.0) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_linear_cka_edge_cases():
+    x = random_activations(n=10)
+    with pytest.warns(rsa.ConstantRepresentationWarning, match="acts_b"):
+        assert rsa.linear_cka(x, np.ones((10, 4))) == 0.0
+    with pytest.raises(ValueError, match="acts_a has 10, acts_b has 9"):
+        rsa.linear_cka(x, x[:9])
+    with pytest.raises(ValueError, match="acts_b contains NaN"):
+        rsa.linear_cka(x, np.where(x > 2, np.nan, x))
+    with pytest.raises(ValueError, match="at least 3 images"):
+        rsa.linear_cka(x[:2], x[:2])
+
+
+def test_public_names():
+    assert keras_sage.rdm is rsa.rdm and keras_sage.RDM is rsa.RDM
+    assert keras_sage.compare is rsa.compare and keras_sage.linear_cka is rsa.linear_cka
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        teacher, student = rsa.rdm(random_activations(seed=1)), rsa.rdm(random_activations(seed=2))
+        assert -1.0 <= keras_sage.compare(teacher, student) <= 1.0
