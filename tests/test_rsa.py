@@ -95,7 +95,7 @@ def test_square_is_scipy_squareform():
 
 def test_rdm_rejects_values_of_the_wrong_length():
     with pytest.raises(ValueError, match="n=5"):
-        rsa.RDM(np.zeros(9), n=5, metric="correlation", level="image", n_features=3, n_features_used=3, seed=0)
+        rsa.RDM(np.zeros(9), 5, "correlation", "image", n_features=3, n_features_used=3, seed=0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
