@@ -158,6 +158,22 @@ def test_usage_errors_and_version(capsys):
     assert capsys.readouterr().out == f"keras-sage {__version__}\n"
 
 
+def test_show_does_not_import_tensorflow(tmp_path):
+    teacher = tmp_path / "teacher.h5"
+    store = TeacherStore.create(teacher, np.zeros((4, 2, 2, 1), dtype=np.uint8))
+    store.add_rdm("IT", rdm(np.arange(12.0).reshape(4, 3) ** 2), kind="neural-region")
+    code = (
+        "import sys; from keras_sage.cli import main; status = main(['teacher', 'show', sys.argv[1]]); "
+        "print(status, 'tensorflow' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(teacher)], capture_output=True, text=True, check=True
+    )
+    lines = result.stdout.splitlines()
+    assert re.split(r"\s{2,}", lines[2]) == ["IT", "neural-region", "4", "correlation", "image", "3/3"]
+    assert lines[-1] == "0 False"
+
+
 def test_command_line_error_has_no_traceback(tmp_path):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)

@@ -114,8 +114,9 @@ class _Layer:
 class TeacherStore:
     """A teacher file: probe images, their labels and fingerprint, and one RDM per teacher layer.
 
-    Use `TeacherStore.create` to start a file and `TeacherStore.open` to read one. A store opened with
-    `writable=False` (the default) refuses every write; RDM values are read from the file on first use.
+    Use `TeacherStore.create` to start a file and `TeacherStore.open` to read one; the constructor only
+    builds the in-memory store and writes nothing. A store that is not writable (what `open` returns by
+    default) refuses every write; RDM values are read from the file on first use.
 
     Args:
         path: The HDF5 file.
@@ -123,6 +124,7 @@ class TeacherStore:
         probe_labels: Integer labels, shape `(n,)`, or `None`.
         source: Where the probe set came from (free text).
         writable: Whether `add_rdm` may rewrite the file.
+        created: When the file was first written (ISO 8601); defaults to now.
 
     Example:
 
