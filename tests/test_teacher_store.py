@@ -258,6 +258,10 @@ def test_probe_fingerprint_covers_dtype_shape_bytes_and_labels(probe):
     images, labels = probe
     reference = probe_fingerprint(images, labels)
     assert probe_fingerprint(images.copy(), labels.copy()) == reference
+    floats = images.astype(np.float32)
+    assert probe_fingerprint(floats.astype(np.float64), labels.astype(np.int32)) == probe_fingerprint(
+        floats, labels
+    )
     assert probe_fingerprint(images, None) != reference
     assert probe_fingerprint(images, labels[::-1]) != reference
     assert probe_fingerprint(images.astype(np.float32), labels) != reference

@@ -51,21 +51,25 @@ class TeacherFileError(Exception):
 def probe_fingerprint(images: np.ndarray, labels: np.ndarray | None) -> str:
     """The SHA-256 of a probe set: the images' dtype, shape and bytes, then the labels' (if any).
 
-    Teacher files store it, and students are scored only on probe sets with the same fingerprint.
+    Teacher files store it, and students are scored only on probe sets with the same fingerprint. It is
+    taken over the arrays in the form a teacher file stores them (`uint8` images kept, other images as
+    `float32`, labels as `int64`), so the same probe set gives the same fingerprint whatever dtypes it is
+    passed in.
 
     Args:
-        images: Probe images, as stored (`uint8` or `float32`).
+        images: Probe images, `uint8` or floating point, shape `(n, H, W, C)`.
         labels: Integer labels, one per image, or `None`.
 
     Returns:
         The hex digest.
     """
+    images = _probe_images_as_stored(images)
+    labels = _probe_labels_as_stored(labels, images.shape[0])
     digest = hashlib.sha256()
     for array in (images, labels):
         if array is None:
             digest.update(b"none")
             continue
-        array = np.ascontiguousarray(array)
         digest.update(array.dtype.str.encode())
         digest.update(repr(array.shape).encode())
         digest.update(array.tobytes())
