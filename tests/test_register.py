@@ -119,7 +119,7 @@ def test_adding_layers_to_an_existing_teacher_file(tmp_path, model, probe):
     path = tmp_path / "teacher.h5"
     register_teacher(model, images, labels, layers=["conv1"], path=path, verbose=0)
     first = TeacherStore.open(path).rdm("conv1").values.copy()
-    register_teacher(model, images, labels, layers=["hidden"], path=path, verbose=0)
+    register_teacher(model, images, labels, layers="hidden", path=path, verbose=0)
     store = TeacherStore.open(path)
     assert store.layer_names == ["conv1", "hidden"]
     assert store.rdm("conv1").values.tobytes() == first.tobytes()
@@ -143,6 +143,11 @@ def test_bad_arguments(tmp_path, model, probe):
     corrupt.write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match=r"corrupt\.keras: cannot load the Keras model"):
         register_teacher(corrupt, images, path=path, verbose=0)
+    inputs = keras.Input((8, 8, 1))
+    unsafe = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
+    unsafe.save(tmp_path / "unsafe.keras")
+    with pytest.raises(ValueError, match=r"unsafe\.keras: cannot load the Keras model .*safe_mode"):
+        register_teacher(tmp_path / "unsafe.keras", images, path=path, verbose=0)
     assert not path.exists()
 
 

@@ -69,7 +69,7 @@ def register_teacher(
         model_or_path: A `keras.Model`, or the path of a `.keras` file (loaded with `safe_mode=True`).
         probe_images: `uint8` or floating-point images, shape `(n, H, W, C)`.
         probe_labels: Integer labels, shape `(n,)`; required for `level="category"`.
-        layers: Names of top-level layers of the model; see above for the default.
+        layers: Names of top-level layers of the model (or one name); see above for the default.
         path: The teacher file to write or add to.
         metric: The RDM distance (see `keras_sage.rsa.rdm`), e.g. `"correlation"` (1 − Pearson r, the
             paper's Eq. 1).
@@ -98,6 +98,8 @@ def register_teacher(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
     model, source = _load_model(model_or_path)
+    if isinstance(layers, str):
+        layers = [layers]
     layer_names = list(layers) if layers is not None else default_teacher_layers(model)
     _check_layer_names(model, layer_names)
     existing = _existing_store(path, images, labels, layer_names, overwrite)
