@@ -300,21 +300,12 @@ class TeacherGuidedObjective:
     ) -> list[np.ndarray]:
         """One forward pass over the probe images, keeping the subsampled features of some endpoints."""
         import keras
-        import tensorflow as tf
 
-        feature_model = keras.Model(model.input, outputs)
-        index_tensors = [None if indices is None else tf.constant(indices) for indices in feature_indices]
-
-        @tf.function(reduce_retracing=True)
-        def forward(images: tf.Tensor) -> list[tf.Tensor]:
-            activations = feature_model(images, training=False)
-            if not isinstance(activations, (list, tuple)):
-                activations = [activations]
-            kept = []
-            for activation, indices in zip(activations, index_tensors, strict=True):
-                flat = tf.reshape(tf.cast(activation, tf.float32), (tf.shape(activation)[0], -1))
-                kept.append(flat if indices is None else tf.gather(flat, indices, axis=1))
-            return kept
+        kept_outputs = []
+        for output, indices in zip(outputs, feature_indices, strict=True):
+            flat = keras.ops.reshape(keras.ops.cast(output, "float32"), (-1, math.prod(output.shape[1:])))
+            kept_outputs.append(flat if indices is None else keras.ops.take(flat, indices, axis=1))
+        feature_model = keras.Model(model.input, kept_outputs)
 
         probe_images = self.teacher.probe_images
         n_images = probe_images.shape[0]
@@ -326,8 +317,11 @@ class TeacherGuidedObjective:
                 if self.probe_preprocessing is not None
                 else batch.astype(np.float32)
             )
-            for buffer, kept in zip(buffers, forward(tf.convert_to_tensor(batch)), strict=True):
-                buffer[start : start + self.batch_size] = kept.numpy()
+            kept = feature_model.predict_on_batch(batch)
+            for buffer, endpoint_kept in zip(
+                buffers, kept if isinstance(kept, list) else [kept], strict=True
+            ):
+                buffer[start : start + self.batch_size] = endpoint_kept
         return buffers
 
 

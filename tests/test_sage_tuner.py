@@ -246,3 +246,21 @@ def test_budget_arguments_are_checked(tmp_path, teacher_path):
     oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_loss", max_trials=1)
     with pytest.raises(ValueError, match="'val_loss' is not a metric SageTuner reports"):
         SageTuner(TinySpace(), teacher=teacher_path, oracle=oracle, directory=tmp_path)
+
+
+def test_same_seed_gives_the_same_trials(tmp_path, data, teacher_path):
+    scores = []
+    for project_name in ("first", "second"):
+        tuner = SageTuner(
+            TinySpace(),
+            teacher=teacher_path,
+            premature_steps=2,
+            max_trials=2,
+            seed=0,
+            directory=tmp_path,
+            project_name=project_name,
+        )
+        search(tuner, data)
+        trials = trial_files(tmp_path / project_name).values()
+        scores.append([(trial["hyperparameters"]["values"], last_metric(trial, "score")) for trial in trials])
+    assert scores[0] == scores[1]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -33,6 +32,7 @@ from keras_sage.objective import (
     premature_accuracy,
 )
 from keras_sage.teachers import TeacherStore
+from keras_sage.tuners._atomic import write_atomically
 
 SCORE_OBJECTIVE = keras_tuner.Objective("score", direction="max")
 # Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
@@ -190,6 +190,9 @@ class SageTuner(keras_tuner.Tuner):
                 seed=seed,
                 max_consecutive_failed_trials=DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
             )
+            if seed is not None:
+                # KerasTuner's Oracle takes a seed of 0 for "no seed" and draws a random one.
+                oracle.seed = oracle._seed_state = seed
         _use_reported_objective(oracle)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self.seed = int(self.oracle.seed)
@@ -411,13 +414,5 @@ def _training_batches(training_data: Any, batch_size: int) -> tuple[int | None, 
 
 
 def _write_json(path: str, data: Any) -> None:
-    """Writes JSON atomically: a temporary file in the same directory, then `os.replace`."""
-    directory = os.path.dirname(path) or "."
-    file_descriptor, temporary_path = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(file_descriptor, "w") as file:
-            json.dump(data, file, indent=2)
-        os.replace(temporary_path, path)
-    except BaseException:
-        os.unlink(temporary_path)
-        raise
+    """Writes `data` as JSON, atomically."""
+    write_atomically(path, lambda file: file.write(json.dumps(data, indent=2).encode()))

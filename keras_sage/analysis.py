@@ -1,0 +1,179 @@
+"""Looking at searches: per-trial records, a plain-text results table, and plots of P, TG and score.
+
+Example:
+
+```python
+records = trial_records(tuner)
+print(format_table([{"trial": r.trial_id, "P": r.premature_accuracy, "TG": r.teacher_guidance}
+                    for r in records]))
+plot_search({"P+TG": records}, "search.png")
+```
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from keras_sage.objective import similarity_metric_name
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What one search trial produced.
+
+    Attributes:
+        trial_id: KerasTuner's trial id.
+        status: `"COMPLETED"`, `"FAILED"`, ...
+        score: P + α·TG (NaN unless completed).
+        premature_accuracy: P.
+        teacher_guidance: TG.
+        similarities: S_i by teacher layer.
+        examples_processed: Training examples of the trial's premature training.
+        message: Why the trial failed, if it did (the last line of KerasTuner's message).
+    """
+
+    trial_id: str
+    status: str
+    score: float = math.nan
+    premature_accuracy: float = math.nan
+    teacher_guidance: float = math.nan
+    similarities: dict[str, float] = field(default_factory=dict)
+    examples_processed: float = math.nan
+    message: str = ""
+
+
+def trial_records(tuner: Any) -> list[TrialRecord]:
+    """The records of a tuner's trials, in the order they started.
+
+    Args:
+        tuner: A `SageTuner` (after or during a search).
+
+    Returns:
+        One `TrialRecord` per trial.
+    """
+    oracle = tuner.oracle
+    teacher_layers = tuner.objective.teacher_layers
+    records = []
+    for trial_id in oracle.start_order:
+        trial = oracle.trials[trial_id]
+
+        def last(name: str, trial: Any = trial) -> float:
+            if not trial.metrics.exists(name):
+                return math.nan
+            return float(trial.metrics.get_last_value(name))
+
+        message = (trial.message or "").strip().splitlines()
+        records.append(
+            TrialRecord(
+                trial_id=trial_id,
+                status=str(trial.status),
+                score=last("score"),
+                premature_accuracy=last("premature_accuracy"),
+                teacher_guidance=last("teacher_guidance"),
+                similarities={
+                    layer: last(similarity_metric_name(layer))
+                    for layer in teacher_layers
+                    if trial.metrics.exists(similarity_metric_name(layer))
+                },
+                examples_processed=last("examples_processed"),
+                message=message[-1] if message else "",
+            )
+        )
+    return records
+
+
+def best_so_far(values: Sequence[float]) -> np.ndarray:
+    """The running maximum of `values`, ignoring NaN (NaN until the first finite value)."""
+    values = np.asarray(values, dtype=np.float64)
+    filled = np.where(np.isnan(values), -np.inf, values)
+    running = np.maximum.accumulate(filled) if len(filled) else filled
+    return np.where(np.isneginf(running), np.nan, running)
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], float_format: str = "{:.4f}") -> str:
+    """Formats rows (dicts with the same keys) as an aligned plain-text table.
+
+    Floats use `float_format`; integers get thousands separators; NaN prints as `-`.
+
+    Args:
+        rows: The rows; the first row's keys are the columns.
+        float_format: Format of float cells.
+
+    Returns:
+        The table, one line per row after a header and a rule.
+    """
+    if not rows:
+        return ""
+    columns = list(rows[0])
+
+    def cell(value: Any) -> str:
+        if isinstance(value, (bool, np.bool_)):
+            return str(value)
+        if isinstance(value, (int, np.integer)):
+            return f"{int(value):,}"
+        if isinstance(value, (float, np.floating)):
+            return "-" if math.isnan(value) else float_format.format(value)
+        return str(value)
+
+    cells = [[cell(row[column]) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * width for width in widths))
+    lines.extend(
+        "  ".join(text.rjust(width) for text, width in zip(line, widths, strict=True)) for line in cells
+    )
+    return "\n".join(lines)
+
+
+def plot_search(arms: Mapping[str, Sequence[TrialRecord]], path: str | os.PathLike) -> str:
+    """Draws searches side by side and saves the figure (matplotlib, Agg backend).
+
+    Left: P against TG of every completed trial, one colour per arm. Right: each arm's search score per
+    trial and its best so far.
+
+    Args:
+        arms: Records by arm name (e.g. `{"P+TG": ..., "P": ...}`).
+        path: The image file to write (format from its suffix, e.g. `.png`).
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (scatter_axes, score_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, records in arms.items():
+        completed = [record for record in records if record.status == "COMPLETED"]
+        scatter_axes.scatter(
+            [record.teacher_guidance for record in completed],
+            [record.premature_accuracy for record in completed],
+            label=name,
+            alpha=0.75,
+        )
+        numbers = np.arange(1, len(records) + 1)
+        scores = [record.score for record in records]
+        (line,) = score_axes.plot(numbers, scores, "o", alpha=0.5, label=f"{name}: score")
+        score_axes.plot(
+            numbers, best_so_far(scores), "-", color=line.get_color(), label=f"{name}: best so far"
+        )
+    scatter_axes.set_xlabel("teacher guidance TG (premature)")
+    scatter_axes.set_ylabel("premature accuracy P")
+    scatter_axes.set_title("Candidates")
+    scatter_axes.legend()
+    score_axes.set_xlabel("trial")
+    score_axes.set_ylabel("search score (P + α·TG)")
+    score_axes.set_title("Search progress")
+    score_axes.legend(fontsize="small")
+    figure.tight_layout()
+    path = os.fspath(path)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
