@@ -206,6 +206,8 @@ def test_bad_recordings(tmp_path, probe):
         register_recordings({"V4": missing}, images, path=path)
     with pytest.raises(ValueError, match=r"region 'V4': responses must have shape"):
         register_recordings({"V4": np.ones(N_IMAGES)}, images, path=path)
+    with pytest.raises(FileNotFoundError, match=r"directory .*missing does not exist"):
+        register_recordings(recordings(0), images, path=tmp_path / "missing" / "monkey.h5")
     with pytest.raises(FileNotFoundError, match=r"nowhere\.npz"):
         register_recordings(tmp_path / "nowhere.npz", images, path=path)
     text = tmp_path / "responses.txt"

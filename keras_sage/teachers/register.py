@@ -388,9 +388,11 @@ def _existing_store(
 ) -> TeacherStore | None:
     """The teacher file at `path` opened for adding `names`, or `None` if there is none yet.
 
-    Checked before any work is done: the file must hold the same probe set, and must not hold any of
-    `names` already unless `overwrite`.
+    Checked before any work is done: the file's directory must exist; an existing file must hold the same
+    probe set, and must not hold any of `names` already unless `overwrite`.
     """
+    if not Path(path).parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: directory {Path(path).parent} does not exist")
     if not Path(path).exists():
         return None
     store = TeacherStore.open(path, writable=True)
