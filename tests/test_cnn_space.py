@@ -215,8 +215,20 @@ def test_optimizer_choices():
 
     with pytest.raises(TypeError, match="optimizer instance"):
         CNNSearchSpace(num_classes=2, input_shape=(8, 8, 1), optimizer=keras.optimizers.Adam())
+
+
+def test_constructor_arguments():
+    space = CNNSearchSpace(np.int64(3), num_classes=np.int64(4), input_shape=np.zeros((2, 8, 8, 1)).shape[1:])
+    assert (space.max_layers, space.num_classes, space.input_shape) == (3, 4, (8, 8, 1))
+    assert isinstance(space.input_shape[0], int)
     with pytest.raises(ValueError, match="input_shape"):
         CNNSearchSpace(num_classes=2, input_shape=(8, 8))
+    with pytest.raises(ValueError, match=r"input_shape.*got 0"):
+        CNNSearchSpace(num_classes=2, input_shape=(8, 0, 1))
+    with pytest.raises(ValueError, match="max_layers"):
+        CNNSearchSpace(0, num_classes=2, input_shape=(8, 8, 1))
+    with pytest.raises(ValueError, match="num_classes"):
+        CNNSearchSpace(num_classes=1.5, input_shape=(8, 8, 1))
 
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")

@@ -14,7 +14,7 @@ any earlier layer) it reads. The rules that make every sampled candidate a valid
   capped (`LayerPlan.strides`); no candidate of the space is invalid.
 - **Classifier.** The outputs that no later layer reads (always including the last layer's) are
   zero-padded to a common size by the same rule, concatenated, globally average-pooled and classified
-  by a softmax `Dense` layer.
+  by a softmax `Dense` layer (so a padded map's pooled features are scaled by its share of the area).
 
 Every layer's output (after convolution, normalization and activation) is the representation endpoint
 named `layer_<l>`.
@@ -22,6 +22,7 @@ named `layer_<l>`.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -159,15 +160,13 @@ class CNNSearchSpace(keras_tuner.HyperModel):
         tunable: bool = True,
     ) -> None:
         super().__init__(name=name, tunable=tunable)
-        if not isinstance(max_layers, int) or max_layers < 1:
-            raise ValueError(f"max_layers must be a positive integer, got {max_layers!r}.")
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer of at least 2, got {num_classes!r}.")
-        shape = tuple(input_shape)
-        if len(shape) != 3 or not all(isinstance(size, int) and size >= 1 for size in shape):
-            raise ValueError(
-                f"input_shape must be (height, width, channels) of positive integers, got {input_shape!r}."
-            )
+        max_layers = _positive_integer(max_layers, "max_layers")
+        num_classes = _positive_integer(num_classes, "num_classes")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
+        if isinstance(input_shape, str) or len(input_shape) != 3:
+            raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}.")
+        shape = tuple(_positive_integer(size, "each size in input_shape") for size in input_shape)
         if isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(
                 "optimizer must be a name or a callable returning a new optimizer, not an optimizer "
@@ -314,6 +313,17 @@ class CNNSearchSpace(keras_tuner.HyperModel):
         if not isinstance(optimizer, keras.optimizers.Optimizer):
             raise TypeError(f"The optimizer callable returned {optimizer!r}, not a keras optimizer.")
         return optimizer
+
+
+def _positive_integer(value: Any, name: str) -> int:
+    """`value` as an int (numpy integers included), or a ValueError naming `name`."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = 0
+    if number < 1 or isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return number
 
 
 def _check_values(index: int, values: dict[str, Any], choices: dict[str, tuple[Any, ...]]) -> None:
