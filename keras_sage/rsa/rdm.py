@@ -31,7 +31,7 @@ METRICS = ("correlation", "euclidean", "cosine")
 LEVELS = ("image", "category")
 BACKENDS = ("auto", "numpy", "tensorflow")
 
-# The numpy backend prepares rows in blocks of at most max(this, input size / 8) bytes, so the peak memory
+# The numpy backend prepares rows in blocks of at most max(this, input size / 4) bytes, so the peak memory
 # beyond the input stays well under the input's size however large it is.
 _MIN_BLOCK_BYTES = 32 * 2**20
 
@@ -266,23 +266,33 @@ def _numpy_dissimilarities(activations, metric, labels, level, max_features, see
     categories, category_of_row = _category_index(labels, n_images, level, where)
     features = feature_subsample_indices(n_features, max_features, seed)
     if features is not None:
-        matrix = matrix[:, features]
+        matrix, row_sums = matrix[:, features], None
     if categories is not None:
         # F^c: row c is the mean activation pattern over the images of category c.
         matrix = np.stack(
             [matrix[category_of_row == c].mean(axis=0, dtype=np.float64) for c in range(len(categories))]
         ).astype(np.float32)
+        row_sums = None
     _check_rows(len(matrix), level, where)
-    values, degenerate_rows = _blocked_dissimilarities(matrix, metric)
+    values, degenerate_rows = _blocked_dissimilarities(matrix, metric, row_sums)
     return values, degenerate_rows, len(matrix), n_features, matrix.shape[1], categories
 
 
-def _blocked_dissimilarities(matrix: np.ndarray, metric: str) -> tuple[np.ndarray, int]:
-    """The numpy kernel: prepares rows block by block and multiplies block pairs on or above the diagonal."""
+def _blocked_dissimilarities(
+    matrix: np.ndarray, metric: str, row_sums: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
+    """The numpy kernel: prepares rows block by block and multiplies block pairs on or above the diagonal.
+
+    `row_sums` (float64) saves a pass over `matrix` when the caller has them already.
+    """
     n, n_features = matrix.shape
     compute_dtype = np.float64 if metric == "euclidean" else np.float32
     if metric == "correlation":
-        offset = np.mean(matrix, axis=1, dtype=np.float64)[:, None]  # each row's mean
+        if row_sums is None:
+            row_sums = np.sum(matrix, axis=1, dtype=np.float64)
+        # Each row's mean, accumulated in float64 and rounded to the compute dtype: a centred row sums to
+        # zero, so the remaining shift of half an ulp changes its correlations only at second order.
+        offset = (row_sums / n_features).astype(compute_dtype)[:, None]
         degenerate = np.ptp(matrix, axis=1) == 0
     elif metric == "euclidean":
         offset = np.mean(matrix, axis=0, dtype=np.float64)[None, :]  # the column mean
@@ -290,7 +300,7 @@ def _blocked_dissimilarities(matrix: np.ndarray, metric: str) -> tuple[np.ndarra
     else:
         offset = None
         degenerate = ~np.any(matrix, axis=1)
-    block_bytes = max(_MIN_BLOCK_BYTES, matrix.nbytes // 8)
+    block_bytes = max(_MIN_BLOCK_BYTES, matrix.nbytes // 4)
     rows_per_block = int(min(n, max(1, block_bytes // (n_features * np.dtype(compute_dtype).itemsize))))
     starts = range(0, n, rows_per_block)
     squared_norms = np.zeros(n, dtype=np.float64)
