@@ -46,8 +46,9 @@ RSS_PROBE = """
 import resource, sys, numpy as np
 from keras_sage import rsa
 n, d = int(sys.argv[1]), int(sys.argv[2])
-x = np.maximum(np.random.default_rng(0).standard_normal((n, d), dtype=np.float32), 0)
-teacher = np.random.default_rng(1).random(n * (n - 1) // 2).astype(np.float32)
+x = np.empty((n, d), dtype=np.float32)
+np.maximum(np.random.default_rng(0).standard_normal(dtype=np.float32, out=x), 0, out=x)  # no temporary
+teacher = np.random.default_rng(1).random(n * (n - 1) // 2, dtype=np.float32)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 rsa.compare(rsa.rdm(x, backend="numpy"), teacher)
 print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)

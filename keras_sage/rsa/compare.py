@@ -18,6 +18,8 @@ from keras_sage.rsa.rdm import RDM, ConstantRepresentationWarning, rows_of_conde
 
 COMPARE_METHODS = ("pearson", "spearman", "kendall")
 
+_CHUNK = 2**20  # values per float64 chunk in Pearson's r
+
 
 def compare(rdm_a: RDM | np.ndarray, rdm_b: RDM | np.ndarray, method: str = "pearson") -> float:
     """Correlates the upper triangles of two RDMs.
@@ -131,13 +133,19 @@ def _upper_triangle(rdm: RDM | np.ndarray, parameter: str) -> tuple[np.ndarray, 
 
 
 def _pearson(values_a: np.ndarray, values_b: np.ndarray) -> float:
-    """Pearson's r with float64 accumulation; both inputs are known to be non-constant."""
-    centred_a = values_a.astype(np.float64)
-    centred_a -= centred_a.mean()
-    centred_b = values_b.astype(np.float64)
-    centred_b -= centred_b.mean()
-    r = np.dot(centred_a, centred_b) / np.sqrt(np.dot(centred_a, centred_a) * np.dot(centred_b, centred_b))
-    return float(np.clip(r, -1.0, 1.0))
+    """Pearson's r with float64 accumulation; both inputs are known to be non-constant.
+
+    Works through float64 chunks, so a large float32 RDM is never copied whole.
+    """
+    mean_a, mean_b = np.mean(values_a, dtype=np.float64), np.mean(values_b, dtype=np.float64)
+    cross = squares_a = squares_b = 0.0
+    for start in range(0, len(values_a), _CHUNK):
+        centred_a = values_a[start : start + _CHUNK].astype(np.float64) - mean_a
+        centred_b = values_b[start : start + _CHUNK].astype(np.float64) - mean_b
+        cross += np.dot(centred_a, centred_b)
+        squares_a += np.dot(centred_a, centred_a)
+        squares_b += np.dot(centred_b, centred_b)
+    return float(np.clip(cross / np.sqrt(squares_a * squares_b), -1.0, 1.0))
 
 
 def _tied_pairs(values: np.ndarray) -> float:

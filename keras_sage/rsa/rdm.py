@@ -77,7 +77,7 @@ class RDM:
         values = np.asarray(self.values, dtype=np.float32)
         if values.shape != (condensed_length(self.n),):
             raise ValueError(
-                f"RDM {self.name or ''!s}: values must be the upper triangle of an n={self.n} matrix "
+                f"RDM {self.name!r}: values must be the upper triangle of an n={self.n} matrix "
                 f"(length {condensed_length(self.n)}), got shape {values.shape}"
             )
         object.__setattr__(self, "values", values)
