@@ -59,16 +59,21 @@ def activations(n: int, features: int, seed: int) -> np.ndarray:
     return np.maximum(np.random.default_rng(seed).standard_normal((n, features), dtype=np.float32), 0)
 
 
-def timed(function, repeats: int, slow_seconds: float) -> tuple[list[float], object]:
-    """Runs `function` up to `repeats` times; stops after one run that takes longer than `slow_seconds`."""
+def timed(function, repeats: int, slow_seconds: float) -> tuple[list[float], float, object]:
+    """Runs `function` up to `repeats` times; stops after one run that takes longer than `slow_seconds`.
+
+    Returns the wall-clock times, the process CPU time per wall-clock second over all runs (how many
+    cores were kept busy), and the last result.
+    """
     times, result = [], None
+    cpu_start = time.process_time()
     for _ in range(repeats):
         start = time.perf_counter()
         result = function()
         times.append(time.perf_counter() - start)
         if times[-1] > slow_seconds:
             break
-    return times, result
+    return times, (time.process_time() - cpu_start) / sum(times), result
 
 
 def peak_traced_bytes(function) -> int:
@@ -120,10 +125,10 @@ def bench_size(n: int, features: int, repeats: int, slow_seconds: float) -> list
         "scipy pdist + pearsonr": timed(scipy_pdist, repeats, slow_seconds),
         "rsatoolbox": timed(rsatoolbox_rdm, repeats, slow_seconds),
     }
-    reference_values, reference_similarity = runs["scipy pdist + pearsonr"][1]
+    reference_values, reference_similarity = runs["scipy pdist + pearsonr"][2]
     ours_median = statistics.median(runs["keras-sage numpy"][0])
     rows = []
-    for method, (times, (values, similarity)) in runs.items():
+    for method, (times, cores_busy, (values, similarity)) in runs.items():
         median = statistics.median(times)
         if similarity is None:
             accuracy = "–"
@@ -132,14 +137,14 @@ def bench_size(n: int, features: int, repeats: int, slow_seconds: float) -> list
             accuracy = f"{rdm_error:.1e} / {abs(similarity - reference_similarity):.1e}"
         rows.append(
             f"| {n}×{features} | {method} | {median:.3f} | {len(times)} | {median / ours_median:.2f} "
-            f"| {accuracy} |"
+            f"| {cores_busy:.1f} | {accuracy} |"
         )
     traced = peak_traced_bytes(ours("numpy", x))
     rss = peak_rss_bytes(n, features)
     rows.append(
         f"| {n}×{features} | numpy peak memory beyond the {x.nbytes / 2**20:.0f} MiB input | "
         f"tracemalloc {traced / 2**20:.0f} MiB ({traced / x.nbytes:.2f}×), "
-        f"RSS {rss / 2**20:.0f} MiB ({rss / x.nbytes:.2f}×) | | | |"
+        f"RSS {rss / 2**20:.0f} MiB ({rss / x.nbytes:.2f}×) | | | | |"
     )
     return rows
 
@@ -164,8 +169,10 @@ def main() -> None:
     gpus = len(tf.config.list_physical_devices("GPU"))
     print(f"rsatoolbox {importlib.metadata.version('rsatoolbox')}, GPUs visible to TensorFlow: {gpus}")
     print()
-    print("| n×d | method | median s | runs | × keras-sage numpy | max abs diff vs scipy: RDM / r |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| n×d | method | median s | runs | × keras-sage numpy | CPU s / s | max abs diff vs scipy: RDM / r |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for size in arguments.sizes.split(","):
         n, features = (int(part) for part in size.lower().split("x"))
         for row in bench_size(n, features, arguments.repeats, arguments.slow_seconds):
