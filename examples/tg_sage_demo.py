@@ -27,7 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 
-from keras_sage.analysis import format_table, plot_search, trial_records
+from keras_sage.analysis import format_table, plot_search, search_summary, trial_records
 from keras_sage.datasets import digits
 from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
 from keras_sage.tuners.sage_tuner import SageTuner
@@ -117,7 +117,6 @@ def run_arm(name: str, alpha: float, data, teacher_path: Path, arguments: argpar
         verbose=0,
     )
     search_seconds = time.perf_counter() - started
-    records = trial_records(tuner)
     reranked = tuner.rerank(
         arguments.top_k,
         arguments.mature_epochs,
@@ -126,27 +125,13 @@ def run_arm(name: str, alpha: float, data, teacher_path: Path, arguments: argpar
         validation_data=(data.x_val, data.y_val),
         batch_size=arguments.batch_size,
     )
-    winner = reranked[0]
-    completed = [record for record in records if record.status == "COMPLETED"]
+    row = search_summary(name, tuner, reranked)
+    completed = row["trials"] - row["failed"]
     print(
-        f"{name}: {len(completed)}/{len(records)} trials completed in {search_seconds:.0f} s; "
-        f"winner trial {winner.trial_id} (mature accuracy {winner.mature_accuracy:.4f})"
+        f"{name}: {completed}/{row['trials']} trials completed in {search_seconds:.0f} s; "
+        f"winner trial {row['winner']} (mature accuracy {row['winner mature acc']:.4f})"
     )
-    return {
-        "row": {
-            "arm": name,
-            "alpha": alpha,
-            "trials": len(records),
-            "failed": len(records) - len(completed),
-            "best P": max(record.premature_accuracy for record in completed),
-            "best TG": max(record.teacher_guidance for record in completed),
-            "winner": winner.trial_id,
-            "winner mature acc": winner.mature_accuracy,
-            "examples (M1·E1)": tuner.search_examples,
-            "examples (+M2·E2)": tuner.search_cost(),
-        },
-        "records": records,
-    }
+    return {"row": row, "records": trial_records(tuner)}
 
 
 def main(argv: list[str] | None = None) -> None:

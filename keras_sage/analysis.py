@@ -88,6 +88,36 @@ def trial_records(tuner: Any) -> list[TrialRecord]:
     return records
 
 
+def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[str, Any]:
+    """One row of a comparison table for a finished search (and its reranking).
+
+    Args:
+        name: The arm's name (e.g. `"P+TG"`).
+        tuner: The `SageTuner` after `search` (and `rerank`).
+        reranked: What `tuner.rerank` returned, best first; the first is the arm's winner.
+
+    Returns:
+        A dict with the arm, α, the number of trials and failed trials, the best P and best TG among the
+        completed trials, the winner's trial id and mature accuracy, and the examples processed during the
+        search (M1·E1) and in all (M1·E1 + M2·E2).
+    """
+    records = trial_records(tuner)
+    completed = [record for record in records if record.status == "COMPLETED"]
+    winner = reranked[0] if reranked else None
+    return {
+        "arm": name,
+        "alpha": tuner.alpha,
+        "trials": len(records),
+        "failed": len(records) - len(completed),
+        "best P": max((record.premature_accuracy for record in completed), default=math.nan),
+        "best TG": max((record.teacher_guidance for record in completed), default=math.nan),
+        "winner": winner.trial_id if winner else "-",
+        "winner mature acc": winner.mature_accuracy if winner else math.nan,
+        "examples (M1·E1)": tuner.search_examples,
+        "examples (+M2·E2)": tuner.search_cost(),
+    }
+
+
 def best_so_far(values: Sequence[float]) -> np.ndarray:
     """The running maximum of `values`, ignoring NaN (NaN until the first finite value)."""
     values = np.asarray(values, dtype=np.float64)

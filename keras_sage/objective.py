@@ -270,7 +270,9 @@ class TeacherGuidedObjective:
                 [feature_indices[position] for position in group],
                 [kept_counts[position] for position in group],
             )
-            for position, endpoint_features in zip(group, features, strict=True):
+            for slot, position in enumerate(group):
+                # Each endpoint's buffer is released as soon as its RDMs exist.
+                endpoint_features, features[slot] = features[slot], None
                 for metric, level in rdm_kinds:
                     student_rdm = rdm(
                         endpoint_features,
@@ -288,7 +290,7 @@ class TeacherGuidedObjective:
                             best[teacher_name] = similarity
                             best_student_layers[teacher_name] = endpoints[position]
                     del student_rdm
-            del features
+                del endpoint_features
         return {name: float(value) for name, value in best.items()}, best_student_layers
 
     def _extract(
@@ -317,11 +319,12 @@ class TeacherGuidedObjective:
                 if self.probe_preprocessing is not None
                 else batch.astype(np.float32)
             )
-            kept = feature_model.predict_on_batch(batch)
-            for buffer, endpoint_kept in zip(
-                buffers, kept if isinstance(kept, list) else [kept], strict=True
-            ):
-                buffer[start : start + self.batch_size] = endpoint_kept
+            # Called eagerly: each candidate's feature model runs once, so tracing it would cost more than
+            # it saves.
+            kept = feature_model(batch, training=False)
+            kept = kept if isinstance(kept, (list, tuple)) else [kept]
+            for buffer, endpoint_kept in zip(buffers, kept, strict=True):
+                buffer[start : start + self.batch_size] = keras.ops.convert_to_numpy(endpoint_kept)
         return buffers
 
 

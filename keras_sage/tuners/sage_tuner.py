@@ -350,9 +350,8 @@ class SageTuner(keras_tuner.Tuner):
         """Trains `model` for `epochs` epochs or `steps` SGD steps; returns what the monitor counted."""
         training_data = fit_args[0] if fit_args else fit_kwargs.get("x")
         batch_size = fit_kwargs.get("batch_size") or 32
-        n_examples, batch_sizes = _training_batches(training_data, batch_size)
+        batches_per_epoch, batch_sizes = _training_batches(training_data, batch_size)
         if steps is not None:
-            batches_per_epoch = None if n_examples is None else math.ceil(n_examples / batch_size)
             epochs = 1 if batches_per_epoch is None else math.ceil(steps / batches_per_epoch)
             if batches_per_epoch is None:
                 fit_kwargs["steps_per_epoch"] = steps
@@ -385,7 +384,7 @@ def _use_reported_objective(oracle: keras_tuner.Oracle) -> None:
 
 
 def _training_batches(training_data: Any, batch_size: int) -> tuple[int | None, Callable[[int], int]]:
-    """The number of training examples (if known) and the size of batch k of an epoch.
+    """The number of batches per epoch (if known) and the size of batch k of an epoch.
 
     Exact for arrays; for a `tf.data.Dataset` of batches, every batch counts as the size of the first.
     """
@@ -398,16 +397,14 @@ def _training_batches(training_data: Any, batch_size: int) -> tuple[int | None, 
         def array_batch_size(batch: int) -> int:
             return max(0, min(batch_size, n_examples - batch * batch_size))
 
-        return n_examples, array_batch_size
+        return math.ceil(n_examples / batch_size), array_batch_size
     import tensorflow as tf
 
     if isinstance(training_data, tf.data.Dataset):
         first_batch = next(iter(training_data))
-        leading = tf.nest.flatten(first_batch)[0]
-        dataset_batch_size = int(leading.shape[0])
+        dataset_batch_size = int(tf.nest.flatten(first_batch)[0].shape[0])
         cardinality = int(training_data.cardinality())
-        n_examples = cardinality * dataset_batch_size if cardinality > 0 else None
-        return n_examples, lambda batch: dataset_batch_size
+        return (cardinality if cardinality > 0 else None), lambda batch: dataset_batch_size
     raise TypeError(
         f"SageTuner trains on arrays or a tf.data.Dataset of batches; got {type(training_data).__name__}"
     )

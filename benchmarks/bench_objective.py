@@ -1,0 +1,201 @@
+"""Time and peak memory of teacher-guidance (TG) evaluation against a 2-epoch premature trial.
+
+For each configuration (a plain CNN with E conv endpoints at 32×32×3, a teacher file of 3 RDMs on N probe
+images) it measures, each in a fresh subprocess:
+
+- `TeacherGuidedObjective.similarities` (features subsampled to 4,096 per endpoint inside the extractor,
+  batched, grouped to the 2 GB memory budget): wall time and peak resident memory above the level just
+  before the call (sampled every 5 ms from /proc/self/statm);
+- the naive peer where it fits in memory: `Model.predict` of every endpoint's full output, then the same
+  subsample, RDMs and comparisons;
+- training throughput of the same model (SGD, batch 128, after a warm-up), extrapolated to a 2-epoch
+  trial on CIFAR's 45,000 training images (90,000 examples), the paper's premature budget.
+
+Run: `.venv/bin/python benchmarks/bench_objective.py [--repeats 3] [--quick]`; prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+TRIAL_EXAMPLES = 2 * 45_000
+CONFIGS = {
+    # name: (endpoints, filters, probe images, whether the naive peer fits in memory)
+    "8 endpoints, 1,000 probes": (8, 64, 1000, True),
+    "8 endpoints, 5,000 probes": (8, 64, 5000, False),
+    "50 endpoints, 1,000 probes": (50, 32, 1000, False),
+    "50 endpoints, 5,000 probes": (50, 32, 5000, False),
+}
+
+
+class PeakMemory:
+    """Samples this process's resident memory in a thread; `peak_bytes` is the maximum above the start."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.page_size = os.sysconf("SC_PAGE_SIZE")
+        self.peak_bytes = 0
+
+    def _resident(self) -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * self.page_size
+
+    def __enter__(self) -> PeakMemory:
+        self.start = self._resident()
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self.running:
+            self.peak_bytes = max(self.peak_bytes, self._resident() - self.start)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        self.running = False
+        self.thread.join()
+        self.peak_bytes = max(self.peak_bytes, self._resident() - self.start)
+
+
+def plain_cnn(n_endpoints: int, filters: int):
+    """E conv layers (3×3, ReLU) named layer_1..layer_E; stride 2 at one and two thirds of the depth."""
+    import keras
+
+    image = keras.Input((32, 32, 3))
+    x = image
+    for layer in range(1, n_endpoints + 1):
+        stride = 2 if layer in (n_endpoints // 3 + 1, 2 * n_endpoints // 3 + 1) else 1
+        x = keras.layers.Conv2D(
+            filters, 3, strides=stride, padding="same", activation="relu", name=f"layer_{layer}"
+        )(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(image, keras.layers.Dense(10, activation="softmax")(x))
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def make_teacher(path: str, n_probe: int) -> None:
+    """A teacher file of 3 RDMs of random features on N random probe images."""
+    import numpy as np
+
+    from keras_sage.rsa import rdm
+    from keras_sage.teachers import TeacherStore
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n_probe, 32, 32, 3), dtype=np.uint8)
+    store = TeacherStore.create(path, images, rng.integers(0, 10, n_probe))
+    for name in ("L1", "L2", "L3"):
+        store.add_rdm(name, rdm(rng.random((n_probe, 256), dtype=np.float32), name=name))
+
+
+def measure(config: str, teacher_path: str, naive: bool) -> dict:
+    """One measurement, in this (fresh) process."""
+    import keras
+    import numpy as np
+
+    from keras_sage.objective import TeacherGuidedObjective
+    from keras_sage.rsa import compare, feature_subsample_indices, rdm
+    from keras_sage.teachers import TeacherStore
+
+    n_endpoints, filters, _, _ = CONFIGS[config]
+    keras.utils.set_random_seed(0)
+    model = plain_cnn(n_endpoints, filters)
+    endpoints = [f"layer_{layer}" for layer in range(1, n_endpoints + 1)]
+    teacher = TeacherStore.open(teacher_path)
+    result = {}
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((128 * 6, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, len(x))
+    model.fit(x[:256], y[:256], batch_size=128, epochs=1, verbose=0)
+    started = time.perf_counter()
+    model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+    result["train_seconds_per_example"] = (time.perf_counter() - started) / len(x)
+
+    objective = TeacherGuidedObjective(teacher)
+    objective.similarities(plain_cnn(1, 8), ["layer_1"])  # warm up the RDM code path
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        objective.similarities(model, endpoints)
+        result["tg_seconds"] = time.perf_counter() - started
+    result["tg_peak_bytes"] = memory.peak_bytes
+
+    if naive:
+        images = teacher.probe_images.astype(np.float32)
+        with PeakMemory() as memory:
+            started = time.perf_counter()
+            extractor = keras.Model(model.input, [model.get_layer(name).output for name in endpoints])
+            outputs = extractor.predict(images, batch_size=128, verbose=0)
+            for output in outputs:
+                flat = output.reshape(len(images), -1)
+                kept = feature_subsample_indices(flat.shape[1], 4096, 0)
+                student = rdm(flat[:, kept])
+                for teacher_rdm in teacher.rdms().values():
+                    compare(teacher_rdm, student)
+            result["naive_seconds"] = time.perf_counter() - started
+        result["naive_peak_bytes"] = memory.peak_bytes
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="only the 1,000-probe configurations")
+    parser.add_argument("--measure", nargs=3, metavar=("CONFIG", "TEACHER", "NAIVE"), help=argparse.SUPPRESS)
+    arguments = parser.parse_args()
+    if arguments.measure:
+        config, teacher_path, naive = arguments.measure
+        print(json.dumps(measure(config, teacher_path, naive == "1")))
+        return
+
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        for config, (_, _, n_probe, naive) in CONFIGS.items():
+            if arguments.quick and n_probe > 1000:
+                continue
+            teacher_path = os.path.join(directory, f"teacher_{n_probe}.h5")
+            if not os.path.exists(teacher_path):
+                make_teacher(teacher_path, n_probe)
+            runs = []
+            for _ in range(arguments.repeats):
+                completed = subprocess.run(
+                    [sys.executable, __file__, "--measure", config, teacher_path, "1" if naive else "0"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                )
+                runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+            median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+            trial_seconds = median["train_seconds_per_example"] * TRIAL_EXAMPLES
+            rows.append(
+                f"| {config} | {median['tg_seconds']:.1f} | {median['tg_peak_bytes'] / 2**30:.2f} | "
+                f"{trial_seconds:.0f} | {100 * median['tg_seconds'] / trial_seconds:.1f}% | "
+                + (
+                    f"{median['naive_seconds']:.1f} s, {median['naive_peak_bytes'] / 2**30:.2f} GiB "
+                    f"({median['naive_peak_bytes'] / median['tg_peak_bytes']:.1f}× the memory)"
+                    if naive
+                    else "not run"
+                )
+                + " |"
+            )
+            print(rows[-1], flush=True)
+    print()
+    print(
+        "| configuration | TG time (s) | TG peak memory (GiB) | 2-epoch trial (s, extrapolated) | TG / trial "
+        "| naive peer (`Model.predict` of all endpoints) |"
+    )
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
