@@ -34,6 +34,9 @@ _EXPORTS: dict[str, str] = {
     "TeacherGuidedObjective": "keras_sage.objective",
     "CNNSearchSpace": "keras_sage.hypermodels",
     "resnet_cifar": "keras_sage.hypermodels",
+    "OptunaOracle": "keras_sage.tuners",
+    "TPEOracle": "keras_sage.tuners",
+    "ReinforceOracle": "keras_sage.tuners",
 }
 
 __all__ = ["__version__", *_EXPORTS]
