@@ -43,7 +43,14 @@ def test_random_candidates_build_and_run(input_shape, max_layers, count):
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
         endpoints = representation_endpoints(model)
         assert endpoints == [f"layer_{index}" for index in range(1, hp.values["num_layers"] + 1)]
-        assert endpoints == space.architecture(hp).endpoints
+        architecture = space.architecture(hp)
+        assert endpoints == architecture.endpoints
+        for layer in architecture.layers:
+            assert model.get_layer(f"layer_{layer.index}").output.shape[1:] == (
+                *layer.output_size,
+                layer.filters,
+            )
+            assert model.get_layer(f"layer_{layer.index}_conv").strides == layer.strides
 
 
 def test_random_architectures_are_consistent():
