@@ -18,7 +18,7 @@ from keras_sage.rsa.rdm import RDM, ConstantRepresentationWarning, rows_of_conde
 
 COMPARE_METHODS = ("pearson", "spearman", "kendall")
 
-_CHUNK = 2**20  # values per float64 chunk in Pearson's r
+_CHUNK = 2**17  # values per float64 chunk in Pearson's r
 
 
 def compare(rdm_a: RDM | np.ndarray, rdm_b: RDM | np.ndarray, method: str = "pearson") -> float:
@@ -135,16 +135,18 @@ def _upper_triangle(rdm: RDM | np.ndarray, parameter: str) -> tuple[np.ndarray, 
 def _pearson(values_a: np.ndarray, values_b: np.ndarray) -> float:
     """Pearson's r with float64 accumulation; both inputs are known to be non-constant.
 
-    Works through float64 chunks, so a large float32 RDM is never copied whole.
+    Works through two small reused float64 buffers, so a large float32 RDM is never copied whole.
     """
     mean_a, mean_b = np.mean(values_a, dtype=np.float64), np.mean(values_b, dtype=np.float64)
+    buffer_a, buffer_b = np.empty(_CHUNK), np.empty(_CHUNK)
     cross = squares_a = squares_b = 0.0
     for start in range(0, len(values_a), _CHUNK):
-        centred_a = values_a[start : start + _CHUNK].astype(np.float64) - mean_a
-        centred_b = values_b[start : start + _CHUNK].astype(np.float64) - mean_b
-        cross += np.dot(centred_a, centred_b)
-        squares_a += np.dot(centred_a, centred_a)
-        squares_b += np.dot(centred_b, centred_b)
+        chunk_a, chunk_b = values_a[start : start + _CHUNK], values_b[start : start + _CHUNK]
+        centred_a = np.subtract(chunk_a, mean_a, out=buffer_a[: len(chunk_a)])
+        centred_b = np.subtract(chunk_b, mean_b, out=buffer_b[: len(chunk_b)])
+        cross += np.einsum("i,i->", centred_a, centred_b)
+        squares_a += np.einsum("i,i->", centred_a, centred_a)
+        squares_b += np.einsum("i,i->", centred_b, centred_b)
     return float(np.clip(cross / np.sqrt(squares_a * squares_b), -1.0, 1.0))
 
 

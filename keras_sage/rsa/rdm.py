@@ -325,22 +325,40 @@ def _blocked_dissimilarities(
             block *= scale.astype(compute_dtype)[:, None]
         return block
 
-    dissimilarities = np.empty((n, n), dtype=np.float32)
+    values = np.empty(condensed_length(n), dtype=np.float32)
+    products_buffer = np.empty(rows_per_block * rows_per_block, dtype=compute_dtype)
     for outer_start in starts:
         outer = prepare(outer_start, outer_buffer)
-        outer_rows = slice(outer_start, outer_start + len(outer))
         for inner_start in starts[starts.index(outer_start) :]:
             inner = outer if inner_start == outer_start else prepare(inner_start, inner_buffer)
-            inner_rows = slice(inner_start, inner_start + len(inner))
-            products = outer @ inner.T  # `a @ a.T` on the diagonal is a symmetric rank-k update
-            target = dissimilarities[outer_rows, inner_rows]
+            products = products_buffer[: len(outer) * len(inner)].reshape(len(outer), len(inner))
+            np.matmul(outer, inner.T, out=products)  # `a @ a.T` on the diagonal is a symmetric rank-k update
             if metric == "euclidean":
-                squared = squared_norms[outer_rows, None] + squared_norms[None, inner_rows] - 2.0 * products
-                np.sqrt(np.maximum(squared, 0.0), out=target, casting="same_kind")
+                # ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b, clamped at 0 against rounding.
+                products *= -2.0
+                products += squared_norms[outer_start : outer_start + len(outer), None]
+                products += squared_norms[None, inner_start : inner_start + len(inner)]
+                np.sqrt(np.maximum(products, 0.0, out=products), out=products)
             else:
-                np.clip(1.0 - products, 0.0, 2.0, out=target)
-    del outer_buffer, inner_buffer
-    return dissimilarities[_upper_mask(n)], int(degenerate.sum())
+                np.subtract(1.0, products, out=products)
+                np.clip(products, 0.0, 2.0, out=products)
+            _write_upper_triangle(values, products, outer_start, inner_start, n)
+    return values, int(degenerate.sum())
+
+
+def _write_upper_triangle(
+    values: np.ndarray, block: np.ndarray, row_start: int, column_start: int, n: int
+) -> None:
+    """Copies the part of a block of an n×n matrix above the diagonal into its row-major upper triangle.
+
+    One slice per row of the block, never a loop over pairs.
+    """
+    column_stop = column_start + block.shape[1]
+    for row, i in enumerate(range(row_start, row_start + block.shape[0])):
+        first_column = max(column_start, i + 1)
+        if first_column < column_stop:
+            offset = i * (2 * n - i - 1) // 2 - i - 1  # (i, j) is at offset + j
+            values[offset + first_column : offset + column_stop] = block[row, first_column - column_start :]
 
 
 def _tensorflow_dissimilarities(activations, metric, labels, level, max_features, seed, where):
