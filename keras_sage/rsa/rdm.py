@@ -233,7 +233,7 @@ def _check_rows(n: int, level: str, where: str) -> None:
 
 def _raise_not_finite(bad_rows: np.ndarray, where: str) -> None:
     shown = ", ".join(str(row) for row in bad_rows[:5]) + (", ..." if len(bad_rows) > 5 else "")
-    raise ValueError(f"{where} contain NaN or inf in {len(bad_rows)} image(s) (rows {shown})")
+    raise ValueError(f"{where}: NaN or inf in {len(bad_rows)} image(s) (rows {shown})")
 
 
 def _category_index(
@@ -301,10 +301,14 @@ def _blocked_dissimilarities(
         offset = None
         degenerate = ~np.any(matrix, axis=1)
     block_bytes = max(_MIN_BLOCK_BYTES, matrix.nbytes // 4)
-    rows_per_block = int(min(n, max(1, block_bytes // (n_features * np.dtype(compute_dtype).itemsize))))
+    item_bytes = np.dtype(compute_dtype).itemsize
+    # A block of rows and a block of products each fit in block_bytes.
+    rows_per_block = min(
+        n, max(1, block_bytes // (n_features * item_bytes)), math.isqrt(block_bytes // item_bytes)
+    )
     starts = range(0, n, rows_per_block)
     squared_norms = np.zeros(n, dtype=np.float64)
-    prepared_before = np.zeros(n, dtype=bool)
+    blocks_with_norms = set()
     outer_buffer = np.empty((rows_per_block, n_features), dtype=compute_dtype)
     inner_buffer = np.empty_like(outer_buffer) if len(starts) > 1 else outer_buffer
 
@@ -316,9 +320,9 @@ def _blocked_dissimilarities(
         else:
             row_offset = offset[start:stop] if metric == "correlation" else offset
             np.subtract(matrix[start:stop], row_offset, out=block, casting="same_kind")
-        if not prepared_before[start]:
+        if start not in blocks_with_norms:
             squared_norms[start:stop] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
-            prepared_before[start] = True
+            blocks_with_norms.add(start)
         if metric != "euclidean":
             norms = np.sqrt(squared_norms[start:stop])
             scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=~degenerate[start:stop])
