@@ -35,7 +35,7 @@ import rsatoolbox
 import scipy.stats
 import tensorflow as tf
 from scipy.spatial.distance import pdist
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from keras_sage import rsa
 
@@ -59,13 +59,19 @@ def activations(n: int, features: int, seed: int) -> np.ndarray:
     return np.maximum(np.random.default_rng(seed).standard_normal((n, features), dtype=np.float32), 0)
 
 
-def timed(function, repeats: int, slow_seconds: float) -> tuple[list[float], float, object]:
+def timed(
+    function, repeats: int, slow_seconds: float = float("inf"), warm_up: bool = False
+) -> tuple[list[float], float, object]:
     """Runs `function` up to `repeats` times; stops after one run that takes longer than `slow_seconds`.
+
+    With `warm_up`, one untimed run first (TensorFlow's first call sets up its kernels).
 
     Returns the wall-clock times, the process CPU time per wall-clock second over all runs (how many
     cores were kept busy), and the last result.
     """
     times, result = [], None
+    if warm_up:
+        function()
     cpu_start = time.process_time()
     for _ in range(repeats):
         start = time.perf_counter()
@@ -119,9 +125,9 @@ def bench_size(n: int, features: int, repeats: int, slow_seconds: float) -> list
         return x @ x.T, None
 
     runs = {
-        "keras-sage numpy": timed(ours("numpy", x), repeats, float("inf")),
-        "keras-sage TF": timed(ours("tensorflow", x_tensor), repeats, float("inf")),
-        "bare float32 x @ x.T": timed(bare_gemm, repeats, float("inf")),
+        "keras-sage numpy": timed(ours("numpy", x), repeats, warm_up=True),
+        "keras-sage TF": timed(ours("tensorflow", x_tensor), repeats, warm_up=True),
+        "bare float32 x @ x.T": timed(bare_gemm, repeats, warm_up=True),
         "scipy pdist + pearsonr": timed(scipy_pdist, repeats, slow_seconds),
         "rsatoolbox": timed(rsatoolbox_rdm, repeats, slow_seconds),
     }
@@ -161,8 +167,15 @@ def main() -> None:
         default=20.0,
         help="scipy and rsatoolbox stop repeating after a run slower than this",
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="limit BLAS and TensorFlow to this many threads"
+    )
     arguments = parser.parse_args()
     warnings.simplefilter("ignore", category=DeprecationWarning)
+    if arguments.threads:
+        threadpool_limits(arguments.threads)  # stays in effect for the whole run
+        tf.config.threading.set_intra_op_parallelism_threads(arguments.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(arguments.threads)
     blas = ", ".join(f"{pool['internal_api']} {pool['num_threads']} threads" for pool in threadpool_info())
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, load average {os.getloadavg()}")
     print(f"numpy {np.__version__} ({blas}), scipy {scipy.__version__}, TensorFlow {tf.__version__}")
