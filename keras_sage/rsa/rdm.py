@@ -31,9 +31,9 @@ METRICS = ("correlation", "euclidean", "cosine")
 LEVELS = ("image", "category")
 BACKENDS = ("auto", "numpy", "tensorflow")
 
-# The numpy backend prepares rows in blocks of at most max(this, input size / 4) bytes, so the peak memory
-# beyond the input stays well under the input's size however large it is.
-_MIN_BLOCK_BYTES = 32 * 2**20
+# The numpy backend prepares rows in blocks of max(this, input size / 4) bytes: a small input is one block
+# (one matrix product), and a large one needs two blocks' worth (half its size) beyond itself plus the output.
+_MIN_BLOCK_BYTES = 64 * 2**20
 
 
 class ConstantRepresentationWarning(UserWarning):
