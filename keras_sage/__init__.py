@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "register_teacher": "keras_sage.teachers",
     "register_recordings": "keras_sage.teachers",
     "TeacherGuidedObjective": "keras_sage.objective",
+    "SageTuner": "keras_sage.tuners",
     "CNNSearchSpace": "keras_sage.hypermodels",
     "resnet_cifar": "keras_sage.hypermodels",
     "OptunaOracle": "keras_sage.tuners",

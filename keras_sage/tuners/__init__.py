@@ -1,11 +1,13 @@
 """Search algorithms (KerasTuner oracles) and the tuner that scores candidates with a teacher."""
 
 from keras_sage.tuners.reinforce import LayerwiseController, ReinforceOracle
+from keras_sage.tuners.sage_tuner import SageTuner
 from keras_sage.tuners.tpe import OptunaOracle, TPEOracle
 
 __all__ = [
     "LayerwiseController",
     "OptunaOracle",
     "ReinforceOracle",
+    "SageTuner",
     "TPEOracle",
 ]

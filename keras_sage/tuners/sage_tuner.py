@@ -195,7 +195,6 @@ class SageTuner(keras_tuner.Tuner):
                 oracle.seed = oracle._seed_state = seed
         _use_reported_objective(oracle)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
-        self.seed = int(self.oracle.seed)
 
     @property
     def alpha(self) -> float:
