@@ -164,8 +164,8 @@ def format_table(rows: Sequence[Mapping[str, Any]], float_format: str = "{:.4f}"
 def plot_search(arms: Mapping[str, Sequence[TrialRecord]], path: str | os.PathLike) -> str:
     """Draws searches side by side and saves the figure (matplotlib, Agg backend).
 
-    Left: P against TG of every completed trial, one colour per arm. Right: each arm's search score per
-    trial and its best so far.
+    Left: P against TG of every completed trial, one colour per arm. Right: each arm's P per trial and the
+    best P so far (P is on the same scale in every arm, unlike each arm's score P + α·TG).
 
     Args:
         arms: Records by arm name (e.g. `{"P+TG": ..., "P": ...}`).
@@ -179,7 +179,7 @@ def plot_search(arms: Mapping[str, Sequence[TrialRecord]], path: str | os.PathLi
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (scatter_axes, score_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
+    figure, (scatter_axes, progress_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, records in arms.items():
         completed = [record for record in records if record.status == "COMPLETED"]
         scatter_axes.scatter(
@@ -189,19 +189,19 @@ def plot_search(arms: Mapping[str, Sequence[TrialRecord]], path: str | os.PathLi
             alpha=0.75,
         )
         numbers = np.arange(1, len(records) + 1)
-        scores = [record.score for record in records]
-        (line,) = score_axes.plot(numbers, scores, "o", alpha=0.5, label=f"{name}: score")
-        score_axes.plot(
-            numbers, best_so_far(scores), "-", color=line.get_color(), label=f"{name}: best so far"
+        accuracies = [record.premature_accuracy for record in records]
+        (line,) = progress_axes.plot(numbers, accuracies, "o", alpha=0.5, label=f"{name}: P")
+        progress_axes.plot(
+            numbers, best_so_far(accuracies), "-", color=line.get_color(), label=f"{name}: best P so far"
         )
     scatter_axes.set_xlabel("teacher guidance TG (premature)")
     scatter_axes.set_ylabel("premature accuracy P")
     scatter_axes.set_title("Candidates")
     scatter_axes.legend()
-    score_axes.set_xlabel("trial")
-    score_axes.set_ylabel("search score (P + α·TG)")
-    score_axes.set_title("Search progress")
-    score_axes.legend(fontsize="small")
+    progress_axes.set_xlabel("trial")
+    progress_axes.set_ylabel("premature accuracy P")
+    progress_axes.set_title("Search progress")
+    progress_axes.legend(fontsize="small")
     figure.tight_layout()
     path = os.fspath(path)
     figure.savefig(path, dpi=120)

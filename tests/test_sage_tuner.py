@@ -1,6 +1,7 @@
 """SageTuner end to end on tiny data: trials, metrics on disk, failures, resume, rerank and cost."""
 
 import json
+import math
 from pathlib import Path
 
 import keras
@@ -8,6 +9,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from keras_sage.analysis import best_so_far, format_table, plot_search, search_summary, trial_records
 from keras_sage.hypermodels import CandidateBuildError
 from keras_sage.rsa import rdm
 from keras_sage.teachers import TeacherStore
@@ -134,6 +136,20 @@ def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path):
     assert set(side_file["best_student_layers"].values()) <= {"layer_1", "layer_2"}
     # Cost: 3 trials of one epoch over 40 examples.
     assert tuner.search_cost() == 3 * N_TRAIN
+
+    records = trial_records(tuner)
+    assert [record.trial_id for record in records] == ["0", "1", "2"]
+    for record in records:
+        trial = trials[f"trial_{record.trial_id}"]
+        assert record.score == last_metric(trial, "score")
+        assert record.similarities == {"L1": last_metric(trial, "S_L1"), "L2": last_metric(trial, "S_L2")}
+        assert record.examples_processed == N_TRAIN
+    summary = search_summary("tg", tuner)
+    assert summary["trials"] == 3 and summary["failed"] == 0
+    assert summary["best P"] == max(record.premature_accuracy for record in records)
+    assert summary["examples (+M2·E2)"] == 3 * N_TRAIN
+    plot = Path(plot_search({"tg": records}, tmp_path / "search.png"))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_alpha_zero_is_performance_guided(tmp_path, data, teacher_path):
@@ -264,3 +280,16 @@ def test_same_seed_gives_the_same_trials(tmp_path, data, teacher_path):
         trials = trial_files(tmp_path / project_name).values()
         scores.append([(trial["hyperparameters"]["values"], last_metric(trial, "score")) for trial in trials])
     assert scores[0] == scores[1]
+
+
+def test_table_and_best_so_far():
+    table = format_table(
+        [{"arm": "P+TG", "best P": 0.5, "examples": 12000}, {"arm": "P", "best P": math.nan, "examples": 7}]
+    )
+    assert table.splitlines() == [
+        "arm   best P  examples",
+        "----  ------  --------",
+        "P+TG  0.5000    12,000",
+        "   P       -         7",
+    ]
+    np.testing.assert_array_equal(best_so_far([math.nan, 0.2, 0.1, 0.4]), [math.nan, 0.2, 0.2, 0.4])
