@@ -12,7 +12,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-import scipy.stats
 
 from keras_sage.rsa.rdm import RDM, ConstantRepresentationWarning, rows_of_condensed
 
@@ -67,6 +66,8 @@ def compare(rdm_a: RDM | np.ndarray, rdm_b: RDM | np.ndarray, method: str = "pea
     if method == "pearson":
         return _pearson(values_a, values_b)
     if method == "spearman":
+        import scipy.stats  # imported here: it takes longer to import than the rest of keras_sage.rsa
+
         return _pearson(scipy.stats.rankdata(values_a), scipy.stats.rankdata(values_b))
     return _kendall_tau_a(values_a, values_b)
 
@@ -162,6 +163,8 @@ def _kendall_tau_a(values_a: np.ndarray, values_b: np.ndarray) -> float:
     τ_b = (C − D) / √((N₀ − T_a)(N₀ − T_b)), where N₀ = N(N − 1)/2 and T_a, T_b count the pairs tied in
     each input, so τ_a = τ_b · √((N₀ − T_a)(N₀ − T_b)) / N₀.
     """
+    import scipy.stats
+
     all_pairs = len(values_a) * (len(values_a) - 1) / 2
     tau_b = scipy.stats.kendalltau(values_a, values_b, variant="b").statistic
     untied_a, untied_b = all_pairs - _tied_pairs(values_a), all_pairs - _tied_pairs(values_b)
