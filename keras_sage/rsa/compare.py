@@ -39,7 +39,7 @@ def compare(rdm_a: RDM | np.ndarray, rdm_b: RDM | np.ndarray, method: str = "pea
     Example:
 
     ```python
-    similarity = keras_sage.compare(teacher_rdm, student_rdm)  # S_ij of the paper
+    similarity = keras_sage.compare(teacher_rdm, student_rdm)  # the paper's corr(M^{T_i}, M^{C_j})
     ```
     """
     if method not in COMPARE_METHODS:
