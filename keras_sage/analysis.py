@@ -129,7 +129,8 @@ def best_so_far(values: Sequence[float]) -> np.ndarray:
 def format_table(rows: Sequence[Mapping[str, Any]], float_format: str = "{:.4f}") -> str:
     """Formats rows (dicts with the same keys) as an aligned plain-text table.
 
-    Floats use `float_format`; integers get thousands separators; NaN prints as `-`.
+    Floats use `float_format`; integers get thousands separators; NaN prints as `-`. Columns of numbers
+    are right-aligned, others left-aligned.
 
     Args:
         rows: The rows; the first row's keys are the columns.
@@ -153,11 +154,19 @@ def format_table(rows: Sequence[Mapping[str, Any]], float_format: str = "{:.4f}"
 
     cells = [[cell(row[column]) for column in columns] for row in rows]
     widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
-    lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * width for width in widths))
-    lines.extend(
-        "  ".join(text.rjust(width) for text, width in zip(line, widths, strict=True)) for line in cells
-    )
+    numeric = [
+        all(isinstance(row[column], (int, float, np.integer, np.floating)) for row in rows)
+        for column in columns
+    ]
+
+    def join(texts: Sequence[str]) -> str:
+        return "  ".join(
+            text.rjust(width) if right else text.ljust(width)
+            for text, width, right in zip(texts, widths, numeric, strict=True)
+        ).rstrip()
+
+    lines = [join(columns), join(["-" * width for width in widths])]
+    lines.extend(join(line) for line in cells)
     return "\n".join(lines)
 
 

@@ -290,6 +290,6 @@ def test_table_and_best_so_far():
         "arm   best P  examples",
         "----  ------  --------",
         "P+TG  0.5000    12,000",
-        "   P       -         7",
+        "P          -         7",
     ]
     np.testing.assert_array_equal(best_so_far([math.nan, 0.2, 0.1, 0.4]), [math.nan, 0.2, 0.2, 0.4])
