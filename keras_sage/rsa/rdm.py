@@ -31,9 +31,9 @@ METRICS = ("correlation", "euclidean", "cosine")
 LEVELS = ("image", "category")
 BACKENDS = ("auto", "numpy", "tensorflow")
 
-# The numpy backend prepares rows in blocks of max(this, input size / 4) bytes: a small input is one block
-# (one matrix product), and a large one needs two blocks' worth (half its size) beyond itself plus the output.
-_MIN_BLOCK_BYTES = 64 * 2**20
+# The numpy backend prepares rows in blocks of at most max(this, input size / 4) bytes: a small input is one
+# block (one matrix product), and a large one needs two blocks (half its size) beyond itself plus the output.
+_MIN_BLOCK_BYTES = 32 * 2**20
 
 
 class ConstantRepresentationWarning(UserWarning):
@@ -302,10 +302,11 @@ def _blocked_dissimilarities(
         degenerate = ~np.any(matrix, axis=1)
     block_bytes = max(_MIN_BLOCK_BYTES, matrix.nbytes // 4)
     item_bytes = np.dtype(compute_dtype).itemsize
-    # A block of rows and a block of products each fit in block_bytes.
-    rows_per_block = min(
+    # Blocks of equal size, each of whose rows and products fit in block_bytes.
+    most_rows = min(
         n, max(1, block_bytes // (n_features * item_bytes)), math.isqrt(block_bytes // item_bytes)
     )
+    rows_per_block = math.ceil(n / math.ceil(n / most_rows))
     starts = range(0, n, rows_per_block)
     squared_norms = np.zeros(n, dtype=np.float64)
     blocks_with_norms = set()
