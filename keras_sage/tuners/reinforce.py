@@ -258,7 +258,7 @@ class ReinforceOracle(keras_tuner.Oracle):
     from keras_sage.hypermodels import CNNSearchSpace
     from keras_sage.tuners import ReinforceOracle
 
-    space = CNNSearchSpace(max_layers=10)
+    space = CNNSearchSpace(max_layers=10, num_classes=10, input_shape=(32, 32, 3))
     oracle = ReinforceOracle(space, objective=keras_tuner.Objective("score", "max"), max_trials=500)
     tuner = keras_tuner.Tuner(oracle=oracle, hypermodel=space, directory="runs")
     ```

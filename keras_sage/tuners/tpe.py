@@ -359,16 +359,16 @@ class OptunaOracle(keras_tuner.Oracle):
             if trial_id not in self._optuna_numbers:
                 self._add_to_study(study, self.trials[trial_id])
 
-    def _walk_space(self) -> Iterator[tuple[hp_module.HyperParameter, str, hp_module.HyperParameters]]:
-        """Yields the active hyperparameters in order, with their optuna names and the values so far.
+    def _walk_space(self, values: dict[str, Any]) -> Iterator[tuple[hp_module.HyperParameter, str]]:
+        """Yields the active hyperparameters in order, with their optuna names.
 
-        The caller sets `values.values[hp.name]` before the next step, so activity follows the values.
+        Activity is KerasTuner's (every condition of the hyperparameter holds for `values`); the caller
+        adds each hyperparameter's value to `values` before the next step, so activity follows them.
         """
-        values = self.hyperparameters.copy()
-        values.values = {}
-        for hp, name in zip(values.space, optuna_parameter_names(values.space), strict=True):
-            if values.is_active(hp):
-                yield hp, name, values
+        space = self.hyperparameters.space
+        for hp, name in zip(space, optuna_parameter_names(space), strict=True):
+            if all(condition.is_active(values) for condition in hp.conditions):
+                yield hp, name
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         """Asks the sampler for the values of the active hyperparameters, in the space's order.
@@ -383,13 +383,13 @@ class OptunaOracle(keras_tuner.Oracle):
         with _quiet_optuna():
             optuna_trial = study.ask()
             values: dict[str, Any] = {}
-            for hp, name, active in self._walk_space():
+            for hp, name in self._walk_space(values):
                 if isinstance(hp, hp_module.Fixed):
-                    value = hp.value
+                    values[hp.name] = hp.value
                 else:
-                    value = to_keras_value(hp, _suggest(optuna_trial, name, optuna_distribution(hp)))
-                active.values[hp.name] = value
-                values[hp.name] = value
+                    values[hp.name] = to_keras_value(
+                        hp, _suggest(optuna_trial, name, optuna_distribution(hp))
+                    )
         self._journal.flush()
         self._optuna_numbers[trial_id] = optuna_trial.number
         self._asked[trial_id] = optuna_trial
@@ -415,7 +415,9 @@ class OptunaOracle(keras_tuner.Oracle):
         self._journal.flush()
 
     def _tell(self, study: optuna.Study, trial: keras_tuner.engine.trial.Trial) -> None:
-        optuna_trial = self._asked.pop(trial.trial_id)
+        optuna_trial = self._asked.pop(trial.trial_id, None)
+        if optuna_trial is None:  # Already told (an imported trial, or a trial ended twice).
+            return
         score = trial.score
         if trial.status == _TrialStatus.COMPLETED and score is not None and math.isfinite(score):
             study.tell(optuna_trial, float(score))
@@ -441,10 +443,11 @@ class OptunaOracle(keras_tuner.Oracle):
         params: dict[str, Any] = {}
         distributions: dict[str, BaseDistribution] = {}
         given = trial.hyperparameters.values
-        for hp, name, active in self._walk_space():
+        active: dict[str, Any] = {}
+        for hp, name in self._walk_space(active):
             if hp.name not in given:
                 continue
-            active.values[hp.name] = given[hp.name]
+            active[hp.name] = given[hp.name]
             if isinstance(hp, hp_module.Fixed):
                 continue
             params[name] = to_optuna_value(hp, given[hp.name])
