@@ -7,12 +7,13 @@ Compares, in one run and on the same float32 ReLU-like activations:
 - a bare float32 `x @ x.T` of the same size: the machine's limit for any method that is one GEMM.
 
 Prints a Markdown table of medians and ratios, the largest differences from scipy, and the peak memory of
-the numpy backend beyond its input (tracemalloc, and peak RSS in a fresh subprocess).
+the numpy backend beyond its input (tracemalloc, and peak RSS in a fresh subprocess). The three fast
+methods run in turn, round after round, so that on a shared machine all see the same load.
 
 Usage:
 
     .venv/bin/python benchmarks/bench_rsa.py                       # n ∈ {1000, 5000} × d ∈ {4096, 16384}
-    .venv/bin/python benchmarks/bench_rsa.py --sizes 1000x4096 --repeats 5
+    .venv/bin/python benchmarks/bench_rsa.py --sizes 5000x16384 --threads 1
 """
 
 from __future__ import annotations
@@ -66,27 +67,41 @@ def activations(n: int, features: int, seed: int) -> np.ndarray:
     return np.maximum(np.random.default_rng(seed).standard_normal((n, features), dtype=np.float32), 0)
 
 
-def timed(
-    function, repeats: int, slow_seconds: float = float("inf"), warm_up: bool = False
-) -> tuple[list[float], float, object]:
+def timed(function, repeats: int, slow_seconds: float) -> tuple[list[float], float, object]:
     """Runs `function` up to `repeats` times; stops after one run that takes longer than `slow_seconds`.
-
-    With `warm_up`, one untimed run first (TensorFlow's first call sets up its kernels).
 
     Returns the wall-clock times, the process CPU time per wall-clock second over all runs (how many
     cores were kept busy), and the last result.
     """
-    times, result = [], None
-    if warm_up:
-        function()
-    cpu_start = time.process_time()
+    times, cpu_seconds, result = [], 0.0, None
     for _ in range(repeats):
-        start = time.perf_counter()
+        cpu_start, start = time.process_time(), time.perf_counter()
         result = function()
         times.append(time.perf_counter() - start)
+        cpu_seconds += time.process_time() - cpu_start
         if times[-1] > slow_seconds:
             break
-    return times, (time.process_time() - cpu_start) / sum(times), result
+    return times, cpu_seconds / sum(times), result
+
+
+def timed_in_turn(functions: dict, repeats: int) -> dict:
+    """Times fast functions in turn, round after round, so that all see the same load on a shared machine.
+
+    Each function runs once untimed first (TensorFlow's first call sets up its kernels). Returns, per
+    name, what `timed` returns.
+    """
+    for function in functions.values():
+        function()
+    times = {name: [] for name in functions}
+    cpu_seconds = dict.fromkeys(functions, 0.0)
+    results = {}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            cpu_start, start = time.process_time(), time.perf_counter()
+            results[name] = function()
+            times[name].append(time.perf_counter() - start)
+            cpu_seconds[name] += time.process_time() - cpu_start
+    return {name: (times[name], cpu_seconds[name] / sum(times[name]), results[name]) for name in functions}
 
 
 def peak_traced_bytes(function) -> int:
@@ -131,13 +146,14 @@ def bench_size(n: int, features: int, repeats: int, slow_seconds: float) -> list
     def bare_gemm():
         return x @ x.T, None
 
-    runs = {
-        "keras-sage numpy": timed(ours("numpy", x), repeats, warm_up=True),
-        "keras-sage TF": timed(ours("tensorflow", x_tensor), repeats, warm_up=True),
-        "bare float32 x @ x.T": timed(bare_gemm, repeats, warm_up=True),
-        "scipy pdist + pearsonr": timed(scipy_pdist, repeats, slow_seconds),
-        "rsatoolbox": timed(rsatoolbox_rdm, repeats, slow_seconds),
+    fast = {
+        "keras-sage numpy": ours("numpy", x),
+        "keras-sage TF": ours("tensorflow", x_tensor),
+        "bare float32 x @ x.T": bare_gemm,
     }
+    runs = timed_in_turn(fast, repeats)
+    runs["scipy pdist + pearsonr"] = timed(scipy_pdist, repeats, slow_seconds)
+    runs["rsatoolbox"] = timed(rsatoolbox_rdm, repeats, slow_seconds)
     reference_values, reference_similarity = runs["scipy pdist + pearsonr"][2]
     ours_median = statistics.median(runs["keras-sage numpy"][0])
     rows = []
@@ -167,7 +183,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated n×d, e.g. 1000x4096")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per method (the median is reported)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per method (the median is reported)")
     parser.add_argument(
         "--slow-seconds",
         type=float,
