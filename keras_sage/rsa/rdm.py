@@ -5,10 +5,12 @@ M^F_ij = 1 − corr(F_i, F_j) (Eq. 1). A category-level RDM replaces F with F^c,
 activation pattern over the inputs of category c. Only the upper triangle (k = 1, row-major order) is
 kept: it is what the paper compares, and what a teacher file stores.
 
-All three metrics are one matrix product of prepared rows, never a loop over pairs:
+All three metrics are one matrix product of prepared rows P Pᵀ, never a loop over pairs (the numpy
+backend forms it from row blocks on and above the diagonal, to bound memory):
 
 - correlation: rows centred on their own mean and scaled to unit norm, so corr(F_i, F_j) = p_i · p_j;
-- cosine: rows scaled to unit norm;
+  float32 products, with row means and norms accumulated in float64;
+- cosine: rows scaled to unit norm, likewise;
 - euclidean: ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b on rows centred on the column mean (the distance does not
   change under a common translation, and centring keeps the identity from cancelling digits), in float64.
 
