@@ -9,7 +9,7 @@ All three metrics are one matrix product of prepared rows P Pᵀ, never a loop o
 backend forms it from row blocks on and above the diagonal, to bound memory):
 
 - correlation: rows centred on their own mean and scaled to unit norm, so corr(F_i, F_j) = p_i · p_j;
-  float32 products, with row means and norms accumulated in float64;
+  float32 products, with row means and norms accumulated in float64 (TensorFlow: centred twice in float32);
 - cosine: rows scaled to unit norm, likewise;
 - euclidean: ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b on rows centred on the column mean (the distance does not
   change under a common translation, and centring keeps the identity from cancelling digits), in float64.
