@@ -65,6 +65,7 @@ def test_rdm_equals_scipy_pdist(kind, metric, backend):
 def test_numpy_rdm_in_many_blocks_equals_scipy(monkeypatch, metric):
     # 7-row blocks over 40 rows: diagonal, off-diagonal and a short last block all occur.
     monkeypatch.setattr(rdm_module, "_MIN_BLOCK_BYTES", 7 * 30 * 8)
+    monkeypatch.setattr(rdm_module, "_MIN_BLOCK_ROWS", 1)
     activations = clustered_activations()
     np.testing.assert_allclose(
         rsa.rdm(activations, metric=metric).values, reference_rdm(activations, metric), rtol=1e-5, atol=1e-5

@@ -33,9 +33,11 @@ METRICS = ("correlation", "euclidean", "cosine")
 LEVELS = ("image", "category")
 BACKENDS = ("auto", "numpy", "tensorflow")
 
-# The numpy backend prepares rows in blocks of at most max(this, input size / 4) bytes: a small input is one
-# block (one matrix product), and a large one needs two blocks (half its size) beyond itself plus the output.
+# The numpy backend prepares rows in blocks of at most max(32 MiB, 1024 rows, input size / 4): a small input
+# is one block (one matrix product), a large one needs two blocks (half its size) beyond itself plus the
+# output, and no block is so thin that its matrix products run slowly.
 _MIN_BLOCK_BYTES = 32 * 2**20
+_MIN_BLOCK_ROWS = 1024
 
 
 class ConstantRepresentationWarning(UserWarning):
@@ -302,8 +304,8 @@ def _blocked_dissimilarities(
     else:
         offset = None
         degenerate = ~np.any(matrix, axis=1)
-    block_bytes = max(_MIN_BLOCK_BYTES, matrix.nbytes // 4)
     item_bytes = np.dtype(compute_dtype).itemsize
+    block_bytes = max(_MIN_BLOCK_BYTES, _MIN_BLOCK_ROWS * n_features * item_bytes, matrix.nbytes // 4)
     # Blocks of equal size, each of whose rows and products fit in block_bytes.
     most_rows = min(
         n, max(1, block_bytes // (n_features * item_bytes)), math.isqrt(block_bytes // item_bytes)
