@@ -117,7 +117,7 @@ class LayerwiseController(keras.layers.Layer):
         return inputs, new_states
 
     def _first_step_eager(self) -> tuple:
-        """Step 0: h_0, the LSTM states, log P̂_{N_l}, and W_src^T h_0 (the image's source score)."""
+        """Step 0: the LSTM states, log P̂_{N_l} from h_0, and W_src^T h_0 (the image's source score)."""
         zeros = tf.zeros((1, self.units))
         hidden, states = self._lstm(self.start, [[zeros, zeros] for _ in self.cells])
         log_probabilities = tf.nn.log_softmax(tf.matmul(hidden, self.num_layers_head)[0])
