@@ -101,7 +101,7 @@ def last_metric(trial: dict, name: str) -> float:
     return trial["metrics"]["metrics"][name]["observations"][-1]["value"][0]
 
 
-def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path):
+def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path, capsys):
     tuner = SageTuner(
         TinySpace(),
         teacher=teacher_path,
@@ -148,6 +148,8 @@ def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path):
     assert summary["trials"] == 3 and summary["failed"] == 0
     assert summary["best P"] == max(record.premature_accuracy for record in records)
     assert summary["examples (+M2·E2)"] == 3 * N_TRAIN
+    tuner.results_summary(1)
+    assert f"Trial {best_trial.trial_id} summary" in capsys.readouterr().out
     plot = Path(plot_search({"tg": records}, tmp_path / "search.png"))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -259,6 +261,8 @@ def test_budget_arguments_are_checked(tmp_path, teacher_path):
         )
     with pytest.raises(ValueError, match="premature_steps must be a positive integer"):
         SageTuner(TinySpace(), teacher=teacher_path, premature_steps=0, directory=tmp_path)
+    with pytest.raises(ValueError, match="executions_per_trial must be 1"):
+        SageTuner(TinySpace(), teacher=teacher_path, executions_per_trial=2, directory=tmp_path)
     oracle = keras_tuner.oracles.RandomSearchOracle(objective="val_loss", max_trials=1)
     with pytest.raises(ValueError, match="'val_loss' is not a metric SageTuner reports"):
         SageTuner(TinySpace(), teacher=teacher_path, oracle=oracle, directory=tmp_path)

@@ -159,6 +159,8 @@ class SageTuner(keras_tuner.Tuner):
         probe_batch_size: int = 128,
         **kwargs: Any,
     ) -> None:
+        if kwargs.get("executions_per_trial", 1) != 1:
+            raise ValueError("SageTuner trains each candidate once per trial; executions_per_trial must be 1")
         if premature_epochs is not None and premature_steps is not None:
             raise ValueError("give either premature_epochs or premature_steps, not both")
         if premature_epochs is None and premature_steps is None:
