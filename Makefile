@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml setup.py
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/tg_sage_demo.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""`make demo`: register a teacher with the `keras-sage` command line, offline, on scikit-learn's digits.
+"""Register a teacher with the `keras-sage` command line, offline, on scikit-learn's digits.
 
 1. Trains a small Keras CNN on the digits (16×16, a few seconds on 2 CPU cores) and saves it as `.keras`
    in the output folder; a later run reuses it.
@@ -6,7 +6,7 @@
 3. Runs `keras-sage teacher register` on the saved model, then `keras-sage teacher show` on the teacher
    file it wrote.
 
-Run: `python examples/demo.py [--output demo-output]`.
+Run: `python examples/register_teacher.py [--output demo-output/register-teacher]`.
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def run_command(arguments: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=Path("demo-output"), help="working folder")
+    parser.add_argument(
+        "--output", type=Path, default=Path("demo-output/register-teacher"), help="working folder"
+    )
     parser.add_argument("--epochs", type=int, default=10, help="training epochs of the teacher")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
