@@ -46,6 +46,7 @@ from keras_tuner.engine import hyperparameters as hp_module
 
 from keras_sage.hypermodels.base import LayerwiseSearchSpace, LayerwiseSpec
 from keras_sage.tuners._atomic import write_atomically
+from keras_sage.tuners._seed import keep_oracle_seed
 
 CONTROLLER_FILE = "reinforce_controller.npz"
 
@@ -293,6 +294,7 @@ class ReinforceOracle(keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        keep_oracle_seed(self, seed)
         if isinstance(search_space, LayerwiseSpec):
             self.spec = search_space
         elif isinstance(search_space, LayerwiseSearchSpace):

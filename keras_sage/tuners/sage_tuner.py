@@ -33,6 +33,7 @@ from keras_sage.objective import (
 )
 from keras_sage.teachers import TeacherStore
 from keras_sage.tuners._atomic import write_atomically
+from keras_sage.tuners._seed import keep_oracle_seed
 
 SCORE_OBJECTIVE = keras_tuner.Objective("score", direction="max")
 # Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
@@ -192,9 +193,7 @@ class SageTuner(keras_tuner.Tuner):
                 seed=seed,
                 max_consecutive_failed_trials=DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
             )
-            if seed is not None:
-                # KerasTuner's Oracle takes a seed of 0 for "no seed" and draws a random one.
-                oracle.seed = oracle._seed_state = seed
+            keep_oracle_seed(oracle, seed)
         _use_reported_objective(oracle)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 

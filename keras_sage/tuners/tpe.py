@@ -70,6 +70,7 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.trial import TrialState
 
 from keras_sage.tuners._atomic import write_atomically
+from keras_sage.tuners._seed import keep_oracle_seed
 
 JOURNAL_FILE = "optuna_journal.log"
 SAMPLER_FILE = "optuna_sampler.pkl"
@@ -294,6 +295,7 @@ class OptunaOracle(keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        keep_oracle_seed(self, seed)
         if failed_trials not in ("infeasible", "fail"):
             raise ValueError(f'failed_trials must be "infeasible" or "fail", got {failed_trials!r}.')
         self.sampler = sampler
