@@ -55,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `keras-sage` and its subcommands."""
-    from keras_sage.rsa import LEVELS, METRICS
-    from keras_sage.teachers.register import DEFAULT_BATCH_SIZE, DEFAULT_MAX_FEATURES
+    from keras_sage.rsa import DEFAULT_MAX_FEATURES, LEVELS, METRICS
+    from keras_sage.teachers.register import DEFAULT_BATCH_SIZE
 
     parser = argparse.ArgumentParser(
         prog="keras-sage", description="Teacher-guided neural architecture search (TG-SAGE) for Keras."

@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from keras_sage.rsa import RDM, compare, feature_subsample_indices, rdm
+from keras_sage.features import layer_feature_counts, layer_features
+from keras_sage.rsa import DEFAULT_MAX_FEATURES, RDM, compare, rdm
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
 DEFAULT_ALPHA = 1.0
-DEFAULT_MAX_FEATURES = 4096
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
 # Bytes of working memory one student RDM of n probe images takes beyond its features, per n²: the
 # square distance matrix and the temporaries of computing it, in float64. Reserved out of the memory
@@ -246,16 +246,10 @@ class TeacherGuidedObjective:
         endpoints = list(endpoints)
         if not endpoints:
             raise ValueError(f"model {model.name!r} has no representation endpoints to compare")
-        outputs = [_endpoint_output(model, name) for name in endpoints]
         n_images = self.teacher.n_images
-        feature_counts = [math.prod(int(d) for d in output.shape[1:]) for output in outputs]
-        feature_indices = [
-            feature_subsample_indices(n_features, self.max_features, self.seed)
-            for n_features in feature_counts
-        ]
         kept_counts = [
-            n_features if indices is None else len(indices)
-            for n_features, indices in zip(feature_counts, feature_indices, strict=True)
+            count if self.max_features is None else min(count, self.max_features)
+            for count in layer_feature_counts(model, endpoints)
         ]
         rdm_kinds = sorted(
             {(teacher_rdm.metric, teacher_rdm.level) for teacher_rdm in self.teacher_rdms.values()}
@@ -264,11 +258,14 @@ class TeacherGuidedObjective:
         best = {name: -math.inf for name in self.teacher_rdms}
         best_student_layers: dict[str, str] = {}
         for group in plan_endpoint_groups(kept_counts, n_images, self.memory_budget):
-            features = self._extract(
+            features = layer_features(
                 model,
-                [outputs[position] for position in group],
-                [feature_indices[position] for position in group],
-                [kept_counts[position] for position in group],
+                [endpoints[position] for position in group],
+                self.teacher.probe_images,
+                max_features=self.max_features,
+                seed=self.seed,
+                batch_size=self.batch_size,
+                preprocessing=self.probe_preprocessing,
             )
             for slot, position in enumerate(group):
                 # Each endpoint's buffer is released as soon as its RDMs exist.
@@ -293,40 +290,6 @@ class TeacherGuidedObjective:
                 del endpoint_features
         return {name: float(value) for name, value in best.items()}, best_student_layers
 
-    def _extract(
-        self,
-        model: Any,
-        outputs: list[Any],
-        feature_indices: list[np.ndarray | None],
-        kept_counts: list[int],
-    ) -> list[np.ndarray]:
-        """One forward pass over the probe images, keeping the subsampled features of some endpoints."""
-        import keras
-
-        kept_outputs = []
-        for output, indices in zip(outputs, feature_indices, strict=True):
-            flat = keras.ops.reshape(keras.ops.cast(output, "float32"), (-1, math.prod(output.shape[1:])))
-            kept_outputs.append(flat if indices is None else keras.ops.take(flat, indices, axis=1))
-        feature_model = keras.Model(model.input, kept_outputs)
-
-        probe_images = self.teacher.probe_images
-        n_images = probe_images.shape[0]
-        buffers = [np.empty((n_images, count), dtype=np.float32) for count in kept_counts]
-        for start in range(0, n_images, self.batch_size):
-            batch = probe_images[start : start + self.batch_size]
-            batch = (
-                self.probe_preprocessing(batch)
-                if self.probe_preprocessing is not None
-                else batch.astype(np.float32)
-            )
-            # Called eagerly: each candidate's feature model runs once, so tracing it would cost more than
-            # it saves.
-            kept = feature_model(batch, training=False)
-            kept = kept if isinstance(kept, (list, tuple)) else [kept]
-            for buffer, endpoint_kept in zip(buffers, kept, strict=True):
-                buffer[start : start + self.batch_size] = keras.ops.convert_to_numpy(endpoint_kept)
-        return buffers
-
 
 def premature_accuracy(model: Any, validation_data: Any, batch_size: int | None = None) -> float:
     """P: the model's accuracy on the validation data.
@@ -350,11 +313,3 @@ def premature_accuracy(model: Any, validation_data: Any, batch_size: int | None 
             "compile it with metrics=['accuracy']"
         )
     return float(results[accuracy_names[0]])
-
-
-def _endpoint_output(model: Any, name: str) -> Any:
-    try:
-        layer = model.get_layer(name)
-    except ValueError as error:
-        raise ValueError(f"model {model.name!r} has no endpoint layer {name!r}") from error
-    return layer.output

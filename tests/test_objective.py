@@ -188,7 +188,7 @@ def test_probe_preprocessing_is_applied(tmp_path, probe):
 def test_missing_endpoint_and_missing_accuracy_name_the_problem(tmp_path, probe):
     model = tiny_cnn(seed=1)
     teacher = make_teacher(tmp_path / "teacher.h5", model, probe)
-    with pytest.raises(ValueError, match="no endpoint layer 'layer_9'"):
+    with pytest.raises(ValueError, match="has no layer 'layer_9'"):
         TeacherGuidedObjective(teacher).similarities(model, ["layer_9"])
     with pytest.raises(ValueError, match="no accuracy metric"):
         premature_accuracy(tiny_cnn(seed=1, metrics=()), (probe[0], probe[1]))

@@ -3,6 +3,7 @@
 from keras_sage.rsa.compare import COMPARE_METHODS, compare, linear_cka
 from keras_sage.rsa.rdm import (
     BACKENDS,
+    DEFAULT_MAX_FEATURES,
     LEVELS,
     METRICS,
     RDM,
@@ -16,6 +17,7 @@ from keras_sage.rsa.rdm import (
 __all__ = [
     "BACKENDS",
     "COMPARE_METHODS",
+    "DEFAULT_MAX_FEATURES",
     "LEVELS",
     "METRICS",
     "RDM",

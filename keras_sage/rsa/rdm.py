@@ -32,6 +32,9 @@ import numpy as np
 METRICS = ("correlation", "euclidean", "cosine")
 LEVELS = ("image", "category")
 BACKENDS = ("auto", "numpy", "tensorflow")
+# Features kept per layer when a layer's activations are subsampled for its RDM (the paper's "random
+# subsample of features"), for teacher and candidate alike.
+DEFAULT_MAX_FEATURES = 4096
 
 # The numpy backend prepares rows in blocks of at most max(32 MiB, 1024 rows, input size / 4): a small input
 # is one block (one matrix product), a large one needs two blocks (half its size) beyond itself plus the

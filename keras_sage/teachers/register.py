@@ -9,7 +9,6 @@ teacher file (`TeacherStore`), adding to the file if it already holds the same p
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import warnings
 import zipfile
@@ -20,7 +19,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from keras_sage.rsa import LEVELS, METRICS, feature_subsample_indices, rdm
+from keras_sage.features import layer_feature_counts, layer_features
+from keras_sage.rsa import DEFAULT_MAX_FEATURES, LEVELS, METRICS, rdm
 from keras_sage.teachers.store import (
     TeacherStore,
     _probe_images_as_stored,
@@ -28,7 +28,6 @@ from keras_sage.teachers.store import (
     probe_fingerprint,
 )
 
-DEFAULT_MAX_FEATURES = 4096
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -104,7 +103,8 @@ def register_teacher(
     _check_layer_names(model, layer_names)
     existing = _existing_store(path, images, labels, layer_names, overwrite)
 
-    features, feature_counts = extract_features(
+    feature_counts = layer_feature_counts(model, layer_names)
+    features = layer_features(
         model,
         layer_names,
         images,
@@ -114,8 +114,8 @@ def register_teacher(
         verbose=verbose,
     )
     rdms = {}
-    for name, layer_features, n_features in zip(layer_names, features, feature_counts, strict=True):
-        layer_rdm = rdm(layer_features, metric=metric, labels=labels, level=level, seed=seed, name=name)
+    for name, features_kept, n_features in zip(layer_names, features, feature_counts, strict=True):
+        layer_rdm = rdm(features_kept, metric=metric, labels=labels, level=level, seed=seed, name=name)
         # The features were subsampled before the RDM; record the layer's full width and the seed used.
         rdms[name] = dataclasses.replace(layer_rdm, n_features=n_features, seed=seed)
     store = existing or TeacherStore.create(path, images, labels, overwrite=True)
@@ -273,58 +273,6 @@ def default_teacher_layers(model: Any) -> list[str]:
         last_per_resolution.pop(resolution, None)
         last_per_resolution[resolution] = layer.name
     return list(last_per_resolution.values())
-
-
-def extract_features(
-    model: Any,
-    layer_names: Sequence[str],
-    images: np.ndarray,
-    max_features: int | None = DEFAULT_MAX_FEATURES,
-    seed: int = 0,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    verbose: int = 1,
-) -> tuple[list[np.ndarray], list[int]]:
-    """The flattened, feature-subsampled outputs of some layers on a set of images.
-
-    Images go through the model one batch at a time (cast to float32, `Model.predict_on_batch`) into
-    preallocated buffers, so memory holds only the kept features, never the layers' full outputs for every
-    image.
-
-    Args:
-        model: A built Keras model.
-        layer_names: Names of its top-level layers.
-        images: The images, `(n, ...)`.
-        max_features: Features kept per layer, chosen by `feature_subsample_indices(n, max_features,
-            seed)`; `None` keeps all.
-        seed: Seed of the subsample.
-        batch_size: Images per forward pass.
-        verbose: 1 shows a `keras.utils.Progbar`, 0 is silent.
-
-    Returns:
-        `(features, feature_counts)`: per layer a float32 array `(n, kept)`, and its full feature count.
-    """
-    import keras
-
-    outputs = [model.get_layer(name).output for name in layer_names]
-    feature_counts = [math.prod(int(size) for size in output.shape[1:]) for output in outputs]
-    indices = [feature_subsample_indices(count, max_features, seed) for count in feature_counts]
-    extractor = keras.Model(model.input, outputs)
-    n_images = images.shape[0]
-    features = [
-        np.empty((n_images, count if kept is None else len(kept)), dtype=np.float32)
-        for count, kept in zip(feature_counts, indices, strict=True)
-    ]
-    progress = keras.utils.Progbar(n_images, verbose=verbose, unit_name="image")
-    for start in range(0, n_images, batch_size):
-        batch = np.asarray(images[start : start + batch_size], dtype=np.float32)
-        activations = extractor.predict_on_batch(batch)
-        if not isinstance(activations, (list, tuple)):
-            activations = [activations]
-        for buffer, activation, kept in zip(features, activations, indices, strict=True):
-            flat = np.asarray(activation).reshape(len(batch), -1)
-            buffer[start : start + len(batch)] = flat if kept is None else flat[:, kept]
-        progress.update(start + len(batch))
-    return features, feature_counts
 
 
 def _load_model(model_or_path: Any) -> tuple[Any, str]:

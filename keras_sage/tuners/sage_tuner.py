@@ -26,11 +26,11 @@ import numpy as np
 
 from keras_sage.objective import (
     DEFAULT_ALPHA,
-    DEFAULT_MAX_FEATURES,
     DEFAULT_MEMORY_BUDGET,
     TeacherGuidedObjective,
     premature_accuracy,
 )
+from keras_sage.rsa import DEFAULT_MAX_FEATURES
 from keras_sage.teachers import TeacherStore
 from keras_sage.tuners._atomic import write_atomically
 from keras_sage.tuners._seed import keep_oracle_seed

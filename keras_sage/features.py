@@ -1,0 +1,99 @@
+"""Layer activations on a set of images, flattened and feature-subsampled inside the model.
+
+Teacher registration and candidate scoring both need, for some layers of a Keras model, the activations on
+a fixed image set with a fixed random subsample of features per layer (the paper's "random subsample of
+features", `feature_subsample_indices`). Here each layer's output is flattened and subsampled inside the
+model, so only the kept features leave it, and images go through one batch at a time into preallocated
+buffers (never `Model.predict`, which holds every batch of every full layer output until the end).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from keras_sage.rsa import DEFAULT_MAX_FEATURES, feature_subsample_indices
+
+
+def layer_feature_counts(model: Any, layer_names: Sequence[str]) -> list[int]:
+    """Returns the number of features (the product of the non-batch output dimensions) of each layer.
+
+    Args:
+        model: A built Keras model.
+        layer_names: Names of its layers.
+
+    Returns:
+        One count per layer, in order.
+    """
+    return [math.prod(int(size) for size in _layer_output(model, name).shape[1:]) for name in layer_names]
+
+
+def layer_features(
+    model: Any,
+    layer_names: Sequence[str],
+    images: np.ndarray,
+    max_features: int | None = DEFAULT_MAX_FEATURES,
+    seed: int = 0,
+    batch_size: int = 64,
+    preprocessing: Callable[[np.ndarray], Any] | None = None,
+    verbose: int = 0,
+) -> list[np.ndarray]:
+    """The flattened, feature-subsampled outputs of some layers of a model on a set of images.
+
+    Args:
+        model: A built Keras model.
+        layer_names: Names of its layers.
+        images: The images, `(n, ...)`.
+        max_features: Features kept per layer, chosen by `feature_subsample_indices(count, max_features,
+            seed)`; `None` keeps all.
+        seed: Seed of the subsample.
+        batch_size: Images per forward pass.
+        preprocessing: Applied to each batch of images before the model sees it; by default the batch is
+            cast to float32.
+        verbose: 1 shows a `keras.utils.Progbar`, 0 is silent.
+
+    Returns:
+        Per layer, a float32 array `(n, features kept)`.
+
+    Example:
+
+    ```python
+    features = layer_features(model, ["L1", "L2"], probe_images, max_features=4096)
+    ```
+    """
+    import keras
+
+    kept_outputs, kept_counts = [], []
+    for name, count in zip(layer_names, layer_feature_counts(model, layer_names), strict=True):
+        output = _layer_output(model, name)
+        flat = keras.ops.reshape(keras.ops.cast(output, "float32"), (-1, count))
+        indices = feature_subsample_indices(count, max_features, seed)
+        kept_outputs.append(flat if indices is None else keras.ops.take(flat, indices, axis=1))
+        kept_counts.append(count if indices is None else len(indices))
+    feature_model = keras.Model(model.input, kept_outputs)
+
+    n_images = images.shape[0]
+    buffers = [np.empty((n_images, count), dtype=np.float32) for count in kept_counts]
+    progress = keras.utils.Progbar(n_images, verbose=verbose, unit_name="image")
+    for start in range(0, n_images, batch_size):
+        batch = images[start : start + batch_size]
+        batch = preprocessing(batch) if preprocessing is not None else np.asarray(batch, dtype=np.float32)
+        # Called eagerly: a feature model usually runs once per candidate, so tracing it would cost more
+        # than it saves.
+        kept = feature_model(batch, training=False)
+        kept = kept if isinstance(kept, (list, tuple)) else [kept]
+        for buffer, layer_kept in zip(buffers, kept, strict=True):
+            buffer[start : start + batch_size] = keras.ops.convert_to_numpy(layer_kept)
+        progress.update(min(start + batch_size, n_images))
+    return buffers
+
+
+def _layer_output(model: Any, name: str) -> Any:
+    try:
+        layer = model.get_layer(name)
+    except ValueError as error:
+        raise ValueError(f"model {model.name!r} has no layer {name!r}") from error
+    return layer.output
