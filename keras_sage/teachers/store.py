@@ -25,7 +25,6 @@ import contextlib
 import datetime
 import hashlib
 import os
-import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from keras_sage._atomic import write_atomically
 from keras_sage.rsa import RDM
 
 FORMAT = "keras-sage-teacher"
@@ -444,9 +444,8 @@ class TeacherStore:
         """Writes the whole store to a temporary file in the same directory, then renames it over `path`."""
         from keras_sage import __version__
 
-        temporary = self.path.with_name(f"{self.path.name}.tmp{secrets.token_hex(4)}")
-        try:
-            with h5py.File(temporary, "x") as file:
+        def write_hdf5(target: Any) -> None:
+            with h5py.File(target, "w") as file:
                 file.attrs["format"] = FORMAT
                 file.attrs["format_version"] = FORMAT_VERSION
                 file.attrs["created"] = self.created
@@ -464,13 +463,8 @@ class TeacherStore:
                         dataset.attrs[attr] = value
                     if layer.categories is not None:
                         dataset.attrs["categories"] = layer.categories
-            with open(temporary, "rb+") as written:
-                os.fsync(written.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+
+        write_atomically(self.path, write_hdf5)
 
 
 @contextlib.contextmanager

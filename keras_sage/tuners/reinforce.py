@@ -44,8 +44,8 @@ import numpy as np
 import tensorflow as tf
 from keras_tuner.engine import hyperparameters as hp_module
 
+from keras_sage._atomic import write_atomically
 from keras_sage.hypermodels.base import LayerwiseSearchSpace, LayerwiseSpec
-from keras_sage.tuners._atomic import write_atomically
 from keras_sage.tuners._seed import keep_oracle_seed
 
 CONTROLLER_FILE = "reinforce_controller.npz"

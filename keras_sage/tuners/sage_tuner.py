@@ -24,6 +24,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from keras_sage._atomic import write_atomically
 from keras_sage.objective import (
     DEFAULT_ALPHA,
     DEFAULT_MEMORY_BUDGET,
@@ -32,7 +33,6 @@ from keras_sage.objective import (
 )
 from keras_sage.rsa import DEFAULT_MAX_FEATURES
 from keras_sage.teachers import TeacherStore
-from keras_sage.tuners._atomic import write_atomically
 from keras_sage.tuners._seed import keep_oracle_seed
 
 SCORE_OBJECTIVE = keras_tuner.Objective("score", direction="max")

@@ -69,7 +69,7 @@ from optuna.distributions import (
 from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.trial import TrialState
 
-from keras_sage.tuners._atomic import write_atomically
+from keras_sage._atomic import write_atomically
 from keras_sage.tuners._seed import keep_oracle_seed
 
 JOURNAL_FILE = "optuna_journal.log"
