@@ -71,3 +71,20 @@ def test_reinforce_oracle_searches_the_cnn_space(tmp_path, teacher_path, data):
         names = trial["hyperparameters"]["values"]
         assert f"filters_{depth}" in names
         assert np.all([f"filters_{layer}" not in names for layer in range(depth + 1, MAX_LAYERS + 1)])
+
+
+class CountingSpace(CNNSearchSpace):
+    builds = 0
+
+    def build(self, hp):
+        CountingSpace.builds += 1
+        return super().build(hp)
+
+
+def test_the_whole_space_is_declared_without_building_models(tmp_path, teacher_path):
+    deep = CountingSpace(max_layers=20, num_classes=10, input_shape=(8, 8, 1))
+    tuner = SageTuner(deep, teacher=teacher_path, max_trials=1, directory=tmp_path)
+    assert CountingSpace.builds == 0
+    names = {hp.name for hp in tuner.oracle.get_space().space}
+    assert {"num_layers", "filters_20", "connect_image_to_20", "connect_19_to_20"} <= names
+    assert len(names) == 1 + 20 * 7 + 19 * 20 // 2

@@ -197,6 +197,24 @@ class SageTuner(keras_tuner.Tuner):
         _use_reported_objective(oracle)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 
+    def _populate_initial_space(self) -> None:
+        """Declares the search space without building models when the hypermodel can declare it whole.
+
+        KerasTuner finds conditional hyperparameters by building the model once per conditional scope
+        (20 builds for a 20-layer `CNNSearchSpace`); a hypermodel that overrides `declare_hyperparameters`
+        declares every hyperparameter, active or not, so no build is needed.
+        """
+        declares_whole_space = (
+            type(self.hypermodel).declare_hyperparameters
+            is not keras_tuner.HyperModel.declare_hyperparameters
+        )
+        if not declares_whole_space:
+            super()._populate_initial_space()
+            return
+        hp = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
+
     @property
     def alpha(self) -> float:
         """α, the weight of TG in the score."""
