@@ -50,7 +50,7 @@ from hyperopt.base import JOB_STATE_DONE, Domain
 
 # The test functions, their KerasTuner spaces and the stand-in CNN space live with the tests.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
-from layerwise_stand_in import LAYER_CHOICES, layerwise_space
+from oracle_harness import LAYER_CHOICES, layerwise_space
 from test_tpe import PROBLEMS, best_after, random_oracle, tpe_oracle
 
 from keras_sage.tuners import TPEOracle

@@ -8,7 +8,7 @@ import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
-from layerwise_stand_in import LayerwiseStandIn, layerwise_space
+from oracle_harness import FunctionTuner, LayerwiseStandIn, layerwise_space, trial_values
 
 from keras_sage.hypermodels.base import LayerwiseSpec
 from keras_sage.tuners.reinforce import (
@@ -48,18 +48,6 @@ def toy_reward(values: dict) -> float:
     return sum(values.get(name) == value for name, value in TARGET.items()) / len(TARGET)
 
 
-class FunctionTuner(keras_tuner.Tuner):
-    def __init__(self, function, **kwargs):
-        super().__init__(**kwargs)
-        self.function = function
-
-    def run_trial(self, trial, **kwargs):
-        reward = self.function(trial.hyperparameters.values)
-        if reward is None:
-            raise keras_tuner.errors.FailedTrialError("the function refused these values")
-        return {"reward": reward}
-
-
 def search(oracle, directory, function=toy_reward, project_name="project", overwrite=True, max_layers=3):
     tuner = FunctionTuner(
         function,
@@ -71,10 +59,6 @@ def search(oracle, directory, function=toy_reward, project_name="project", overw
     )
     tuner.search(verbose=0)
     return tuner
-
-
-def trial_values(oracle) -> list[dict]:
-    return [oracle.trials[trial_id].hyperparameters.values for trial_id in oracle.start_order]
 
 
 def test_the_controller_is_a_probability_distribution_over_architectures():

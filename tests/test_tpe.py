@@ -10,9 +10,9 @@ import numpy as np
 import optuna
 import pytest
 from keras_tuner.engine import hyperparameters as hp_module
-from layerwise_stand_in import LayerwiseStandIn, layerwise_space
 from optuna.samplers._tpe.sampler import default_weights, hyperopt_default_gamma
 from optuna.trial import TrialState
+from oracle_harness import FunctionTuner, LayerwiseStandIn, layerwise_space, trial_values
 
 from keras_sage.tuners.tpe import (
     JOURNAL_FILE,
@@ -116,20 +116,6 @@ PROBLEMS = {
 }
 
 
-class FunctionTuner(keras_tuner.Tuner):
-    """Scores a trial with a plain function of its values (no model is built or trained)."""
-
-    def __init__(self, function, **kwargs):
-        super().__init__(**kwargs)
-        self.function = function
-
-    def run_trial(self, trial, **kwargs):
-        value = self.function(trial.hyperparameters.values)
-        if value is None:
-            raise keras_tuner.errors.FailedTrialError("the function refused these values")
-        return value
-
-
 def search(oracle, function, directory, project_name="project", overwrite=True, hypermodel=None):
     tuner = FunctionTuner(
         function,
@@ -141,10 +127,6 @@ def search(oracle, function, directory, project_name="project", overwrite=True, 
     )
     tuner.search(verbose=0)
     return tuner
-
-
-def trial_values(oracle) -> list[dict]:
-    return [oracle.trials[trial_id].hyperparameters.values for trial_id in oracle.start_order]
 
 
 def best_after(oracle_factory, problem: str, seed: int, directory, n_trials: int = 100) -> float:

@@ -1,4 +1,5 @@
-"""A stand-in for `CNNSearchSpace` that declares the same hyperparameters and builds no model."""
+"""What the oracle tests share: a stand-in for `CNNSearchSpace` that builds no model, and a tuner that
+scores trials with a plain function."""
 
 from __future__ import annotations
 
@@ -49,3 +50,22 @@ def layerwise_space(max_layers: int) -> keras_tuner.HyperParameters:
     hp = keras_tuner.HyperParameters()
     declare_layers(hp, max_layers)
     return hp
+
+
+class FunctionTuner(keras_tuner.Tuner):
+    """Scores a trial with a plain function of its values (no model is built or trained)."""
+
+    def __init__(self, function, **kwargs):
+        super().__init__(**kwargs)
+        self.function = function
+
+    def run_trial(self, trial, **kwargs):
+        value = self.function(trial.hyperparameters.values)
+        if value is None:
+            raise keras_tuner.errors.FailedTrialError("the function refused these values")
+        return value
+
+
+def trial_values(oracle) -> list[dict]:
+    """The hyperparameter values of an oracle's trials, in the order they started."""
+    return [oracle.trials[trial_id].hyperparameters.values for trial_id in oracle.start_order]
