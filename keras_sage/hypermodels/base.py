@@ -1,4 +1,4 @@
-"""What a search space declares about its structure, for oracles that generate architectures.
+"""What search spaces share: the structure an oracle may read, and how candidates get their optimizer.
 
 Most oracles (random search, TPE) see only KerasTuner's flat list of hyperparameters. The REINFORCE
 controller of the paper instead runs one LSTM step per layer of the candidate and shares one softmax head
@@ -8,8 +8,17 @@ are connections. A HyperModel tells it by implementing `LayerwiseSearchSpace`.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
+
+import keras
+
+# Candidates train with SGD and Nesterov momentum 0.9, as in the paper (supplement, "CIFAR Training").
+DEFAULT_MOMENTUM = 0.9
+
+OptimizerFactory = Callable[[], keras.optimizers.Optimizer]
 
 
 @dataclass(frozen=True)
@@ -58,3 +67,59 @@ class LayerwiseSearchSpace(Protocol):
     def layerwise_spec(self) -> LayerwiseSpec:
         """Returns the layer structure of this search space."""
         ...
+
+
+def check_optimizer(optimizer: str | OptimizerFactory | None) -> None:
+    """Raises a TypeError unless `optimizer` is None, an optimizer name, or a callable making a new one.
+
+    An optimizer instance is refused: every candidate needs its own optimizer.
+    """
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        raise TypeError(
+            "optimizer must be a name or a callable returning a new optimizer, not an optimizer "
+            "instance: every candidate needs its own optimizer."
+        )
+    if optimizer is not None and not isinstance(optimizer, str) and not callable(optimizer):
+        raise TypeError(f"optimizer must be None, a name or a callable, got {optimizer!r}.")
+
+
+def new_optimizer(
+    optimizer: str | OptimizerFactory | None,
+    learning_rate: float,
+    global_clipnorm: float | None = None,
+) -> keras.optimizers.Optimizer:
+    """A new optimizer for one candidate.
+
+    Args:
+        optimizer: `None` for SGD with Nesterov momentum 0.9; the name of a Keras optimizer, created with
+            `learning_rate`; or a callable with no arguments that returns a new optimizer (then
+            `learning_rate` and `global_clipnorm` are not used).
+        learning_rate: Learning rate of the default or named optimizer.
+        global_clipnorm: If set, gradients of the default or named optimizer are clipped to this global norm.
+
+    Returns:
+        A new `keras.optimizers.Optimizer`.
+    """
+    clipping = {} if global_clipnorm is None else {"global_clipnorm": global_clipnorm}
+    if optimizer is None:
+        return keras.optimizers.SGD(
+            learning_rate=learning_rate, momentum=DEFAULT_MOMENTUM, nesterov=True, **clipping
+        )
+    if isinstance(optimizer, str):
+        named = keras.optimizers.get(optimizer)
+        return named.__class__.from_config({**named.get_config(), "learning_rate": learning_rate, **clipping})
+    created = optimizer()
+    if not isinstance(created, keras.optimizers.Optimizer):
+        raise TypeError(f"The optimizer callable returned {created!r}, not a keras optimizer.")
+    return created
+
+
+def positive_integer(value: Any, name: str) -> int:
+    """`value` as an int (numpy integers included), or a ValueError naming `name`."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = 0
+    if number < 1 or isinstance(value, bool):
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return number

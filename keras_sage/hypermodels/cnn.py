@@ -22,15 +22,20 @@ named `layer_<l>`.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 import keras_tuner
 
-from keras_sage.hypermodels.base import LayerwiseSpec
+from keras_sage.hypermodels.base import (
+    LayerwiseSpec,
+    OptimizerFactory,
+    check_optimizer,
+    new_optimizer,
+    positive_integer,
+)
 from keras_sage.hypermodels.endpoints import layer_endpoint_name
 
 FILTERS = (32, 64, 128)
@@ -45,7 +50,6 @@ NORMALIZATIONS = ("none", "batchnorm")
 # candidates (up to 5 layers, digits 16×16, 2 epochs, batch 32): none diverged at 0.1, and 0.1 gave the
 # highest mean validation accuracy (0.47, against 0.42 at 0.05, 0.36 at 0.01 and 0.45 for Adam 1e-3).
 DEFAULT_LEARNING_RATE = 0.1
-DEFAULT_MOMENTUM = 0.9
 
 IMAGE = "image"
 
@@ -111,9 +115,6 @@ class CandidateArchitecture:
         return [layer_endpoint_name(layer.index) for layer in self.layers]
 
 
-OptimizerFactory = Callable[[], keras.optimizers.Optimizer]
-
-
 class CNNSearchSpace(keras_tuner.HyperModel):
     """The paper's search space of convolutional networks, with N_L = `max_layers`.
 
@@ -161,20 +162,14 @@ class CNNSearchSpace(keras_tuner.HyperModel):
         tunable: bool = True,
     ) -> None:
         super().__init__(name=name, tunable=tunable)
-        max_layers = _positive_integer(max_layers, "max_layers")
-        num_classes = _positive_integer(num_classes, "num_classes")
+        max_layers = positive_integer(max_layers, "max_layers")
+        num_classes = positive_integer(num_classes, "num_classes")
         if num_classes < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
         if isinstance(input_shape, str) or len(input_shape) != 3:
             raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}.")
-        shape = tuple(_positive_integer(size, "each size in input_shape") for size in input_shape)
-        if isinstance(optimizer, keras.optimizers.Optimizer):
-            raise TypeError(
-                "optimizer must be a name or a callable returning a new optimizer, not an optimizer "
-                "instance: every candidate needs its own optimizer."
-            )
-        if optimizer is not None and not isinstance(optimizer, str) and not callable(optimizer):
-            raise TypeError(f"optimizer must be None, a name or a callable, got {optimizer!r}.")
+        shape = tuple(positive_integer(size, "each size in input_shape") for size in input_shape)
+        check_optimizer(optimizer)
         self.max_layers = max_layers
         self.num_classes = num_classes
         self.input_shape = shape
@@ -272,7 +267,7 @@ class CNNSearchSpace(keras_tuner.HyperModel):
         """
         model = self.model_from_architecture(self.architecture(hp))
         model.compile(
-            optimizer=self._new_optimizer(),
+            optimizer=new_optimizer(self.optimizer, self.learning_rate),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
@@ -301,30 +296,6 @@ class CNNSearchSpace(keras_tuner.HyperModel):
         x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
         probabilities = keras.layers.Dense(self.num_classes, activation="softmax", name="classifier")(x)
         return keras.Model(image, probabilities, name=self.name or "cnn_candidate")
-
-    def _new_optimizer(self) -> keras.optimizers.Optimizer:
-        if self.optimizer is None:
-            return keras.optimizers.SGD(
-                learning_rate=self.learning_rate, momentum=DEFAULT_MOMENTUM, nesterov=True
-            )
-        if isinstance(self.optimizer, str):
-            named = keras.optimizers.get(self.optimizer)
-            return named.__class__.from_config({**named.get_config(), "learning_rate": self.learning_rate})
-        optimizer = self.optimizer()
-        if not isinstance(optimizer, keras.optimizers.Optimizer):
-            raise TypeError(f"The optimizer callable returned {optimizer!r}, not a keras optimizer.")
-        return optimizer
-
-
-def _positive_integer(value: Any, name: str) -> int:
-    """`value` as an int (numpy integers included), or a ValueError naming `name`."""
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = 0
-    if number < 1 or isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return number
 
 
 def _check_values(index: int, values: dict[str, Any], choices: dict[str, tuple[Any, ...]]) -> None:
