@@ -38,6 +38,12 @@ _EXPORTS: dict[str, str] = {
     "OptunaOracle": "keras_sage.tuners",
     "TPEOracle": "keras_sage.tuners",
     "ReinforceOracle": "keras_sage.tuners",
+    "cifar10": "keras_sage.datasets",
+    "cifar100": "keras_sage.datasets",
+    "imagenet64": "keras_sage.datasets",
+    "probe_set": "keras_sage.datasets",
+    "TFDSSplits": "keras_sage.datasets",
+    "DatasetNotAvailableError": "keras_sage.datasets",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -1,0 +1,321 @@
+"""CIFAR-10 and CIFAR-100 through tensorflow-datasets, split and preprocessed as in the paper.
+
+The paper (supplement, "Datasets and Preprocessing") splits CIFAR's 50,000 training images "by random
+selection" into 45,000 training and 5,000 validation images, and preprocesses them as
+`keras_sage.datasets.cifar_preprocessing` does. `cifar10()` and `cifar100()` return those splits and the
+official test split as batched, prefetched `tf.data` pipelines in a `TFDSSplits`.
+
+How the held-out split is drawn, and why it is the same on every run and machine: the training split is
+read with `shuffle_files=False`, so tfds yields its examples in their on-disk order, which tfds fixes when
+it prepares the data set (it orders the examples by a hash of their keys, not by the order of the files
+or of the machine's threads). Each example is numbered by its position in that order, and the validation
+examples are the positions `numpy.random.default_rng(seed).choice(num_examples, validation_size,
+replace=False)` picks. The choice depends only on `seed` and the number of examples, so the two splits
+are disjoint by construction, and reading the training split with shuffled files would not change it
+(the numbering is done before any shuffling).
+
+The same machinery (`TFDSSplits`, `DatasetNotAvailableError`, `tfds_splits`) serves
+`keras_sage.datasets.imagenet64`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_sage.datasets.preprocessing import cifar_preprocessing
+
+# The paper's split of CIFAR's 50,000 training images: 45,000 for training, 5,000 for validation.
+CIFAR_VALIDATION_SIZE = 5000
+CIFAR_INPUT_SHAPE = (32, 32, 3)
+DEFAULT_BATCH_SIZE = 128
+
+Preprocessing = Callable[[tf.Tensor, bool], tf.Tensor]
+
+
+class DatasetNotAvailableError(FileNotFoundError):
+    """A tensorflow-datasets data set is not prepared in `data_dir` and cannot be downloaded.
+
+    The message names the data set and the folder, and says how to provide the data.
+    """
+
+
+@dataclass(frozen=True)
+class TFDSSplits:
+    """Training, validation and test pipelines of a tensorflow-datasets image data set.
+
+    Every pipeline yields `(images, labels)` batches: float32 images `(batch, *input_shape)` and int64
+    labels. One pass over `train` is one epoch (the pipelines do not repeat).
+
+    Args:
+        train: Augmented, shuffled anew on every pass.
+        validation: Held out from the data set's training split; preprocessed for evaluation, in a
+            fixed order.
+        test: The data set's official evaluation split, preprocessed for evaluation, in a fixed order.
+        class_names: Name of each class, indexed by label.
+        input_shape: (height, width, channels) of one preprocessed image.
+        train_size: Number of training images (one epoch).
+        validation_size: Number of validation images.
+
+    Example:
+
+    ```python
+    splits = keras_sage.datasets.cifar100(data_dir="~/tensorflow_datasets")
+    tuner.search(splits.train, validation_data=splits.validation)
+    ```
+    """
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    train_size: int
+    validation_size: int
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+
+def cifar10(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    validation_size: int = CIFAR_VALIDATION_SIZE,
+    seed: int = 0,
+    download: bool = True,
+    cache: bool = True,
+) -> TFDSSplits:
+    """CIFAR-10 (tfds `cifar10`) with the paper's 45,000 / 5,000 split and preprocessing.
+
+    See `cifar100`, which takes the same arguments; the module docstring says how the split is drawn.
+
+    Example:
+
+    ```python
+    splits = cifar10(data_dir="/data/tensorflow_datasets", download=False)
+    model.fit(splits.train, validation_data=splits.validation, epochs=2)
+    ```
+    """
+    return _cifar("cifar10", data_dir, batch_size, validation_size, seed, download, cache)
+
+
+def cifar100(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    validation_size: int = CIFAR_VALIDATION_SIZE,
+    seed: int = 0,
+    download: bool = True,
+    cache: bool = True,
+) -> TFDSSplits:
+    """CIFAR-100 (tfds `cifar100`, fine labels) with the paper's 45,000 / 5,000 split and preprocessing.
+
+    Training images are zero-padded to 40×40, cropped back to 32×32 at random, flipped at random and
+    standardized per image; validation and test images are only standardized
+    (`keras_sage.datasets.cifar_preprocessing`). The validation images are a random choice, fixed by
+    `seed`, of the training split (see the module docstring).
+
+    Args:
+        data_dir: The tensorflow-datasets folder (`<data_dir>/cifar100/<version>`); tfds's default
+            (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`) if `None`.
+        batch_size: Images per batch.
+        validation_size: Training images held out for validation (the paper's 5,000).
+        seed: Seed of the validation choice and of the training shuffle.
+        download: Whether to download and prepare the data set when it is not in `data_dir`.
+        cache: Whether to keep the decoded images in memory after the first pass (about 180 MB for
+            CIFAR), so that later epochs read no files.
+
+    Returns:
+        A `TFDSSplits` of 32×32×3 images.
+
+    Raises:
+        DatasetNotAvailableError: If the data set is not in `data_dir` and `download` is false or the
+            download fails; the message says how to provide it.
+        ValueError: If `validation_size` is not between 1 and the number of training images − 1.
+
+    Example:
+
+    ```python
+    splits = cifar100(data_dir="/data/tensorflow_datasets", seed=0)
+    tuner.search(splits.train, validation_data=splits.validation)
+    ```
+    """
+    return _cifar("cifar100", data_dir, batch_size, validation_size, seed, download, cache)
+
+
+def _cifar(
+    name: str,
+    data_dir: str | os.PathLike[str] | None,
+    batch_size: int,
+    validation_size: int,
+    seed: int,
+    download: bool,
+    cache: bool,
+) -> TFDSSplits:
+    builder = prepared_builder(name, data_dir, download=download, how_to_provide=_cifar_instructions(name))
+    return tfds_splits(
+        builder,
+        preprocessing=cifar_preprocessing,
+        input_shape=CIFAR_INPUT_SHAPE,
+        batch_size=batch_size,
+        validation_size=validation_size,
+        seed=seed,
+        cache=cache,
+    )
+
+
+def _cifar_instructions(name: str) -> str:
+    return (
+        f"or read CIFAR from class-named image folders (`<folder>/<class>/<image>`) with "
+        f"`keras_sage.datasets.image_folder(<folder>, validation_split=0.1, subset='both')` instead of "
+        f"`keras_sage.datasets.{name}()`."
+    )
+
+
+def prepared_builder(
+    name: str,
+    data_dir: str | os.PathLike[str] | None,
+    *,
+    download: bool,
+    how_to_provide: str,
+    download_config: tfds.download.DownloadConfig | None = None,
+) -> tfds.core.DatasetBuilder:
+    """The tfds builder of `name`, with its data prepared in `data_dir` (downloaded if allowed).
+
+    Args:
+        name: The tfds name, e.g. `"cifar100"` or `"imagenet_resized/64x64"`.
+        data_dir: The tensorflow-datasets folder, or `None` for tfds's default.
+        download: Whether to download and prepare the data when it is absent.
+        how_to_provide: The data set's own ways to provide it, appended to the error message; `{data_dir}`
+            in it is replaced by the data folder.
+        download_config: Passed to `download_and_prepare` (e.g. a `manual_dir`).
+
+    Returns:
+        The builder, ready for `as_dataset`.
+
+    Raises:
+        DatasetNotAvailableError: If the data is absent and `download` is false, or the download or
+            preparation fails for lack of network or files.
+    """
+    data_dir = None if data_dir is None else os.path.expanduser(os.fspath(data_dir))
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared():
+        return builder
+    if not download:
+        raise DatasetNotAvailableError(_absent_message(builder, name, "download=False", how_to_provide))
+    try:
+        builder.download_and_prepare(download_config=download_config)
+    except (
+        OSError,  # includes the `requests` connection errors of a machine with no network
+        AssertionError,  # tfds's "Manual directory ... does not exist or is empty"
+        tfds.download.DownloadError,
+    ) as error:
+        reason = f"the download failed ({type(error).__name__}: {error})"
+        raise DatasetNotAvailableError(_absent_message(builder, name, reason, how_to_provide)) from error
+    return builder
+
+
+def _absent_message(builder: tfds.core.DatasetBuilder, name: str, reason: str, how_to_provide: str) -> str:
+    root = os.fspath(builder.data_dir_root)
+    return (
+        f"The tensorflow-datasets data set {name!r} (version {builder.version}) is not prepared in "
+        f"data_dir {root!r} (expected {os.fspath(builder.data_dir)!r}) and {reason}. "
+        f"To provide it: on a machine with network run `tfds build {name} --data_dir <folder>` and copy "
+        f"<folder>/{name.split('/')[0]} into {root!r}; {how_to_provide.format(data_dir=root)}"
+    )
+
+
+def tfds_splits(
+    builder: tfds.core.DatasetBuilder,
+    *,
+    preprocessing: Preprocessing,
+    input_shape: tuple[int, int, int],
+    batch_size: int,
+    validation_size: int,
+    seed: int,
+    cache: bool,
+    shuffle_buffer: int | None = None,
+    train_split: str = "train",
+    test_split: str = "test",
+) -> TFDSSplits:
+    """Training, held-out validation and test pipelines of a prepared tfds image data set.
+
+    Args:
+        builder: A prepared builder whose examples have `image` and `label` (its supervised keys).
+        preprocessing: `(image, training) -> image`; `training=True` for the training pipeline.
+        input_shape: Shape of one preprocessed image.
+        batch_size: Images per batch.
+        validation_size: Number of examples of `train_split` held out for validation.
+        seed: Seed of the validation choice (see the module docstring) and of the training shuffle.
+        cache: Whether to keep the decoded images of each split in memory after its first pass.
+        shuffle_buffer: Size of the training shuffle buffer; all the training images if `None`.
+        train_split: The tfds split the training and validation images come from.
+        test_split: The tfds split used as the test set.
+
+    Returns:
+        A `TFDSSplits`.
+
+    Raises:
+        ValueError: If `batch_size` or `validation_size` is out of range.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    examples = builder.as_dataset(split=train_split, shuffle_files=False, as_supervised=True)
+    num_examples = int(examples.cardinality())
+    if num_examples < 0:
+        raise ValueError(f"The size of the {builder.name!r} split {train_split!r} is unknown to tfds.")
+    if not 0 < validation_size < num_examples:
+        raise ValueError(
+            f"validation_size must be between 1 and {num_examples - 1} (the {builder.name!r} split "
+            f"{train_split!r} has {num_examples} images), got {validation_size!r}."
+        )
+    is_validation = np.zeros(num_examples, dtype=bool)
+    is_validation[np.random.default_rng(seed).choice(num_examples, validation_size, replace=False)] = True
+    numbered = examples.enumerate()
+    train = _select(numbered, tf.constant(~is_validation))
+    validation = _select(numbered, tf.constant(is_validation))
+    test = builder.as_dataset(split=test_split, shuffle_files=False, as_supervised=True)
+    if cache:
+        train, validation, test = train.cache(), validation.cache(), test.cache()
+    train_size = num_examples - validation_size
+    train = train.shuffle(shuffle_buffer or train_size, seed=seed, reshuffle_each_iteration=True)
+    return TFDSSplits(
+        train=_preprocess_and_batch(train, preprocessing, True, batch_size),
+        validation=_preprocess_and_batch(validation, preprocessing, False, batch_size),
+        test=_preprocess_and_batch(test, preprocessing, False, batch_size),
+        class_names=tuple(builder.info.features["label"].names),
+        input_shape=input_shape,
+        train_size=train_size,
+        validation_size=validation_size,
+    )
+
+
+def _select(numbered: tf.data.Dataset, selected: tf.Tensor) -> tf.data.Dataset:
+    """The examples of an enumerated dataset whose position is true in `selected`, without the position."""
+
+    def is_selected(position: tf.Tensor, example: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        return selected[position]
+
+    def drop_position(
+        position: tf.Tensor, example: tuple[tf.Tensor, tf.Tensor]
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        return example
+
+    return numbered.filter(is_selected).map(drop_position)
+
+
+def _preprocess_and_batch(
+    dataset: tf.data.Dataset, preprocessing: Preprocessing, training: bool, batch_size: int
+) -> tf.data.Dataset:
+    dataset = dataset.map(
+        lambda image, label: (preprocessing(image, training), label), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
