@@ -35,6 +35,8 @@ class TrialRecord:
         teacher_guidance: TG.
         similarities: S_i by teacher layer.
         examples_processed: Training examples of the trial's premature training.
+        params: The candidate's parameter count.
+        flops: The candidate's FLOPs for one image (`keras_sage.count_flops`).
         message: Why the trial failed, if it did (the last line of KerasTuner's message).
     """
 
@@ -45,6 +47,8 @@ class TrialRecord:
     teacher_guidance: float = math.nan
     similarities: dict[str, float] = field(default_factory=dict)
     examples_processed: float = math.nan
+    params: float = math.nan
+    flops: float = math.nan
     message: str = ""
 
 
@@ -82,6 +86,8 @@ def trial_records(tuner: Any) -> list[TrialRecord]:
                     if trial.metrics.exists(similarity_metric_name(layer))
                 },
                 examples_processed=last("examples_processed"),
+                params=last("params"),
+                flops=last("flops"),
                 message=message[-1] if message else "",
             )
         )
@@ -99,11 +105,17 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
     Returns:
         A dict with the arm, α, the number of trials and failed trials, the best P and best TG among the
         completed trials, the winner's trial id and mature accuracy, and the examples processed during the
-        search (M1·E1) and in all (M1·E1 + M2·E2).
+        search (M1·E1) and in all (M1·E1 + M2·E2), and the winner's parameters and FLOPs.
     """
     records = trial_records(tuner)
     completed = [record for record in records if record.status == "COMPLETED"]
     winner = reranked[0] if reranked else None
+    winner_record = next(
+        (record for record in records if winner and record.trial_id == winner.trial_id), None
+    )
+    winner_params, winner_flops = (
+        (winner_record.params, winner_record.flops) if winner_record else (math.nan,) * 2
+    )
     return {
         "arm": name,
         "alpha": tuner.alpha,
@@ -113,9 +125,16 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
         "best TG": max((record.teacher_guidance for record in completed), default=math.nan),
         "winner": winner.trial_id if winner else "-",
         "winner mature acc": winner.mature_accuracy if winner else math.nan,
+        "winner params": _count(winner_params),
+        "winner FLOPs": _count(winner_flops),
         "examples (M1·E1)": tuner.search_examples,
         "examples (+M2·E2)": tuner.search_cost(),
     }
+
+
+def _count(value: float) -> int | float:
+    """A count recorded as a float metric, as an int (NaN stays NaN)."""
+    return value if math.isnan(value) else int(value)
 
 
 def best_so_far(values: Sequence[float]) -> np.ndarray:

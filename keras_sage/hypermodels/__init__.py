@@ -1,6 +1,7 @@
 """Search spaces (KerasTuner HyperModels) and teacher networks whose layers are named endpoints."""
 
 from keras_sage.hypermodels.base import LayerwiseSearchSpace, LayerwiseSpec
+from keras_sage.hypermodels.cells import Block, CellPlan, CellSearchSpace, CellStructure
 from keras_sage.hypermodels.cnn import (
     CandidateArchitecture,
     CandidateBuildError,
@@ -11,9 +12,13 @@ from keras_sage.hypermodels.endpoints import representation_endpoints
 from keras_sage.hypermodels.resnet import resnet_cifar
 
 __all__ = [
+    "Block",
     "CNNSearchSpace",
     "CandidateArchitecture",
     "CandidateBuildError",
+    "CellPlan",
+    "CellSearchSpace",
+    "CellStructure",
     "LayerPlan",
     "LayerwiseSearchSpace",
     "LayerwiseSpec",

@@ -38,8 +38,8 @@ def representation_endpoints(model: keras.Model) -> list[str]:
     An endpoint is a layer named `layer_<n>`, `cell_<n>` or `L<n>`; `n` gives the order.
 
     Args:
-        model: A Keras model, for example one built by `CNNSearchSpace`, `CellSearchSpace` or `resnet_cifar`, or loaded
-            back from a file.
+        model: A Keras model, for example one built by `CNNSearchSpace`, `CellSearchSpace` or
+            `resnet_cifar`, or loaded back from a file.
 
     Returns:
         Layer names, shallowest first; empty if the model has no endpoint.

@@ -3,8 +3,9 @@
 Each trial builds a candidate from the hypermodel, trains it for the premature budget (a number of epochs
 or of SGD steps), and scores it with a `TeacherGuidedObjective`: P is its validation accuracy, TG the mean
 over teacher layers of the best RDM similarity to any of its representation endpoints. The oracle sees
-`score` = P + α·TG (direction max); `premature_accuracy`, `teacher_guidance` and `S_<teacher layer>` are
-recorded as trial metrics too. With α = 0 the same code runs plain performance-guided search.
+`score` = P + α·TG (direction max); `premature_accuracy`, `teacher_guidance`, `S_<teacher layer>`, and
+the candidate's `params` and `flops` are recorded as trial metrics too. With α = 0 the same code runs
+plain performance-guided search.
 
 After the search, `rerank(top_k, epochs, ...)` trains the best candidates longer (the paper's post-search
 step), and `search_cost()` reports the cost as the paper does (§4.3): examples processed by SGD,
@@ -13,6 +14,7 @@ M1·E1 during the search plus M2·E2 during reranking.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -25,6 +27,7 @@ import keras_tuner
 import numpy as np
 
 from keras_sage._atomic import write_atomically
+from keras_sage.model_size import count_flops
 from keras_sage.objective import (
     DEFAULT_ALPHA,
     DEFAULT_MEMORY_BUDGET,
@@ -225,7 +228,8 @@ class SageTuner(keras_tuner.Tuner):
 
         Returns:
             The trial's metrics: `score`, `premature_accuracy`, `teacher_guidance`, `S_<teacher layer>`,
-            and `examples_processed`.
+            `params` and `flops` (the compactness columns of the paper's Tables 2 and 3; `flops` only if
+            the model's input size is fixed), and `examples_processed`.
 
         Raises:
             keras_tuner.errors.FailedTrialError: The candidate cannot be built or its training diverged.
@@ -250,6 +254,7 @@ class SageTuner(keras_tuner.Tuner):
         except CandidateBuildError as error:
             raise keras_tuner.errors.FailedTrialError(f"candidate cannot be built: {error}") from error
 
+        size = _size_metrics(model)
         monitor = self._fit(trial, model, fit_args, fit_kwargs, self.premature_epochs, self.premature_steps)
         self.search_examples += monitor.examples
         if monitor.diverged_at_step is not None:
@@ -275,7 +280,7 @@ class SageTuner(keras_tuner.Tuner):
                 "examples_processed": monitor.examples,
             },
         )
-        return {**result.metrics(), "examples_processed": float(monitor.examples)}
+        return {**result.metrics(), **size, "examples_processed": float(monitor.examples)}
 
     def rerank(
         self,
@@ -426,6 +431,14 @@ def _training_batches(training_data: Any, batch_size: int) -> tuple[int | None, 
     raise TypeError(
         f"SageTuner trains on arrays or a tf.data.Dataset of batches; got {type(training_data).__name__}"
     )
+
+
+def _size_metrics(model: keras.Model) -> dict[str, float]:
+    """The candidate's parameter count and, where its input size is fixed, its FLOPs (`count_flops`)."""
+    size = {"params": float(model.count_params())}
+    with contextlib.suppress(ValueError):
+        size["flops"] = float(count_flops(model))
+    return size
 
 
 def _write_json(path: str, data: Any) -> None:
