@@ -1,10 +1,14 @@
 """tensorflow-datasets pipelines (CIFAR, ImageNet 64×64) and probe sets, on tfds mock data: no download."""
 
+import contextlib
+import zlib
+
 import numpy as np
 import pytest
 import requests
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from sklearn.model_selection import train_test_split
 
 import keras_sage
 from keras_sage.datasets import (
@@ -23,9 +27,31 @@ from keras_sage.datasets.preprocessing import vgg_shorter_sides
 NUM_EXAMPLES = 40
 
 
+@contextlib.contextmanager
+def balanced_mock_data(num_examples: int):
+    """`tfds.testing.mock_data` with examples drawn by numpy (fast): random images, classes equally often.
+
+    Each split has its own fixed examples; images of unknown size (imagenet2012) are 90×120.
+    """
+
+    def as_dataset(builder, split, decoders=None, read_config=None, **kwargs):
+        features = builder.info.features
+        shape = tuple(
+            size or default for size, default in zip(features["image"].shape, (90, 120, 3), strict=True)
+        )
+        rng = np.random.default_rng(zlib.crc32(str(split).encode()))
+        images = rng.integers(0, 256, (num_examples, *shape), dtype=np.uint8)
+        labels = rng.permutation(np.arange(num_examples) % features["label"].num_classes)
+        return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset):
+        yield
+
+
 def as_arrays(dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = zip(*dataset.unbatch().as_numpy_iterator(), strict=True)
-    return np.stack(images), np.array(labels)
+    """All the images and labels of a batched dataset."""
+    images, labels = zip(*dataset.as_numpy_iterator(), strict=True)
+    return np.concatenate(images), np.concatenate(labels)
 
 
 def raw_examples(name: str, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -37,79 +63,91 @@ def sorted_rows(images: np.ndarray) -> list[bytes]:
     return sorted(image.tobytes() for image in images)
 
 
-def unprocessed_splits(name: str, validation_size: int, seed: int) -> TFDSSplits:
+def unprocessed_splits(name: str, validation_size: int, seed: int, stratify: bool) -> TFDSSplits:
     """The splits of `name` with no preprocessing, so their images can be compared with the originals."""
-    builder = tfds.builder(name)
     return tfds_splits(
-        builder,
+        tfds.builder(name),
         preprocessing=lambda image, training: tf.cast(image, tf.float32),
         input_shape=(32, 32, 3),
         batch_size=8,
         validation_size=validation_size,
         seed=seed,
         cache=True,
+        stratify=stratify,
     )
 
 
 @pytest.fixture
 def mock_tfds():
-    with tfds.testing.mock_data(num_examples=NUM_EXAMPLES):
+    with balanced_mock_data(NUM_EXAMPLES):
         yield
 
 
-def test_validation_is_the_seeded_random_choice_of_positions(mock_tfds):
-    images, _ = raw_examples("cifar10")
-    images = images.astype(np.float32)
-    splits = unprocessed_splits("cifar10", validation_size=10, seed=3)
-    chosen = np.random.default_rng(3).choice(NUM_EXAMPLES, 10, replace=False)
-    validation, _ = as_arrays(splits.validation)
-    train, _ = as_arrays(splits.train)
+@pytest.mark.parametrize("stratify", [True, False])
+def test_validation_is_the_documented_seeded_choice_of_positions(stratify):
+    with balanced_mock_data(200):
+        images, labels = raw_examples("cifar10")
+        splits = unprocessed_splits("cifar10", validation_size=50, seed=3, stratify=stratify)
+        validation, validation_labels = as_arrays(splits.validation)
+        train, _ = as_arrays(splits.train)
+        again, _ = as_arrays(unprocessed_splits("cifar10", 50, seed=3, stratify=stratify).validation)
+        other, _ = as_arrays(unprocessed_splits("cifar10", 50, seed=4, stratify=stratify).validation)
+    if stratify:
+        _, chosen = train_test_split(np.arange(200), test_size=50, stratify=labels, random_state=3)
+        # Each class keeps its share: a quarter of its images, give or take one.
+        assert np.abs(np.bincount(validation_labels, minlength=10) - np.bincount(labels) / 4).max() <= 1
+    else:
+        chosen = np.random.default_rng(3).choice(200, 50, replace=False)
     # Validation: the chosen positions, in on-disk order; training: every other image, each once.
+    images = images.astype(np.float32)
     np.testing.assert_array_equal(validation, images[np.sort(chosen)])
     assert sorted_rows(train) == sorted_rows(np.delete(images, chosen, axis=0))
-    assert (splits.train_size, splits.validation_size) == (30, 10)
+    assert (splits.train_size, splits.validation_size) == (150, 50)
     assert not set(sorted_rows(train)) & set(sorted_rows(validation))
-
-    again, _ = as_arrays(unprocessed_splits("cifar10", validation_size=10, seed=3).validation)
-    other, _ = as_arrays(unprocessed_splits("cifar10", validation_size=10, seed=4).validation)
     np.testing.assert_array_equal(again, validation)
     assert sorted_rows(other) != sorted_rows(validation)
 
 
-def test_cifar100_pipelines_preprocess_batch_and_label(mock_tfds):
-    images, labels = raw_examples("cifar100")
-    splits = cifar100(batch_size=8, validation_size=10, seed=0)
+def test_cifar100_pipelines_preprocess_batch_and_label():
+    with balanced_mock_data(1000):
+        images, labels = raw_examples("cifar100")
+        test_images, _ = raw_examples("cifar100", "test")
+        splits = cifar100(batch_size=64, validation_size=100, seed=0)
+        validation, validation_labels = as_arrays(splits.validation)
+        test, test_labels = as_arrays(splits.test)
+        first, first_labels = as_arrays(splits.train)
+        second, _ = as_arrays(splits.train)
+        validation_batches = [int(batch[1].shape[0]) for batch in splits.validation]
+        train_batches = [int(batch[1].shape[0]) for batch in splits.train]
     assert isinstance(splits, TFDSSplits)
     assert splits.num_classes == 100 and splits.input_shape == (32, 32, 3)
-    assert [int(batch[1].shape[0]) for batch in splits.validation] == [8, 2]
-    assert [int(batch[1].shape[0]) for batch in splits.train] == [8, 8, 8, 6]
+    assert validation_batches == [64, 36] and train_batches == [64] * 14 + [4]
 
     # Evaluation: standardized originals, in order; per-image mean 0 and standard deviation 1.
-    chosen = np.sort(np.random.default_rng(0).choice(NUM_EXAMPLES, 10, replace=False))
-    validation, validation_labels = as_arrays(splits.validation)
+    _, chosen = train_test_split(np.arange(1000), test_size=100, stratify=labels, random_state=0)
+    chosen = np.sort(chosen)
     np.testing.assert_allclose(validation, standardize(images[chosen]).numpy(), atol=1e-6)
     np.testing.assert_array_equal(validation_labels, labels[chosen])
     np.testing.assert_allclose(validation.mean(axis=(1, 2, 3)), 0.0, atol=1e-5)
     np.testing.assert_allclose(validation.std(axis=(1, 2, 3)), 1.0, atol=1e-3)
-    test, test_labels = as_arrays(splits.test)
-    np.testing.assert_allclose(test, standardize(raw_examples("cifar100", "test")[0]).numpy(), atol=1e-6)
+    np.testing.assert_allclose(test, standardize(test_images).numpy(), atol=1e-6)
     assert test_labels.dtype == np.int64 and test_labels.min() >= 0 and test_labels.max() < 100
 
     # Training: augmented (almost no image is a standardized original) and different on every pass.
-    first, first_labels = as_arrays(splits.train)
-    second, _ = as_arrays(splits.train)
-    assert first.shape == (30, 32, 32, 3) and first.dtype == np.float32
+    assert first.shape == (900, 32, 32, 3) and first.dtype == np.float32
     originals = set(sorted_rows(standardize(images).numpy()))
-    assert sum(row in originals for row in sorted_rows(first)) <= 3
+    assert (
+        sum(row in originals for row in sorted_rows(first)) <= 20
+    )  # 1 in 162 crops and flips is the identity
     assert sorted_rows(first) != sorted_rows(second)
     assert sorted(first_labels) == sorted(np.delete(labels, chosen))
 
 
-def test_cifar10_has_ten_classes_and_rejects_a_bad_validation_size(mock_tfds):
-    splits = cifar10(batch_size=4, validation_size=5)
-    assert splits.num_classes == 10
+def test_cifar10_rejects_validation_sizes_it_cannot_hold_out(mock_tfds):
     with pytest.raises(ValueError, match=r"validation_size must be between 1 and 39"):
         cifar10(validation_size=NUM_EXAMPLES)
+    with pytest.raises(ValueError, match=r"validation_size=5 .* stratified by class"):
+        cifar10(validation_size=5)  # fewer than one image per class
 
 
 def test_vgg_preprocessing_scales_the_paper_recipe_to_64_pixels():
@@ -206,17 +244,16 @@ def test_probe_set_is_balanced_sorted_and_the_documented_choice():
     assert probe_set(dataset, per_class=7, seed=0)[0].shape == (28, 4, 4, 3)
 
 
-def test_probe_set_draws_from_the_validation_split():
-    with tfds.testing.mock_data(num_examples=100):
+def test_probe_set_of_splits_is_their_whole_stratified_validation_split():
+    with balanced_mock_data(100):
         splits = cifar10(batch_size=16, validation_size=60)
         images, labels = as_arrays(splits.validation)
-        per_class = int(np.bincount(labels, minlength=10).min())
-        assert per_class >= 1  # tfds's mock examples are the same on every run
-        probe_images, probe_labels = probe_set(splits, n=10 * per_class, seed=4)
-        expected = probe_set(splits.validation, per_class=per_class, seed=4, num_classes=10)
-    np.testing.assert_array_equal(np.bincount(probe_labels), [per_class] * 10)
-    assert probe_images.tobytes() == expected[0].tobytes()
-    assert set(sorted_rows(probe_images)) <= set(sorted_rows(images))
+        probe_images, probe_labels = probe_set(splits, n=60, seed=4)
+    # As in the paper, the probe set is all the validation images: 6 of each class, in dataset order.
+    order = np.argsort(labels, kind="stable")
+    np.testing.assert_array_equal(probe_labels, labels[order])
+    np.testing.assert_array_equal(probe_images, images[order])
+    np.testing.assert_array_equal(np.bincount(probe_labels), [6] * 10)
 
 
 def test_probe_set_errors_name_the_problem():

@@ -8,11 +8,15 @@ official test split as batched, prefetched `tf.data` pipelines in a `TFDSSplits`
 How the held-out split is drawn, and why it is the same on every run and machine: the training split is
 read with `shuffle_files=False`, so tfds yields its examples in their on-disk order, which tfds fixes when
 it prepares the data set (it orders the examples by a hash of their keys, not by the order of the files
-or of the machine's threads). Each example is numbered by its position in that order, and the validation
-examples are the positions `numpy.random.default_rng(seed).choice(num_examples, validation_size,
-replace=False)` picks. The choice depends only on `seed` and the number of examples, so the two splits
-are disjoint by construction, and reading the training split with shuffled files would not change it
-(the numbering is done before any shuffling).
+or of the machine's threads). Each example is numbered by its position in that order. The validation
+examples are a random choice of positions, stratified by class: `sklearn.model_selection.train_test_split`
+over the positions with `stratify=labels`, `test_size=validation_size`, `random_state=seed`, after one
+pass that reads only the labels. Stratifying gives the validation split the class shares of the training
+split (50 images of each CIFAR-100 class, 500 of each CIFAR-10 class), so the paper's probe set, the
+5,000 validation images, is also class-balanced (`keras_sage.datasets.probe_set(splits)` returns all of
+them). The choice depends only on `seed` and the labels in on-disk order, the two splits are disjoint by
+construction, and reading the training split with shuffled files would not change it (the numbering is
+done before any shuffling).
 
 The same machinery (`TFDSSplits`, `DatasetNotAvailableError`, `tfds_splits`) serves
 `keras_sage.datasets.imagenet64`.
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from sklearn.model_selection import train_test_split
 
 from keras_sage.datasets.preprocessing import cifar_preprocessing
 
@@ -34,6 +39,8 @@ from keras_sage.datasets.preprocessing import cifar_preprocessing
 CIFAR_VALIDATION_SIZE = 5000
 CIFAR_INPUT_SHAPE = (32, 32, 3)
 DEFAULT_BATCH_SIZE = 128
+# Labels read per step of the pass that stratifies the validation choice.
+LABEL_BATCH_SIZE = 8192
 
 Preprocessing = Callable[[tf.Tensor, bool], tf.Tensor]
 
@@ -121,7 +128,7 @@ def cifar100(
     Training images are zero-padded to 40×40, cropped back to 32×32 at random, flipped at random and
     standardized per image; validation and test images are only standardized
     (`keras_sage.datasets.cifar_preprocessing`). The validation images are a random choice, fixed by
-    `seed`, of the training split (see the module docstring).
+    `seed` and stratified by class, of the training split (see the module docstring).
 
     Args:
         data_dir: The tensorflow-datasets folder (`<data_dir>/cifar100/<version>`); tfds's default
@@ -169,6 +176,7 @@ def _cifar(
         validation_size=validation_size,
         seed=seed,
         cache=cache,
+        stratify=True,
     )
 
 
@@ -242,6 +250,7 @@ def tfds_splits(
     validation_size: int,
     seed: int,
     cache: bool,
+    stratify: bool,
     shuffle_buffer: int | None = None,
     train_split: str = "train",
     test_split: str = "test",
@@ -256,6 +265,9 @@ def tfds_splits(
         validation_size: Number of examples of `train_split` held out for validation.
         seed: Seed of the validation choice (see the module docstring) and of the training shuffle.
         cache: Whether to keep the decoded images of each split in memory after its first pass.
+        stratify: Whether the validation choice is stratified by class (one extra pass reads the labels);
+            otherwise the positions are `numpy.random.default_rng(seed).choice(num_examples,
+            validation_size, replace=False)`.
         shuffle_buffer: Size of the training shuffle buffer; all the training images if `None`.
         train_split: The tfds split the training and validation images come from.
         test_split: The tfds split used as the test set.
@@ -278,7 +290,9 @@ def tfds_splits(
             f"{train_split!r} has {num_examples} images), got {validation_size!r}."
         )
     is_validation = np.zeros(num_examples, dtype=bool)
-    is_validation[np.random.default_rng(seed).choice(num_examples, validation_size, replace=False)] = True
+    is_validation[
+        _validation_positions(builder, train_split, num_examples, validation_size, seed, stratify)
+    ] = True
     numbered = examples.enumerate()
     train = _select(numbered, tf.constant(~is_validation))
     validation = _select(numbered, tf.constant(is_validation))
@@ -296,6 +310,33 @@ def tfds_splits(
         train_size=train_size,
         validation_size=validation_size,
     )
+
+
+def _validation_positions(
+    builder: tfds.core.DatasetBuilder,
+    split: str,
+    num_examples: int,
+    validation_size: int,
+    seed: int,
+    stratify: bool,
+) -> np.ndarray:
+    """Positions, in on-disk order, of the examples of `split` held out for validation."""
+    if not stratify:
+        return np.random.default_rng(seed).choice(num_examples, validation_size, replace=False)
+    labels = builder.as_dataset(
+        split=split, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()}
+    ).map(lambda example: example["label"])
+    labels = np.concatenate(list(labels.batch(LABEL_BATCH_SIZE).as_numpy_iterator()))
+    try:
+        _, positions = train_test_split(
+            np.arange(num_examples), test_size=validation_size, stratify=labels, random_state=seed
+        )
+    except ValueError as error:
+        raise ValueError(
+            f"Cannot hold out validation_size={validation_size} images of the {builder.name!r} split "
+            f"{split!r} stratified by class: {error}"
+        ) from error
+    return positions
 
 
 def _select(numbered: tf.data.Dataset, selected: tf.Tensor) -> tf.data.Dataset:

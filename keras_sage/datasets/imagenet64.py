@@ -11,9 +11,11 @@ Two sources, chosen by the `source` argument of `imagenet64`:
   and tfds prepares the data set from them without network.
 
 Splits, as in the paper: `validation` is `validation_size` (50,000) images held out from ImageNet's
-training split, chosen at random by `seed` in the way `keras_sage.datasets.cifar` describes (positions in
-tfds's fixed on-disk order, so the same on every run and machine); `test` is ImageNet's official
-validation split.
+training split, chosen at random by `seed` among the positions in tfds's fixed on-disk order, as
+`keras_sage.datasets.cifar` describes, so the same on every run and machine. Unlike CIFAR's, the choice is
+not stratified by class (that would need a pass over all 1.28 million training images): the positions
+are `numpy.random.default_rng(seed).choice(num_examples, validation_size, replace=False)`, about 50 images
+of each class. `test` is ImageNet's official validation split.
 
 Preprocessing: `keras_sage.datasets.vgg_preprocessing` at 64×64, the paper's VGG recipe with every size
 multiplied by 64/224. Training: shorter side resized (aspect ratio kept, bilinear, antialiased) to a
@@ -118,6 +120,7 @@ def imagenet64(
         validation_size=validation_size,
         seed=seed,
         cache=cache,
+        stratify=False,
         shuffle_buffer=shuffle_buffer,
         train_split="train",
         test_split="validation",
