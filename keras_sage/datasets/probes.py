@@ -2,7 +2,9 @@
 
 The paper compares representations on the 5,000 validation images of CIFAR-100 (§4.1, §4.3).
 `probe_set` draws such a set from any `(image, label)` dataset in one streaming pass, keeping only the
-chosen images in memory, and returns arrays ready for `keras_sage.teachers.register_teacher`.
+chosen images in memory, and returns arrays ready for `keras_sage.teachers.register_teacher`. The
+validation split of `keras_sage.datasets.cifar100()` is stratified by class (50 images of each), so
+`probe_set(splits)` with the default `n=5000` is that whole split, as in the paper.
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ def probe_set(
 
     Each image of the dataset gets a random key from `numpy.random.default_rng(seed)`, drawn in the order
     the dataset yields its images, and each class keeps its `per_class` images of smallest key, so one
-    pass suffices and at most `n` images plus one batch are held in memory. The result is sorted by label,
-    then by position in the dataset, so the same call on the same dataset gives byte-identical arrays
-    (which the teacher file fingerprints). A dataset that shuffles or augments (such as a training
+    pass suffices and at most twice `n` images plus one batch are held in memory. The result is sorted
+    by label, then by position in the dataset, so the same call on the same dataset gives byte-identical
+    arrays (which the teacher file fingerprints). A dataset that shuffles or augments (such as a training
     pipeline) gives a different set on every pass: draw probes from an evaluation pipeline.
 
     Args:
@@ -76,7 +78,11 @@ def probe_set(
         raise ValueError(f"per_class must be a positive integer, got {per_class!r}.")
 
     rng = np.random.default_rng(seed)
-    kept: list[np.ndarray] = []  # images, labels, keys, positions of the images kept so far
+    # Images, labels, keys and positions: the images kept so far, then the batches read since. The
+    # batches are merged into the kept images whenever they hold as many images as the probe set, so
+    # memory stays under twice the probe set plus a batch and each image is copied a few times at most.
+    kept: list[list[np.ndarray]] = [[], [], [], []]
+    pending = 0
     position = 0
     for batch_images, batch_labels in batches.as_numpy_iterator():
         batch_labels = batch_labels.astype(np.int64)
@@ -85,19 +91,18 @@ def probe_set(
             raise ValueError(
                 f"Label {int(outside[0])} is outside [0, {num_classes}) (num_classes={num_classes})."
             )
-        batch = [
-            batch_images,
-            batch_labels,
-            rng.random(len(batch_labels)),
-            np.arange(position, position + len(batch_labels)),
-        ]
-        position += len(batch_labels)
-        kept = [np.concatenate(pair) for pair in zip(kept, batch, strict=True)] if kept else batch
-        keep = _smallest_keys_per_class(kept[1], kept[2], per_class)
-        kept = [array[keep] for array in kept]
-    if not kept:
+        size = len(batch_labels)
+        batch = (batch_images, batch_labels, rng.random(size), np.arange(position, position + size))
+        for parts, array in zip(kept, batch, strict=True):
+            parts.append(array)
+        position += size
+        pending += size
+        if pending >= per_class * num_classes:
+            kept = _smallest_keys_per_class(kept, per_class)
+            pending = 0
+    if not position:
         raise ValueError("The dataset yields no images.")
-    images, labels, _, positions = kept
+    images, labels, _, positions = (parts[0] for parts in _smallest_keys_per_class(kept, per_class))
 
     counts = np.bincount(labels, minlength=num_classes)
     short = np.flatnonzero(counts < per_class)
@@ -110,12 +115,14 @@ def probe_set(
     return images[order].astype(np.float32), labels[order]
 
 
-def _smallest_keys_per_class(labels: np.ndarray, keys: np.ndarray, per_class: int) -> np.ndarray:
-    """Indices, in increasing order, of the `per_class` smallest keys of each label."""
+def _smallest_keys_per_class(kept: list[list[np.ndarray]], per_class: int) -> list[list[np.ndarray]]:
+    """Merges the parts of images, labels, keys and positions, keeping the smallest keys of each label."""
+    images, labels, keys, positions = (np.concatenate(parts) for parts in kept)
     order = np.lexsort((keys, labels))
     sorted_labels = labels[order]
     rank_in_class = np.arange(len(order)) - np.searchsorted(sorted_labels, sorted_labels, side="left")
-    return np.sort(order[rank_in_class < per_class])
+    keep = np.sort(order[rank_in_class < per_class])
+    return [[images[keep]], [labels[keep]], [keys[keep]], [positions[keep]]]
 
 
 def _batches(dataset: tf.data.Dataset) -> tf.data.Dataset:
