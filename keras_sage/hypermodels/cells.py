@@ -567,41 +567,56 @@ def _batch_norm(name: str) -> keras.layers.Layer:
 
 
 class _CellBuilder:
-    """Adds the layers of one cell to a functional model; layer names start with `cell_<n>_`."""
+    """Adds the layers of one cell to a functional model; layer names start with `cell_<n>_`.
+
+    Operations that begin with a ReLU share one ReLU of the state they read.
+    """
 
     def __init__(self, plan: CellPlan) -> None:
         self.plan = plan
         self.filters = plan.filters
         self.name = cell_endpoint_name(plan.number)
+        self.states: dict[str, Any] = {}
+        self.rectified_states: dict[str, Any] = {}
 
     def build(self, cell: CellStructure, prev: Any, prev_prev: Any) -> Any:
-        states = {PREV_CELL: self._relu_conv_bn(prev, 1, 1, f"{self.name}_prev_cell")}
-        states[PREV_PREV_CELL] = self._match(prev_prev, states[PREV_CELL], f"{self.name}_prev_prev_cell")
+        rectified_prev = keras.layers.ReLU(name=f"{self.name}_prev_cell_input_relu")(prev)
+        self.states[PREV_CELL] = self._conv_bn(rectified_prev, 1, 1, f"{self.name}_prev_cell")
+        self.states[PREV_PREV_CELL] = self._match(
+            prev_prev, self.states[PREV_CELL], f"{self.name}_prev_prev_cell"
+        )
         for number, block in enumerate(cell.blocks, start=1):
             name = f"{self.name}_{block_output(number)}"
             results = [
-                self._operation(states[state], operation, state in CELL_INPUTS, f"{name}_{k}_{operation}")
+                self._operation(state, operation, f"{name}_{k}_{operation}")
                 for k, (state, operation) in enumerate(zip(block.inputs, block.operations, strict=True), 1)
             ]
-            states[block_output(number)] = keras.layers.Add(name=name)(results)
-        reference = states[block_output(len(cell.blocks))]
+            self.states[block_output(number)] = keras.layers.Add(name=name)(results)
+        reference = self.states[block_output(len(cell.blocks))]
         joined = [
-            self._reduce_to(states[state], reference, f"{self.name}_{state}_reduced")
+            self._reduce_to(self.states[state], reference, f"{self.name}_{state}_reduced")
             if state in CELL_INPUTS
-            else states[state]
+            else self.states[state]
             for state in cell.concatenated
         ]
         if len(joined) == 1:
             return keras.layers.Identity(name=self.name)(joined[0])
         return keras.layers.Concatenate(axis=-1, name=self.name)(joined)
 
+    def _rectified(self, state: str) -> Any:
+        """ReLU of a state, made once per cell."""
+        if state not in self.rectified_states:
+            relu = keras.layers.ReLU(name=f"{self.name}_{state}_relu")
+            self.rectified_states[state] = relu(self.states[state])
+        return self.rectified_states[state]
+
     def _match(self, prev_prev: Any, prev: Any, name: str) -> Any:
         """`prev_prev` brought to the size of `prev` and to F channels."""
         if prev_prev.shape[1:3] != prev.shape[1:3]:
-            x = keras.layers.ReLU(name=f"{name}_relu")(prev_prev)
+            x = keras.layers.ReLU(name=f"{name}_input_relu")(prev_prev)
             return self._factorized_reduction(x, prev, name)
         if prev_prev.shape[-1] != self.filters:
-            return self._relu_conv_bn(prev_prev, 1, 1, name)
+            return self._conv_bn(keras.layers.ReLU(name=f"{name}_input_relu")(prev_prev), 1, 1, name)
         return prev_prev
 
     def _reduce_to(self, state: Any, reference: Any, name: str) -> Any:
@@ -629,22 +644,23 @@ class _CellBuilder:
             )
         return x
 
-    def _relu_conv_bn(self, x: Any, kernel_size: int, strides: int, name: str) -> Any:
-        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    def _conv_bn(self, x: Any, kernel_size: int, strides: int, name: str) -> Any:
         x = keras.layers.Conv2D(
             self.filters, kernel_size, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
         )(x)
         return _batch_norm(f"{name}_bn")(x)
 
-    def _operation(self, x: Any, operation: str, reads_cell_input: bool, name: str) -> Any:
-        stride = 2 if self.plan.reduction and reads_cell_input else 1
+    def _operation(self, state: str, operation: str, name: str) -> Any:
+        stride = 2 if self.plan.reduction and state in CELL_INPUTS else 1
         if operation == "identity":
-            return x if stride == 1 else self._relu_conv_bn(x, 1, stride, name)
+            if stride == 1:
+                return self.states[state]
+            return self._conv_bn(self._rectified(state), 1, stride, name)
         if operation in ("avg_pool_3x3", "max_pool_3x3"):
             average = operation == "avg_pool_3x3"
             pooling = keras.layers.AveragePooling2D if average else keras.layers.MaxPooling2D
-            return pooling(3, strides=stride, padding="same", name=name)(x)
-        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+            return pooling(3, strides=stride, padding="same", name=name)(self.states[state])
+        x = self._rectified(state)
         if operation == "dilated_conv_3x3":
             x = keras.layers.Conv2D(
                 self.filters, 3, dilation_rate=2, padding="same", use_bias=False, name=f"{name}_conv"
