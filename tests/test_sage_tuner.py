@@ -123,6 +123,13 @@ def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path, capsys):
         assert score == accuracy + 0.7 * guidance
         assert guidance == pytest.approx((last_metric(trial, "S_L1") + last_metric(trial, "S_L2")) / 2)
         assert trial["score"] == score
+        # Compactness: two 3×3 convolutions (8×8, then 4×4 outputs) and a 3-way dense layer, with biases.
+        filters = trial["hyperparameters"]["values"]["filters"]
+        weights = 9 * filters + filters + 9 * filters * filters + filters + 3 * filters + 3
+        assert last_metric(trial, "params") == weights
+        assert last_metric(trial, "flops") == 2 * (
+            8 * 8 * 9 * filters + 4 * 4 * 9 * filters * filters + 3 * filters
+        )
     # The KerasTuner TensorBoard integration ran in every trial.
     assert len(list((tmp_path / "logs").iterdir())) == 3
     # get_best_models loads the premature weights the best trial was scored with.
