@@ -259,6 +259,11 @@ def test_rerank_trains_the_best_longer_and_adds_to_the_cost(tmp_path, data, teac
     )
     assert reloaded.search_cost() == tuner.search_cost()
     assert reloaded.rerank_results == results
+    winner_record = next(record for record in trial_records(tuner) if record.trial_id == results[0].trial_id)
+    summary = search_summary("tg", tuner, results)
+    assert summary["winner"] == results[0].trial_id
+    assert summary["winner params"] == int(winner_record.params) > 0
+    assert summary["winner FLOPs"] == int(winner_record.flops) > 0
 
 
 def test_budget_arguments_are_checked(tmp_path, teacher_path):
