@@ -4,13 +4,18 @@ Reads CIFAR-10 from a folder of class-named image folders (`DATA/train/<class>/*
 project's `cifar10-jpeg.tar.gz` into a cache folder first. Holds out a validation split (the paper's
 45,000/5,000), takes the probe images from it, trains a ResNet teacher (cached), registers its stacks
 L1-L3, then runs one search per α (by default TG-SAGE, α = 1, and performance-guided, α = 0) over the
-paper's CNN space, reranks each arm's best candidates with longer training, and prints one table.
+paper's CNN space (§4.1-4.2) or, with `--space cells`, its space of NASNet/PNAS cells (§4.3: B = 5, N = 2,
+8 cell RDMs against the teacher's 3), reranks each arm's best candidates with longer training, and prints
+one table with the winner's parameters and FLOPs.
 
 On a GPU the defaults run the paper-shaped experiment (ResNet-20 teacher, 2 premature epochs, 10-layer
 space); on a CPU use small settings, e.g.:
 
     python examples/cifar10_search.py --data ../shared/data/cifar10-jpeg.tar.gz --train-limit 2000 \\
         --trials 3 --premature-epochs 1 --teacher-epochs 1 --mature-epochs 1 --probe-size 200 --max-layers 4
+
+    python examples/cifar10_search.py --data ../shared/data/cifar10-jpeg.tar.gz --space cells --oracle tpe \
+        --filters 8 --train-limit 1000 --trials 3 --premature-epochs 1 --teacher-epochs 1 --mature-epochs 1
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
+import keras_tuner
 import numpy as np
 import tensorflow as tf
 
 from keras_sage.analysis import format_table, plot_search, search_summary, trial_records
 from keras_sage.datasets import image_folder
-from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
+from keras_sage.hypermodels import CellSearchSpace, CNNSearchSpace, resnet_cifar
 from keras_sage.teachers import register_teacher
 from keras_sage.tuners.sage_tuner import DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS, SCORE_OBJECTIVE, SageTuner
 
@@ -46,7 +52,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--premature-epochs", type=int, default=2, help="epochs per candidate (E1)")
     parser.add_argument("--alphas", default="1,0", help="one search per α, comma-separated")
     parser.add_argument("--oracle", choices=("random", "tpe"), default="random")
+    parser.add_argument("--space", choices=("cnn", "cells"), default="cnn", help="the search space")
     parser.add_argument("--max-layers", type=int, default=10, help="N_L of the CNN space")
+    parser.add_argument("--num-repeats", type=int, default=2, help="N of the cell space")
+    parser.add_argument("--filters", type=int, default=24, help="F of the cell space")
     parser.add_argument("--top-k", type=int, default=5, help="candidates per arm trained longer (M2)")
     parser.add_argument("--mature-epochs", type=int, default=30, help="epochs of the longer training (E2)")
     parser.add_argument("--teacher-depth", type=int, default=20, help="ResNet depth, 6n + 2")
@@ -126,6 +135,17 @@ def make_oracle(kind: str, arguments: argparse.Namespace):
     return None
 
 
+def search_space(arguments: argparse.Namespace) -> keras_tuner.HyperModel:
+    if arguments.space == "cells":
+        return CellSearchSpace(
+            num_repeats=arguments.num_repeats,
+            filters=arguments.filters,
+            num_classes=10,
+            input_shape=(32, 32, 3),
+        )
+    return CNNSearchSpace(max_layers=arguments.max_layers, num_classes=10, input_shape=(32, 32, 3))
+
+
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     arguments.output.mkdir(parents=True, exist_ok=True)
@@ -142,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     for alpha in (float(value) for value in arguments.alphas.split(",")):
         name = f"alpha_{alpha:g}"
         tuner = SageTuner(
-            CNNSearchSpace(max_layers=arguments.max_layers, num_classes=10, input_shape=(32, 32, 3)),
+            search_space(arguments),
             teacher=teacher_path,
             alpha=alpha,
             premature_epochs=arguments.premature_epochs,
