@@ -42,7 +42,10 @@ def balanced_mock_data(num_examples: int):
         rng = np.random.default_rng(zlib.crc32(str(split).encode()))
         images = rng.integers(0, 256, (num_examples, *shape), dtype=np.uint8)
         labels = rng.permutation(np.arange(num_examples) % features["label"].num_classes)
-        return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        examples = tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        if decoders and "image" in decoders:  # undecoded images: their encoded bytes, as tfds stores them
+            examples = examples.map(lambda example: {**example, "image": tf.io.encode_png(example["image"])})
+        return examples
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset):
         yield

@@ -137,8 +137,9 @@ def cifar100(
         validation_size: Training images held out for validation (the paper's 5,000).
         seed: Seed of the validation choice and of the training shuffle.
         download: Whether to download and prepare the data set when it is not in `data_dir`.
-        cache: Whether to keep the decoded images in memory after the first pass (about 180 MB for
-            CIFAR), so that later epochs read no files.
+        cache: Whether to keep the decoded training and test images in memory after their first pass
+            (about 170 MB), so that later epochs read no files; the validation images (preprocessed,
+            about 60 MB) are always kept.
 
     Returns:
         A `TFDSSplits` of 32×32×3 images.
@@ -264,7 +265,9 @@ def tfds_splits(
         batch_size: Images per batch.
         validation_size: Number of examples of `train_split` held out for validation.
         seed: Seed of the validation choice (see the module docstring) and of the training shuffle.
-        cache: Whether to keep the decoded images of each split in memory after its first pass.
+        cache: Whether to keep the decoded training and test images in memory after their first pass.
+            The validation images are always kept, preprocessed, after the first pass: without them every
+            pass would read the whole training split to find them.
         stratify: Whether the validation choice is stratified by class (one extra pass reads the labels);
             otherwise the positions are `numpy.random.default_rng(seed).choice(num_examples,
             validation_size, replace=False)`.
@@ -280,7 +283,13 @@ def tfds_splits(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    examples = builder.as_dataset(split=train_split, shuffle_files=False, as_supervised=True)
+    # Images stay encoded until the held-out selection: each split decodes only its own images.
+    examples = builder.as_dataset(
+        split=train_split,
+        shuffle_files=False,
+        as_supervised=True,
+        decoders={"image": tfds.decode.SkipDecoding()},
+    )
     num_examples = int(examples.cardinality())
     if num_examples < 0:
         raise ValueError(f"The size of the {builder.name!r} split {train_split!r} is unknown to tfds.")
@@ -294,16 +303,19 @@ def tfds_splits(
         _validation_positions(builder, train_split, num_examples, validation_size, seed, stratify)
     ] = True
     numbered = examples.enumerate()
-    train = _select(numbered, tf.constant(~is_validation))
-    validation = _select(numbered, tf.constant(is_validation))
+    image_feature = builder.info.features["image"]
+    train = _decoded(_select(numbered, tf.constant(~is_validation)), image_feature)
+    validation = _decoded(_select(numbered, tf.constant(is_validation)), image_feature)
     test = builder.as_dataset(split=test_split, shuffle_files=False, as_supervised=True)
     if cache:
-        train, validation, test = train.cache(), validation.cache(), test.cache()
+        train, test = train.cache(), test.cache()
     train_size = num_examples - validation_size
     train = train.shuffle(shuffle_buffer or train_size, seed=seed, reshuffle_each_iteration=True)
     return TFDSSplits(
         train=_preprocess_and_batch(train, preprocessing, True, batch_size),
-        validation=_preprocess_and_batch(validation, preprocessing, False, batch_size),
+        # Always cached (after its deterministic preprocessing): an uncached pass would read the whole
+        # training split again to find the held-out images.
+        validation=_preprocess_and_batch(validation, preprocessing, False, batch_size, cache=True),
         test=_preprocess_and_batch(test, preprocessing, False, batch_size),
         class_names=tuple(builder.info.features["label"].names),
         input_shape=input_shape,
@@ -353,10 +365,23 @@ def _select(numbered: tf.data.Dataset, selected: tf.Tensor) -> tf.data.Dataset:
     return numbered.filter(is_selected).map(drop_position)
 
 
+def _decoded(dataset: tf.data.Dataset, image_feature: tfds.features.Image) -> tf.data.Dataset:
+    """Decodes the encoded images of `(image, label)` pairs as the tfds feature does."""
+    return dataset.map(
+        lambda image, label: (image_feature.decode_example(image), label), num_parallel_calls=tf.data.AUTOTUNE
+    )
+
+
 def _preprocess_and_batch(
-    dataset: tf.data.Dataset, preprocessing: Preprocessing, training: bool, batch_size: int
+    dataset: tf.data.Dataset,
+    preprocessing: Preprocessing,
+    training: bool,
+    batch_size: int,
+    cache: bool = False,
 ) -> tf.data.Dataset:
     dataset = dataset.map(
         lambda image, label: (preprocessing(image, training), label), num_parallel_calls=tf.data.AUTOTUNE
     )
+    if cache:
+        dataset = dataset.cache()
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
