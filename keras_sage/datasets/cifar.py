@@ -15,8 +15,8 @@ pass that reads only the labels. Stratifying gives the validation split the clas
 split (50 images of each CIFAR-100 class, 500 of each CIFAR-10 class), so the paper's probe set, the
 5,000 validation images, is also class-balanced (`keras_sage.datasets.probe_set(splits)` returns all of
 them). The choice depends only on `seed` and the labels in on-disk order, the two splits are disjoint by
-construction, and reading the training split with shuffled files would not change it (the numbering is
-done before any shuffling).
+construction, and tfds's file shuffling plays no part: the examples are numbered on the unshuffled read,
+before the training images are shuffled.
 
 The same machinery (`TFDSSplits`, `DatasetNotAvailableError`, `tfds_splits`) serves
 `keras_sage.datasets.imagenet64`.
