@@ -27,6 +27,7 @@ import random
 import statistics
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -160,10 +161,10 @@ def random_candidate(space: CNNSearchSpace, seed: int) -> keras_tuner.HyperParam
     return hp
 
 
-def candidates(random_count: int) -> dict[str, object]:
+def candidates(random_count: int) -> dict[str, Callable[[], keras.Model]]:
     """Name -> zero-argument builder of a compiled candidate model."""
     space = CNNSearchSpace(10, num_classes=10, input_shape=INPUT_SHAPE)
-    builders: dict[str, object] = {
+    builders: dict[str, Callable[[], keras.Model]] = {
         "CNN, 10 layers of 64 3×3 filters": lambda: space.build(representative_candidate())
     }
     for seed in range(random_count):
