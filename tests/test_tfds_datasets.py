@@ -21,8 +21,8 @@ from keras_sage.datasets import (
     standardize,
     vgg_preprocessing,
 )
-from keras_sage.datasets.cifar import tfds_splits
 from keras_sage.datasets.preprocessing import vgg_shorter_sides
+from keras_sage.datasets.tfds_splits import tfds_splits
 
 NUM_EXAMPLES = 40
 

@@ -38,8 +38,8 @@ import os
 
 import tensorflow_datasets as tfds
 
-from keras_sage.datasets.cifar import DEFAULT_BATCH_SIZE, TFDSSplits, prepared_builder, tfds_splits
 from keras_sage.datasets.preprocessing import vgg_preprocessing
+from keras_sage.datasets.tfds_splits import DEFAULT_BATCH_SIZE, TFDSSplits, prepared_builder, tfds_splits
 
 IMAGE_SIZE = 64
 # §4.4: "We held out 50,000 of the images from the original Imagenet training set as the validation set".

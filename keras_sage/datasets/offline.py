@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
@@ -13,13 +13,16 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from keras_sage.datasets.preprocessing import cifar_preprocessing, standardize
+from keras_sage.datasets.preprocessing import (
+    Preprocessing,
+    cifar_preprocessing,
+    preprocess_and_batch,
+    standardize,
+)
 
 # scikit-learn's digits are 8×8 pixels with integer intensities 0-16.
 DIGITS_SIZE = 8
 DIGITS_MAX_INTENSITY = 16.0
-
-Preprocessing = Callable[[tf.Tensor, bool], tf.Tensor]
 
 
 @dataclass(frozen=True)
@@ -212,11 +215,7 @@ def image_folder(
 def _preprocess_and_batch(
     dataset: tf.data.Dataset, preprocessing: Preprocessing | None, training: bool, batch_size: int
 ) -> tf.data.Dataset:
-    class_names = dataset.class_names
-    if preprocessing is not None:
-        dataset = dataset.map(
-            lambda image, label: (preprocessing(image, training), label), num_parallel_calls=tf.data.AUTOTUNE
-        )
-    dataset = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    dataset.class_names = class_names
-    return dataset
+    """`preprocess_and_batch`, keeping the `class_names` attribute Keras gives folder datasets."""
+    batched = preprocess_and_batch(dataset, preprocessing, training, batch_size)
+    batched.class_names = dataset.class_names
+    return batched

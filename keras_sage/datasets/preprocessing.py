@@ -10,7 +10,12 @@ crop for evaluation, at the paper's 224 pixels scaled down to the crop size (64 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
+
+# `(image, training) -> image`: what a pipeline applies to each image.
+Preprocessing = Callable[[tf.Tensor, bool], tf.Tensor]
 
 # Zero-padding on each side before the random crop: 32×32 images become 40×40.
 CIFAR_PADDING = 4
@@ -130,3 +135,32 @@ def _resize_shorter_side(image: tf.Tensor, shorter_side: tf.Tensor) -> tf.Tensor
     scale = tf.cast(shorter_side, tf.float32) / tf.reduce_min(size)
     new_size = tf.maximum(tf.cast(tf.round(size * scale), tf.int32), shorter_side)
     return tf.image.resize(image, new_size, method="bilinear", antialias=True)
+
+
+def preprocess_and_batch(
+    dataset: tf.data.Dataset,
+    preprocessing: Preprocessing | None,
+    training: bool,
+    batch_size: int,
+    cache: bool = False,
+) -> tf.data.Dataset:
+    """Maps `preprocessing(image, training)` over `(image, label)` pairs in parallel; batches, prefetches.
+
+    Args:
+        dataset: Unbatched `(image, label)` pairs.
+        preprocessing: The per-image preprocessing, or None for none.
+        training: Passed to `preprocessing`.
+        batch_size: Pairs per batch.
+        cache: Whether to keep the preprocessed pairs in memory after the first pass (for deterministic
+            preprocessing only).
+
+    Returns:
+        The batched, prefetched dataset.
+    """
+    if preprocessing is not None:
+        dataset = dataset.map(
+            lambda image, label: (preprocessing(image, training), label), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    if cache:
+        dataset = dataset.cache()
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keras_sage.datasets.cifar import TFDSSplits
+from keras_sage.datasets.tfds_splits import TFDSSplits
 
 DEFAULT_PROBE_SIZE = 5000
 # Images read per step of the streaming pass when the dataset is not batched.
