@@ -148,6 +148,9 @@ def test_the_output_joins_unread_blocks_and_forced_inputs():
     assert CellStructure.from_blocks(blocks).concatenated == ("block_2", "block_3")
     forced = CellStructure.from_blocks(blocks, concat_prev_cell=True, concat_prev_prev_cell=True)
     assert forced.concatenated == (PREV_CELL, PREV_PREV_CELL, "block_2", "block_3")
+    # An input no block reads is an unused state too: it joins the output, so earlier cells stay connected.
+    only_prev_prev = (Block((PREV_PREV_CELL, PREV_PREV_CELL), ("sep_conv_3x3", "identity")),)
+    assert CellStructure.from_blocks(only_prev_prev).concatenated == (PREV_CELL, "block_1")
     # NASNet-A's normal cell is the rule with prev_prev_cell forced in: its authors' code concatenates it.
     assert CellStructure.from_blocks(NASNET_A_NORMAL.blocks, concat_prev_prev_cell=True) == NASNET_A_NORMAL
     # The published PNASNet-5 and NASNet-A reduction cells also join blocks that others read.
@@ -163,6 +166,15 @@ def test_the_output_joins_unread_blocks_and_forced_inputs():
         str(PNASNET_5).splitlines()[0]
         == "block_1 = sep_conv_5x5(prev_prev_cell) + max_pool_3x3(prev_prev_cell)"
     )
+
+
+def test_a_cell_that_reads_only_prev_prev_cell_keeps_every_cell_connected():
+    space = CellSearchSpace(num_blocks=2, num_repeats=1, filters=4, num_classes=3, input_shape=(8, 8, 1))
+    hp = keras_tuner.HyperParameters()
+    space.declare_hyperparameters(hp)
+    hp.values.update({f"block_{b}_input_{k}": PREV_PREV_CELL for b in (1, 2) for k in (1, 2)})
+    model = space.build(hp)
+    assert_valid_network(space, model, space.cell_structure(hp), 8)
 
 
 def test_block_sources_are_the_cell_inputs_and_earlier_blocks():

@@ -21,10 +21,12 @@ A candidate is one *cell*, repeated to form a network. The rules, and where each
   convolution with stride 2, and batch norm. Keras does not stride dilated convolutions, so a strided
   `dilated_conv_3x3` keeps every other row and column of its stride-1 output (a 1×1 pooling with stride
   2): the values a strided dilated convolution computes. Every operation maps a size s to ⌈s / stride⌉.
-- **Output.** The concatenation, on channels, of the blocks that no other block reads and, when the
-  paper's two extra hyperparameters `concat_prev_cell` / `concat_prev_prev_cell` are on, of the cell's
-  (F-channel) inputs, even if blocks read them. An input larger than the blocks' outputs (in a reduction
-  cell) is first brought down by a factorized reduction, as NASNet's implementation does.
+- **Output.** The concatenation, on channels, of the states no block reads (NASNet's "unused hidden
+  states": blocks, and cell inputs, in their F-channel form) and, when the paper's two extra
+  hyperparameters `concat_prev_cell` / `concat_prev_prev_cell` are on, of that cell input even if blocks
+  read it. So every cell's output reaches the classifier: a cell that read neither of its inputs would
+  otherwise cut off the cells before it. An input larger than the blocks' outputs (in a reduction cell)
+  is first brought down by a factorized reduction, as NASNet's implementation does.
 - **Factorized reduction** (NASNet): two 1×1 convolutions with F/2 filters, one on the even rows and
   columns of the input, one on the input shifted by one pixel, concatenated and batch-normalized.
 
@@ -132,7 +134,7 @@ class CellStructure:
         concat_prev_cell: bool = False,
         concat_prev_prev_cell: bool = False,
     ) -> CellStructure:
-        """The cell whose output joins the blocks no other block reads, and the inputs forced into it.
+        """The cell whose output joins the states no block reads, and the cell inputs forced into it.
 
         Args:
             blocks: The blocks, in order.
@@ -143,13 +145,10 @@ class CellStructure:
             The cell.
         """
         read = {state for block in blocks for state in block.inputs}
-        forced = [
-            state
-            for state, force in ((PREV_CELL, concat_prev_cell), (PREV_PREV_CELL, concat_prev_prev_cell))
-            if force
-        ]
+        forced = {PREV_CELL: concat_prev_cell, PREV_PREV_CELL: concat_prev_prev_cell}
+        inputs = [state for state in CELL_INPUTS if forced[state] or state not in read]
         unread = [block_output(b) for b in range(1, len(blocks) + 1) if block_output(b) not in read]
-        return cls(tuple(blocks), tuple(forced + unread))
+        return cls(tuple(blocks), tuple(inputs + unread))
 
     def validate(self) -> None:
         """Raises `CandidateBuildError`, naming the block, unless this is a valid cell."""
