@@ -8,6 +8,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_sage.analysis import best_so_far, format_table, plot_search, search_summary, trial_records
 from keras_sage.hypermodels import CandidateBuildError
@@ -159,6 +160,47 @@ def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path, capsys):
     assert f"Trial {best_trial.trial_id} summary" in capsys.readouterr().out
     plot = Path(plot_search({"tg": records}, tmp_path / "search.png"))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class TraceCountingSpace(keras_tuner.HyperModel):
+    """A compiled candidate that counts how often its training step is traced into a graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.traces = 0
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        space = self
+
+        class CountingModel(keras.Model):
+            def train_step(self, data):
+                space.traces += 1
+                return super().train_step(data)
+
+        image = keras.Input((8, 8, 1))
+        x = keras.layers.Conv2D(hp.Int("filters", 2, 4), 3, name="layer_1")(image)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = CountingModel(image, keras.layers.Dense(3, activation="softmax")(x))
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        return model
+
+
+@pytest.mark.parametrize("as_dataset", [False, True])
+def test_a_trial_traces_its_training_step_once(tmp_path, data, teacher_path, as_dataset):
+    # Keras alone traces twice: it creates the optimizer's and metrics' variables in the first trace.
+    space = TraceCountingSpace()
+    tuner = SageTuner(space, teacher=teacher_path, premature_epochs=1, max_trials=1, directory=tmp_path)
+    if as_dataset:
+        training = tf.data.Dataset.from_tensor_slices((data["x"], data["y"])).batch(BATCH_SIZE)
+        tuner.search(training, validation_data=(data["x_val"], data["y_val"]))
+    else:
+        search(tuner, data)
+    assert tuner.oracle.trials["0"].status == "COMPLETED"
+    assert space.traces == 1
 
 
 def test_alpha_zero_is_performance_guided(tmp_path, data, teacher_path):
