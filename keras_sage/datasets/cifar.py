@@ -79,7 +79,8 @@ def cifar100(
         batch_size: Images per batch.
         validation_size: Training images held out for validation (the paper's 5,000).
         seed: Seed of the validation choice and of the training shuffle.
-        download: Whether to download and prepare the data set when it is not in `data_dir`.
+        download: Whether to download and prepare the data set when it is not in `data_dir`. With no
+            network, tfds retries for about 3 minutes before the error; `download=False` fails at once.
         cache: Whether to keep the decoded training and test images in memory after their first pass
             (about 170 MB), so that later epochs read no files; the validation images (preprocessed,
             about 60 MB) are always kept.

@@ -77,7 +77,8 @@ def imagenet64(
         validation_size: Training images held out for validation (the paper's 50,000).
         seed: Seed of the validation choice and of the training shuffle.
         download: Whether to download (or, for `imagenet2012`, prepare from the archives) the data set
-            when it is not in `data_dir`.
+            when it is not in `data_dir`. With no network, tfds retries for minutes before the error;
+            `download=False` fails at once.
         shuffle_buffer: Images in the training shuffle buffer.
         cache: Whether to keep the decoded training and test images in memory after their first pass
             (only for subsets that fit in memory); the validation images are always kept.
