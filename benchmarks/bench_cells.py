@@ -25,7 +25,7 @@ import keras_tuner
 import numpy as np
 
 from keras_sage.analysis import format_table
-from keras_sage.hypermodels import CellSearchSpace
+from keras_sage.hypermodels import CellSearchSpace, random_hyperparameters
 from keras_sage.model_size import count_flops
 from keras_sage.tuners.sage_tuner import _build_training_state
 
@@ -70,10 +70,7 @@ def candidate_costs(repeats: int, steps: int, batch_size: int) -> list[dict]:
     labels = rng.integers(0, 100, len(images))
     rows = []
     for repeat in range(repeats):
-        hp = keras_tuner.HyperParameters()
-        space.declare_hyperparameters(hp)
-        for parameter in hp.space:
-            hp.values[parameter.name] = parameter.random_sample(1000 * repeat + len(hp.values))
+        hp = random_hyperparameters(space, seed=repeat)
         started = time.perf_counter()
         model = space.build(hp)
         built = time.perf_counter()

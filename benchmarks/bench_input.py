@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import tarfile
 import time
@@ -40,7 +39,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from keras_sage.datasets import cifar10
-from keras_sage.hypermodels import CNNSearchSpace
+from keras_sage.hypermodels import CNNSearchSpace, random_hyperparameters
 
 BATCH_SIZE = 128
 INPUT_SHAPE = (32, 32, 3)
@@ -150,17 +149,6 @@ def representative_candidate() -> keras_tuner.HyperParameters:
     return hp
 
 
-def random_candidate(space: CNNSearchSpace, seed: int) -> keras_tuner.HyperParameters:
-    """Every active hyperparameter drawn at random in declaration order, as KerasTuner's random oracle."""
-    hp = keras_tuner.HyperParameters()
-    space.declare_hyperparameters(hp)
-    rng = random.Random(seed)
-    for parameter in hp.space:
-        if hp.is_active(parameter):
-            hp.values[parameter.name] = parameter.random_sample(rng.randrange(2**31))
-    return hp
-
-
 def candidates(random_count: int) -> dict[str, Callable[[], keras.Model]]:
     """Name -> zero-argument builder of a compiled candidate model."""
     space = CNNSearchSpace(10, num_classes=10, input_shape=INPUT_SHAPE)
@@ -168,7 +156,7 @@ def candidates(random_count: int) -> dict[str, Callable[[], keras.Model]]:
         "CNN, 10 layers of 64 3×3 filters": lambda: space.build(representative_candidate())
     }
     for seed in range(random_count):
-        hp = random_candidate(space, seed)
+        hp = random_hyperparameters(space, seed)
         architecture = space.architecture(hp)
         name = f"CNN, random seed {seed} ({len(architecture.layers)} layers)"
         builders[name] = lambda hp=hp: space.build(hp)

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from keras_sage.datasets import digits
-from keras_sage.hypermodels import CandidateBuildError, representation_endpoints, resnet_cifar
+from keras_sage.hypermodels import (
+    CandidateBuildError,
+    random_hyperparameters,
+    representation_endpoints,
+    resnet_cifar,
+)
 from keras_sage.hypermodels.cells import (
     NASNET_A_NORMAL,
     NASNET_A_REDUCTION,
@@ -25,15 +30,6 @@ from keras_sage.hypermodels.cells import (
 from keras_sage.model_size import count_flops
 from keras_sage.teachers import register_teacher
 from keras_sage.tuners import SageTuner, TPEOracle
-
-
-def random_hyperparameters(space: CellSearchSpace, seed: int) -> keras_tuner.HyperParameters:
-    hp = keras_tuner.HyperParameters()
-    space.declare_hyperparameters(hp)
-    rng = np.random.default_rng(seed)
-    for parameter in hp.space:
-        hp.values[parameter.name] = parameter.random_sample(int(rng.integers(2**31)))
-    return hp
 
 
 def expected_sizes(size: int, reductions: list[bool]) -> list[int]:

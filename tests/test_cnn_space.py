@@ -1,5 +1,3 @@
-import random
-
 import keras
 import keras_tuner
 import numpy as np
@@ -9,19 +7,9 @@ from keras_sage.hypermodels import (
     CandidateBuildError,
     CNNSearchSpace,
     LayerwiseSearchSpace,
+    random_hyperparameters,
     representation_endpoints,
 )
-
-
-def random_hyperparameters(space: CNNSearchSpace, seed: int) -> keras_tuner.HyperParameters:
-    """Draws every active hyperparameter at random, in declaration order, as KerasTuner's oracles do."""
-    hp = keras_tuner.HyperParameters()
-    space.declare_hyperparameters(hp)
-    rng = random.Random(seed)
-    for parameter in hp.space:
-        if hp.is_active(parameter):
-            hp.values[parameter.name] = parameter.random_sample(rng.randrange(2**31))
-    return hp
 
 
 def hand_set(space: CNNSearchSpace, values: dict) -> keras_tuner.HyperParameters:

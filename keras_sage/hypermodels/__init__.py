@@ -1,6 +1,6 @@
 """Search spaces (KerasTuner HyperModels) and teacher networks whose layers are named endpoints."""
 
-from keras_sage.hypermodels.base import LayerwiseSearchSpace, LayerwiseSpec
+from keras_sage.hypermodels.base import LayerwiseSearchSpace, LayerwiseSpec, random_hyperparameters
 from keras_sage.hypermodels.cells import Block, CellPlan, CellSearchSpace, CellStructure
 from keras_sage.hypermodels.cnn import (
     CandidateArchitecture,
@@ -22,6 +22,7 @@ __all__ = [
     "LayerPlan",
     "LayerwiseSearchSpace",
     "LayerwiseSpec",
+    "random_hyperparameters",
     "representation_endpoints",
     "resnet_cifar",
 ]

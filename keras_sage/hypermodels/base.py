@@ -9,11 +9,13 @@ are connections. A HyperModel tells it by implementing `LayerwiseSearchSpace`.
 from __future__ import annotations
 
 import operator
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import keras
+import keras_tuner
 
 # Candidates train with SGD and Nesterov momentum 0.9, as in the paper (supplement, "CIFAR Training").
 DEFAULT_MOMENTUM = 0.9
@@ -123,3 +125,32 @@ def positive_integer(value: Any, name: str) -> int:
     if number < 1 or isinstance(value, bool):
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     return number
+
+
+def random_hyperparameters(hypermodel: Any, seed: int) -> keras_tuner.HyperParameters:
+    """A random candidate of a search space, drawn as KerasTuner's random search draws a trial.
+
+    Every hyperparameter that is active, given the values drawn before it, is drawn at random in the
+    order the space declares it. The hypermodel declares its space with `declare_hyperparameters`.
+
+    Args:
+        hypermodel: A search space such as `CNNSearchSpace` or `CellSearchSpace`.
+        seed: Seed of the draw: the same seed gives the same candidate.
+
+    Returns:
+        The candidate's `keras_tuner.HyperParameters`, ready for `hypermodel.build`.
+
+    Example:
+
+    ```python
+    space = CellSearchSpace(num_classes=10, input_shape=(32, 32, 3))
+    model = space.build(random_hyperparameters(space, seed=3))
+    ```
+    """
+    hp = keras_tuner.HyperParameters()
+    hypermodel.declare_hyperparameters(hp)
+    rng = random.Random(seed)
+    for parameter in hp.space:
+        if hp.is_active(parameter):
+            hp.values[parameter.name] = parameter.random_sample(rng.randrange(2**31))
+    return hp
