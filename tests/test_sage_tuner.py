@@ -203,6 +203,26 @@ def test_a_trial_traces_its_training_step_once(tmp_path, data, teacher_path, as_
     assert space.traces == 1
 
 
+def test_a_distribution_strategy_builds_and_trains_candidates_under_it(tmp_path, data, teacher_path):
+    space = TraceCountingSpace()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    tuner = SageTuner(
+        space,
+        teacher=teacher_path,
+        premature_epochs=1,
+        max_trials=1,
+        directory=tmp_path,
+        distribution_strategy=strategy,
+    )
+    search(tuner, data)
+    trial = tuner.oracle.trials["0"]
+    assert trial.status == "COMPLETED", trial.message
+    assert trial.metrics.get_last_value("score") == pytest.approx(
+        trial.metrics.get_last_value("premature_accuracy") + trial.metrics.get_last_value("teacher_guidance")
+    )
+    assert space.traces == 1
+
+
 def test_alpha_zero_is_performance_guided(tmp_path, data, teacher_path):
     tuner = SageTuner(
         TinySpace(),

@@ -433,7 +433,8 @@ def _build_training_state(model: keras.Model, x: Any, y: Any) -> None:
     # Keras's own step before a distributed fit; a Keras without it builds the state while tracing.
     symbolic_build = getattr(model, "_symbolic_build", None)
     if symbolic_build is not None:
-        symbolic_build(data_batch=data_batch)
+        with model.distribute_strategy.scope():
+            symbolic_build(data_batch=data_batch)
 
 
 def _training_batches(training_data: Any, batch_size: int) -> tuple[int | None, Callable[[int], int]]:
