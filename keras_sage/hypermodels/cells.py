@@ -90,8 +90,6 @@ BATCH_NORM_MOMENTUM = 0.9
 # Stem filters: 3F for CIFAR; a fixed 32 for ImageNet (NASNet's stem multipliers 3 and 1).
 CIFAR_STEM_MULTIPLIER = 3
 IMAGENET_STEM_FILTERS = 32
-# Reduction cells of the ImageNet stem, before the CIFAR-like sequence.
-IMAGENET_STEM_REDUCTIONS = 2
 
 
 def block_output(block: int) -> str:
@@ -295,6 +293,7 @@ def network_plan(
         )
     sequence: list[tuple[bool, float]] = []
     if layout == "imagenet":
+        # The ImageNet stem's two reduction cells, before the CIFAR-like sequence.
         sequence += [(True, 1 / 4), (True, 1 / 2)]
     for stack in range(3):
         normal_cells = num_repeats
