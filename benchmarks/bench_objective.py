@@ -3,7 +3,7 @@
 For each configuration (a plain CNN with E conv endpoints at 32×32×3, a teacher file of 3 RDMs on N probe
 images) it measures, each in a fresh subprocess:
 
-- `TeacherGuidedObjective.similarities` (features subsampled to 4,096 per endpoint inside the extractor,
+- `TeacherGuidedScorer.similarities` (features subsampled to 4,096 per endpoint inside the extractor,
   batched, grouped to the 2 GB memory budget): wall time and peak resident memory above the level just
   before the call (sampled every 5 ms from /proc/self/statm);
 - the naive peer where it fits in memory: `Model.predict` of every endpoint's full output, then the same
@@ -102,7 +102,7 @@ def measure(config: str, teacher_path: str, naive: bool) -> dict:
     import keras
     import numpy as np
 
-    from keras_sage.objective import TeacherGuidedObjective
+    from keras_sage.objective import TeacherGuidedScorer
     from keras_sage.rsa import compare, feature_subsample_indices, rdm
     from keras_sage.teachers import TeacherStore
 
@@ -121,7 +121,7 @@ def measure(config: str, teacher_path: str, naive: bool) -> dict:
     model.fit(x, y, batch_size=128, epochs=1, verbose=0)
     result["train_seconds_per_example"] = (time.perf_counter() - started) / len(x)
 
-    objective = TeacherGuidedObjective(teacher)
+    objective = TeacherGuidedScorer(teacher)
     objective.similarities(plain_cnn(1, 8), ["layer_1"])  # warm up the RDM code path
     with PeakMemory() as memory:
         started = time.perf_counter()

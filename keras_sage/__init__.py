@@ -17,9 +17,26 @@ similarity = keras_sage.compare(teacher_rdm, student_rdm)
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from keras_sage._version import __version__
+
+if TYPE_CHECKING:
+    # What the lazy map below resolves, spelled out for type checkers and IDEs (never run).
+    from keras_sage.datasets import (
+        DatasetNotAvailableError,
+        TFDSSplits,
+        cifar10,
+        cifar100,
+        imagenet64,
+        probe_set,
+    )
+    from keras_sage.hypermodels import CellSearchSpace, CellStructure, CNNSearchSpace, resnet_cifar
+    from keras_sage.model_size import count_flops
+    from keras_sage.objective import TeacherGuidedScorer
+    from keras_sage.rsa import RDM, compare, linear_cka, rdm
+    from keras_sage.teachers import TeacherFileError, TeacherStore, register_recordings, register_teacher
+    from keras_sage.tuners import OptunaOracle, ReinforceOracle, SageTuner, TPEOracle
 
 # Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -31,7 +48,7 @@ _EXPORTS: dict[str, str] = {
     "TeacherFileError": "keras_sage.teachers",
     "register_teacher": "keras_sage.teachers",
     "register_recordings": "keras_sage.teachers",
-    "TeacherGuidedObjective": "keras_sage.objective",
+    "TeacherGuidedScorer": "keras_sage.objective",
     "SageTuner": "keras_sage.tuners",
     "CNNSearchSpace": "keras_sage.hypermodels",
     "CellSearchSpace": "keras_sage.hypermodels",
@@ -49,10 +66,44 @@ _EXPORTS: dict[str, str] = {
     "DatasetNotAvailableError": "keras_sage.datasets",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+# Spelled out (not built from _EXPORTS) so that linters and type checkers read it; a test keeps the two
+# in agreement.
+__all__ = [
+    "RDM",
+    "CNNSearchSpace",
+    "CellSearchSpace",
+    "CellStructure",
+    "DatasetNotAvailableError",
+    "OptunaOracle",
+    "ReinforceOracle",
+    "SageTuner",
+    "TFDSSplits",
+    "TPEOracle",
+    "TeacherFileError",
+    "TeacherGuidedScorer",
+    "TeacherStore",
+    "__version__",
+    "cifar10",
+    "cifar100",
+    "compare",
+    "count_flops",
+    "imagenet64",
+    "linear_cka",
+    "probe_set",
+    "rdm",
+    "register_recordings",
+    "register_teacher",
+    "resnet_cifar",
+]
+
+
+# Old names kept for one release; each warns where its module defines it.
+_DEPRECATED: dict[str, str] = {"TeacherGuidedObjective": "keras_sage.objective"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        return getattr(importlib.import_module(_DEPRECATED[name]), name)
     module_name = _EXPORTS.get(name)
     if module_name is None:
         raise AttributeError(f"module 'keras_sage' has no attribute {name!r}")

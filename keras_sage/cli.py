@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_sage import __version__
+from keras_sage._version import __version__
 
 PROBE_IMAGES_KEY = "images"
 PROBE_LABELS_KEY = "labels"

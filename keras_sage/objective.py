@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from keras_sage import contract
 from keras_sage.features import layer_feature_counts, layer_features
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, RDM, compare, rdm
 from keras_sage.teachers import TeacherStore, probe_fingerprint
@@ -65,17 +67,14 @@ class TeacherGuidedScore:
         """The numbers KerasTuner records for a trial: `score`, `premature_accuracy`,
         `teacher_guidance`, and `S_<teacher layer>` for each teacher RDM."""
         metrics = {
-            "score": self.score,
-            "premature_accuracy": self.premature_accuracy,
-            "teacher_guidance": self.teacher_guidance,
+            contract.SCORE: self.score,
+            contract.PREMATURE_ACCURACY: self.premature_accuracy,
+            contract.TEACHER_GUIDANCE: self.teacher_guidance,
         }
-        metrics.update({similarity_metric_name(name): value for name, value in self.similarities.items()})
+        metrics.update(
+            {contract.similarity_metric_name(name): value for name, value in self.similarities.items()}
+        )
         return metrics
-
-
-def similarity_metric_name(teacher_layer: str) -> str:
-    """The trial metric that holds S_i for teacher RDM `teacher_layer`."""
-    return f"S_{teacher_layer}"
 
 
 def teacher_guidance(similarities: Sequence[float]) -> float:
@@ -115,7 +114,7 @@ def plan_endpoint_groups(
     return groups
 
 
-class TeacherGuidedObjective:
+class TeacherGuidedScorer:
     """Scores a trained candidate by P + α·TG against a teacher file.
 
     The probe images are fed to the candidate exactly as the teacher file stores them, cast to float32,
@@ -141,8 +140,8 @@ class TeacherGuidedObjective:
     Example:
 
     ```python
-    objective = TeacherGuidedObjective(TeacherStore.open("teacher.h5"), alpha=1.0)
-    result = objective.evaluate(model, validation_data=(x_val, y_val))
+    scorer = TeacherGuidedScorer(TeacherStore.open("teacher.h5"), alpha=1.0)
+    result = scorer.evaluate(model, validation_data=(x_val, y_val))
     result.score, result.premature_accuracy, result.teacher_guidance, result.similarities
     ```
     """
@@ -211,7 +210,7 @@ class TeacherGuidedObjective:
             model: The trained, compiled Keras model (with an accuracy metric).
             validation_data: `(x, y)` or a `tf.data.Dataset` of batches, as for `Model.evaluate`.
             endpoints: Names of the layers whose outputs are the candidate's representations (the j in
-                C_j). Defaults to `keras_sage.hypermodels.representation_endpoints(model)`.
+                C_j). Defaults to `keras_sage.contract.representation_endpoints(model)`.
             batch_size: Batch size for evaluating P on arrays.
 
         Returns:
@@ -240,9 +239,7 @@ class TeacherGuidedObjective:
             `(similarities, best_student_layers)`: S_i by teacher layer, and the endpoint that gave it.
         """
         if endpoints is None:
-            from keras_sage.hypermodels import representation_endpoints
-
-            endpoints = representation_endpoints(model)
+            endpoints = contract.representation_endpoints(model)
         endpoints = list(endpoints)
         if not endpoints:
             raise ValueError(f"model {model.name!r} has no representation endpoints to compare")
@@ -313,3 +310,16 @@ def premature_accuracy(model: Any, validation_data: Any, batch_size: int | None 
             "compile it with metrics=['accuracy']"
         )
     return float(results[accuracy_names[0]])
+
+
+def __getattr__(name: str) -> Any:
+    # `TeacherGuidedObjective` was this class's name until 0.1; it stays an alias for one release.
+    if name == "TeacherGuidedObjective":
+        warnings.warn(
+            "TeacherGuidedObjective is now TeacherGuidedScorer (KerasTuner's Objective is another thing); "
+            "the old name will be removed in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return TeacherGuidedScorer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

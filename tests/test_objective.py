@@ -1,4 +1,4 @@
-"""TeacherGuidedObjective: S_i, TG and P + α·TG on tiny models, checked against scipy."""
+"""TeacherGuidedScorer: S_i, TG and P + α·TG on tiny models, checked against scipy."""
 
 import keras
 import numpy as np
@@ -8,8 +8,8 @@ from scipy.stats import pearsonr
 
 from keras_sage.objective import (
     RDM_WORKSPACE_BYTES_PER_PAIR,
-    TeacherGuidedObjective,
     TeacherGuidedScore,
+    TeacherGuidedScorer,
     plan_endpoint_groups,
     premature_accuracy,
     teacher_guidance,
@@ -83,7 +83,7 @@ def test_teacher_guidance_is_mean_of_similarities():
 def test_teacher_against_itself_scores_one(tmp_path, probe):
     model = tiny_cnn(seed=1)
     teacher = make_teacher(tmp_path / "teacher.h5", model, probe)
-    objective = TeacherGuidedObjective(teacher, max_features=None, batch_size=5)
+    objective = TeacherGuidedScorer(teacher, max_features=None, batch_size=5)
     similarities, best = objective.similarities(model, ENDPOINTS)
     assert similarities == pytest.approx({"T_layer_1": 1.0, "T_layer_3": 1.0}, abs=1e-5)
     assert best == {"T_layer_1": "layer_1", "T_layer_3": "layer_3"}
@@ -94,7 +94,7 @@ def test_other_network_scores_lower_and_matches_scipy(tmp_path, probe):
     teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
     student = tiny_cnn(seed=2)
     max_features = 50
-    objective = TeacherGuidedObjective(teacher, max_features=max_features, batch_size=5, seed=3)
+    objective = TeacherGuidedScorer(teacher, max_features=max_features, batch_size=5, seed=3)
     similarities, best = objective.similarities(student, ENDPOINTS)
 
     features = activations(student, images)
@@ -112,11 +112,11 @@ def test_other_network_scores_lower_and_matches_scipy(tmp_path, probe):
 def test_grouped_forward_passes_give_the_same_similarities(tmp_path, probe):
     teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
     student = tiny_cnn(seed=2)
-    one_pass = TeacherGuidedObjective(teacher, max_features=40).similarities(student, ENDPOINTS)
+    one_pass = TeacherGuidedScorer(teacher, max_features=40).similarities(student, ENDPOINTS)
     # A budget that holds only the RDM workspace forces one endpoint per forward pass.
     tight_budget = RDM_WORKSPACE_BYTES_PER_PAIR * N_PROBE**2 + 1
     assert plan_endpoint_groups([40, 40, 40], N_PROBE, tight_budget) == [[0], [1], [2]]
-    grouped = TeacherGuidedObjective(teacher, max_features=40, memory_budget=tight_budget).similarities(
+    grouped = TeacherGuidedScorer(teacher, max_features=40, memory_budget=tight_budget).similarities(
         student, ENDPOINTS
     )
     assert grouped[1] == one_pass[1]
@@ -127,7 +127,7 @@ def test_category_level_teacher(tmp_path, probe):
     images, labels = probe
     teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe, level="category")
     student = tiny_cnn(seed=2)
-    similarities, _ = TeacherGuidedObjective(teacher, max_features=None).similarities(student, ENDPOINTS)
+    similarities, _ = TeacherGuidedScorer(teacher, max_features=None).similarities(student, ENDPOINTS)
     features = activations(student, images)
     for teacher_name, teacher_rdm in teacher.rdms().items():
         assert teacher_rdm.level == "category"
@@ -147,7 +147,7 @@ def test_score_is_accuracy_plus_alpha_times_guidance(tmp_path, probe):
     rng = np.random.default_rng(1)
     x_val = rng.random((10, 8, 8, 1), dtype=np.float32)
     y_val = rng.integers(0, 3, 10)
-    result = TeacherGuidedObjective(teacher, alpha=0.5).evaluate(student, (x_val, y_val), ENDPOINTS)
+    result = TeacherGuidedScorer(teacher, alpha=0.5).evaluate(student, (x_val, y_val), ENDPOINTS)
     predicted = np.argmax(student.predict(x_val, verbose=0), axis=1)
     assert result.premature_accuracy == pytest.approx(np.mean(predicted == y_val))
     assert result.teacher_guidance == pytest.approx(np.mean(list(result.similarities.values())))
@@ -165,20 +165,20 @@ def test_alpha_zero_score_is_accuracy():
 def test_mismatched_probe_fingerprint_is_refused(tmp_path, probe):
     images, labels = probe
     teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
-    TeacherGuidedObjective(teacher, expected_probe=(images, labels))
+    TeacherGuidedScorer(teacher, expected_probe=(images, labels))
     with pytest.raises(ValueError, match=r"teacher\.h5.*different probe set"):
-        TeacherGuidedObjective(teacher, expected_probe=(images[::-1], labels))
+        TeacherGuidedScorer(teacher, expected_probe=(images[::-1], labels))
 
 
 def test_probe_preprocessing_is_applied(tmp_path, probe):
     model = tiny_cnn(seed=1)
     teacher = make_teacher(tmp_path / "teacher.h5", model, probe)
     # The teacher is the model itself: fed the probe images unchanged it scores 1, fed shifted images less.
-    plain = TeacherGuidedObjective(teacher, max_features=None).similarities(model, ENDPOINTS)[0]
-    identity = TeacherGuidedObjective(
+    plain = TeacherGuidedScorer(teacher, max_features=None).similarities(model, ENDPOINTS)[0]
+    identity = TeacherGuidedScorer(
         teacher, max_features=None, probe_preprocessing=lambda batch: batch.astype(np.float32)
     ).similarities(model, ENDPOINTS)[0]
-    shifted = TeacherGuidedObjective(
+    shifted = TeacherGuidedScorer(
         teacher, max_features=None, probe_preprocessing=lambda batch: batch.astype(np.float32) - 5.0
     ).similarities(model, ENDPOINTS)[0]
     assert identity == plain
@@ -189,6 +189,6 @@ def test_missing_endpoint_and_missing_accuracy_name_the_problem(tmp_path, probe)
     model = tiny_cnn(seed=1)
     teacher = make_teacher(tmp_path / "teacher.h5", model, probe)
     with pytest.raises(ValueError, match="has no layer 'layer_9'"):
-        TeacherGuidedObjective(teacher).similarities(model, ["layer_9"])
+        TeacherGuidedScorer(teacher).similarities(model, ["layer_9"])
     with pytest.raises(ValueError, match="no accuracy metric"):
         premature_accuracy(tiny_cnn(seed=1, metrics=()), (probe[0], probe[1]))

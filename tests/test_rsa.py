@@ -13,8 +13,7 @@ from scipy.spatial.distance import pdist, squareform
 import keras_sage
 from keras_sage import rsa
 
-# `keras_sage.rsa.rdm` is the function; the module of the same name holds the kernels.
-rdm_module = importlib.import_module("keras_sage.rsa.rdm")
+rdm_module = importlib.import_module("keras_sage.rsa.dissimilarity")
 BACKENDS = ["numpy", "tensorflow"]
 
 

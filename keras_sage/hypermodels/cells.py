@@ -60,9 +60,8 @@ from typing import Any
 import keras
 import keras_tuner
 
+from keras_sage.contract import CandidateBuildError, cell_endpoint_name
 from keras_sage.hypermodels.base import OptimizerFactory, check_optimizer, new_optimizer, positive_integer
-from keras_sage.hypermodels.cnn import CandidateBuildError
-from keras_sage.hypermodels.endpoints import cell_endpoint_name
 
 OPERATIONS = (
     "identity",

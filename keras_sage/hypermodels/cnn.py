@@ -29,6 +29,7 @@ from typing import Any
 import keras
 import keras_tuner
 
+from keras_sage.contract import CandidateBuildError, layer_endpoint_name
 from keras_sage.hypermodels.base import (
     LayerwiseSpec,
     OptimizerFactory,
@@ -36,7 +37,6 @@ from keras_sage.hypermodels.base import (
     new_optimizer,
     positive_integer,
 )
-from keras_sage.hypermodels.endpoints import layer_endpoint_name
 
 FILTERS = (32, 64, 128)
 KERNEL_SIZES = (1, 3, 5, 7)
@@ -52,13 +52,6 @@ NORMALIZATIONS = ("none", "batchnorm")
 DEFAULT_LEARNING_RATE = 0.1
 
 IMAGE = "image"
-
-
-class CandidateBuildError(ValueError):
-    """A candidate architecture cannot be built; the message names the layer and the reason.
-
-    A tuner records such a candidate as a failed trial with this message instead of stopping the search.
-    """
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import keras
 
-from keras_sage.hypermodels.endpoints import stack_endpoint_name
+from keras_sage.contract import stack_endpoint_name
 
 STACK_FILTERS = (16, 32, 64)
 # He et al. train with weight decay 1e-4; Keras' L2 penalty adds l2 * sum(w²), whose gradient is

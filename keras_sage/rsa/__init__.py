@@ -1,7 +1,7 @@
 """Representational similarity analysis: RDMs (the paper's §3.1) and how similar two of them are."""
 
 from keras_sage.rsa.compare import COMPARE_METHODS, compare, linear_cka
-from keras_sage.rsa.rdm import (
+from keras_sage.rsa.dissimilarity import (
     BACKENDS,
     DEFAULT_MAX_FEATURES,
     LEVELS,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_sage.rsa.rdm import RDM, ConstantRepresentationWarning, rows_of_condensed
+from keras_sage.rsa.dissimilarity import RDM, ConstantRepresentationWarning, rows_of_condensed
 
 COMPARE_METHODS = ("pearson", "spearman", "kendall")
 

@@ -19,13 +19,14 @@ from typing import Any
 import h5py
 import numpy as np
 
+from keras_sage.contract import representation_endpoints
 from keras_sage.features import layer_feature_counts, layer_features
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, LEVELS, METRICS, rdm
 from keras_sage.teachers.store import (
     TeacherStore,
-    _probe_images_as_stored,
-    _probe_labels_as_stored,
     probe_fingerprint,
+    probe_images_as_stored,
+    probe_labels_as_stored,
 )
 
 DEFAULT_BATCH_SIZE = 64
@@ -55,7 +56,7 @@ def register_teacher(
     Which layers, when `layers` is not given:
 
     1. the model's representation endpoints, if its layers follow the naming convention of
-       `keras_sage.hypermodels.representation_endpoints` (`layer_<n>`, `L<n>`);
+       `keras_sage.contract.representation_endpoints` (`layer_<n>`, `L<n>`);
     2. otherwise the end of each stage: among the top-level layers from the first layer with trainable
        weights on, leaving out the layers that produce the model's outputs (the classifier), the last
        layer of each spatial resolution (e.g. the last `8×8` feature map, the last `4×4` one), and the
@@ -70,7 +71,7 @@ def register_teacher(
         probe_labels: Integer labels, shape `(n,)`; required for `level="category"`.
         layers: Names of top-level layers of the model (or one name); see above for the default.
         path: The teacher file to write or add to.
-        metric: The RDM distance (see `keras_sage.rsa.rdm`), e.g. `"correlation"` (1 − Pearson r, the
+        metric: The RDM distance (see `keras_sage.rsa.METRICS`), e.g. `"correlation"` (1 − Pearson r, the
             paper's Eq. 1).
         level: `"image"` (one row per probe image) or `"category"` (one row per label, averaged).
         max_features: Features kept per layer; `None` keeps all.
@@ -91,8 +92,8 @@ def register_teacher(
     teacher.layer_names  # ["L1", "L2", "L3"]
     ```
     """
-    images = _probe_images_as_stored(probe_images)
-    labels = _probe_labels_as_stored(probe_labels, images.shape[0])
+    images = probe_images_as_stored(probe_images)
+    labels = probe_labels_as_stored(probe_labels, images.shape[0])
     _check_choices(metric, level, labels)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1; got {batch_size}")
@@ -151,7 +152,7 @@ def register_recordings(
             floating point, shape `(n, H, W, C)`.
         probe_labels: Integer labels, shape `(n,)`; required for `level="category"`.
         path: The teacher file to write or add to.
-        metric: The RDM distance (see `keras_sage.rsa.rdm`).
+        metric: The RDM distance (see `keras_sage.rsa.METRICS`).
         level: `"image"` or `"category"`.
         max_features: Sites kept per region; `None` keeps all.
         seed: Seed of the site subsample.
@@ -169,8 +170,8 @@ def register_recordings(
     )
     ```
     """
-    images = _probe_images_as_stored(probe_images)
-    labels = _probe_labels_as_stored(probe_labels, images.shape[0])
+    images = probe_images_as_stored(probe_images)
+    labels = probe_labels_as_stored(probe_labels, images.shape[0])
     _check_choices(metric, level, labels)
     if isinstance(responses, Mapping):
         regions = dict(responses)
@@ -255,7 +256,6 @@ def default_teacher_layers(model: Any) -> list[str]:
     Returns:
         Layer names, in the order of `model.layers`.
     """
-    from keras_sage.hypermodels.endpoints import representation_endpoints
 
     marked = representation_endpoints(model)
     if marked:

@@ -34,6 +34,7 @@ import h5py
 import numpy as np
 
 from keras_sage._atomic import write_atomically
+from keras_sage._version import __version__
 from keras_sage.rsa import RDM
 
 FORMAT = "keras-sage-teacher"
@@ -63,8 +64,8 @@ def probe_fingerprint(images: np.ndarray, labels: np.ndarray | None) -> str:
     Returns:
         The hex digest.
     """
-    images = _probe_images_as_stored(images)
-    labels = _probe_labels_as_stored(labels, images.shape[0])
+    images = probe_images_as_stored(images)
+    labels = probe_labels_as_stored(labels, images.shape[0])
     digest = hashlib.sha256()
     for array in (images, labels):
         if array is None:
@@ -76,7 +77,8 @@ def probe_fingerprint(images: np.ndarray, labels: np.ndarray | None) -> str:
     return digest.hexdigest()
 
 
-def _probe_images_as_stored(images: Any) -> np.ndarray:
+def probe_images_as_stored(images: Any) -> np.ndarray:
+    """Probe images as a teacher file stores them: uint8 kept, floats as float32; at least 3 images."""
     images = np.asarray(images)
     if images.ndim < 2 or images.shape[0] < 3:
         raise ValueError(
@@ -89,7 +91,8 @@ def _probe_images_as_stored(images: Any) -> np.ndarray:
     raise ValueError(f"probe_images must be uint8 or floating point; got dtype {images.dtype}")
 
 
-def _probe_labels_as_stored(labels: Any, n_images: int) -> np.ndarray | None:
+def probe_labels_as_stored(labels: Any, n_images: int) -> np.ndarray | None:
+    """Probe labels as a teacher file stores them: int64, one per image (None stays None)."""
     if labels is None:
         return None
     labels = np.asarray(labels)
@@ -150,8 +153,8 @@ class TeacherStore:
         created: str | None = None,
     ) -> None:
         self.path = Path(path)
-        self.probe_images = _probe_images_as_stored(probe_images)
-        self.probe_labels = _probe_labels_as_stored(probe_labels, self.probe_images.shape[0])
+        self.probe_images = probe_images_as_stored(probe_images)
+        self.probe_labels = probe_labels_as_stored(probe_labels, self.probe_images.shape[0])
         self.fingerprint = probe_fingerprint(self.probe_images, self.probe_labels)
         self.source = source
         self.writable = writable
@@ -442,7 +445,6 @@ class TeacherStore:
 
     def _save(self) -> None:
         """Writes the whole store to a temporary file in the same directory, then renames it over `path`."""
-        from keras_sage import __version__
 
         def write_hdf5(target: Any) -> None:
             with h5py.File(target, "w") as file:

@@ -1,7 +1,7 @@
 """SageTuner: a KerasTuner `Tuner` that scores each candidate by P + α·TG (TG-SAGE, paper §3.2, §4).
 
 Each trial builds a candidate from the hypermodel, trains it for the premature budget (a number of epochs
-or of SGD steps), and scores it with a `TeacherGuidedObjective`: P is its validation accuracy, TG the mean
+or of SGD steps), and scores it with a `TeacherGuidedScorer`: P is its validation accuracy, TG the mean
 over teacher layers of the best RDM similarity to any of its representation endpoints. The oracle sees
 `score` = P + α·TG (direction max); `premature_accuracy`, `teacher_guidance`, `S_<teacher layer>`, and
 the candidate's `params` and `flops` are recorded as trial metrics too. With α = 0 the same code runs
@@ -18,6 +18,7 @@ import contextlib
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,23 +27,23 @@ import keras
 import keras_tuner
 import numpy as np
 
+from keras_sage import contract
 from keras_sage._atomic import write_atomically
 from keras_sage.model_size import count_flops
 from keras_sage.objective import (
     DEFAULT_ALPHA,
     DEFAULT_MEMORY_BUDGET,
-    TeacherGuidedObjective,
+    TeacherGuidedScorer,
     premature_accuracy,
 )
 from keras_sage.rsa import DEFAULT_MAX_FEATURES
 from keras_sage.teachers import TeacherStore
 from keras_sage.tuners._seed import keep_oracle_seed
 
-SCORE_OBJECTIVE = keras_tuner.Objective("score", direction="max")
+SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 # Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
 # more failed trials in a row than KerasTuner's default of 3 before it stops the search.
 DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS = 10
-_REPORTED_OBJECTIVES = ("score", "premature_accuracy", "teacher_guidance")
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,11 @@ class SageTuner(keras_tuner.Tuner):
         max_trials: Trials of the default oracle.
         seed: Seed of the default oracle; with an oracle passed in, its own seed is used.
         endpoints: Callable returning the names of a model's representation layers; defaults to
-            `keras_sage.hypermodels.representation_endpoints`.
+            `keras_sage.contract.representation_endpoints`.
         probe: Optional `(images, labels)` the teacher must have been registered on; a teacher file with a
             different probe fingerprint is refused.
         probe_preprocessing: Optional callable applied to probe image batches before the candidate sees
-            them (see `TeacherGuidedObjective`).
+            them (see `TeacherGuidedScorer`).
         max_features: Features subsampled per student endpoint for its RDM.
         memory_budget: Bytes that student feature extraction may use (endpoints are grouped to fit).
         probe_batch_size: Probe images per forward pass.
@@ -174,7 +175,7 @@ class SageTuner(keras_tuner.Tuner):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         self.premature_epochs = premature_epochs
         self.premature_steps = premature_steps
-        self.objective = TeacherGuidedObjective(
+        self.scorer = TeacherGuidedScorer(
             teacher,
             alpha=alpha,
             max_features=max_features,
@@ -221,7 +222,17 @@ class SageTuner(keras_tuner.Tuner):
     @property
     def alpha(self) -> float:
         """α, the weight of TG in the score."""
-        return self.objective.alpha
+        return self.scorer.alpha
+
+    @property
+    def objective(self) -> TeacherGuidedScorer:
+        """Deprecated: the teacher-guided scorer is `scorer`; `oracle.objective` is KerasTuner's Objective."""
+        warnings.warn(
+            "SageTuner.objective is now SageTuner.scorer; the old name will be removed in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.scorer
 
     def run_trial(self, trial: keras_tuner.engine.trial.Trial, *fit_args: Any, **fit_kwargs: Any) -> dict:
         """Builds, trains for the premature budget, and scores one candidate.
@@ -234,8 +245,6 @@ class SageTuner(keras_tuner.Tuner):
         Raises:
             keras_tuner.errors.FailedTrialError: The candidate cannot be built or its training diverged.
         """
-        from keras_sage.hypermodels import CandidateBuildError
-
         validation_data = fit_kwargs.pop("validation_data", None)
         if validation_data is None:
             raise keras_tuner.errors.FatalValueError(
@@ -251,7 +260,7 @@ class SageTuner(keras_tuner.Tuner):
         keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
         try:
             model = self._try_build(hp)
-        except CandidateBuildError as error:
+        except contract.CandidateBuildError as error:
             raise keras_tuner.errors.FailedTrialError(f"candidate cannot be built: {error}") from error
 
         size = _size_metrics(model)
@@ -263,7 +272,7 @@ class SageTuner(keras_tuner.Tuner):
             )
 
         endpoints = None if self.endpoints is None else self.endpoints(model)
-        result = self.objective.evaluate(
+        result = self.scorer.evaluate(
             model, validation_data, endpoints=endpoints, batch_size=fit_kwargs.get("batch_size")
         )
         if not math.isfinite(result.score):
@@ -277,10 +286,10 @@ class SageTuner(keras_tuner.Tuner):
                 "alpha": result.alpha,
                 "similarities": result.similarities,
                 "best_student_layers": result.best_student_layers,
-                "examples_processed": monitor.examples,
+                contract.EXAMPLES_PROCESSED: monitor.examples,
             },
         )
-        return {**result.metrics(), **size, "examples_processed": float(monitor.examples)}
+        return {**result.metrics(), **size, contract.EXAMPLES_PROCESSED: float(monitor.examples)}
 
     def rerank(
         self,
@@ -403,7 +412,7 @@ def _use_reported_objective(oracle: keras_tuner.Oracle) -> None:
     if name == "default_objective":
         oracle.objective = SCORE_OBJECTIVE
         return
-    if name not in _REPORTED_OBJECTIVES and not str(name).startswith("S_"):
+    if name not in contract.SCORE_METRICS and contract.teacher_layer_of_metric(str(name)) is None:
         raise ValueError(
             f"the oracle's objective {name!r} is not a metric SageTuner reports; use "
             "keras_tuner.Objective('score', 'max') (or premature_accuracy, teacher_guidance, S_<layer>)"
@@ -466,9 +475,9 @@ def _training_batches(training_data: Any, batch_size: int) -> tuple[int | None, 
 
 def _size_metrics(model: keras.Model) -> dict[str, float]:
     """The candidate's parameter count and, where its input size is fixed, its FLOPs (`count_flops`)."""
-    size = {"params": float(model.count_params())}
+    size = {contract.PARAMS: float(model.count_params())}
     with contextlib.suppress(ValueError):
-        size["flops"] = float(count_flops(model))
+        size[contract.FLOPS] = float(count_flops(model))
     return size
 
 
