@@ -37,11 +37,17 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 
 from keras_sage._atomic import write_atomically
+from keras_sage.analysis.pool_builder import build_pool, labels_teacher
 from keras_sage.datasets import standardize
-from keras_sage.hypermodels import resnet_cifar
+from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
+from keras_sage.teachers import register_teacher
 
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "keras-sage" / "science"
+DEFAULT_POOLS = Path(__file__).resolve().parents[1] / "benchmarks" / "pools"
+TEACHER_LAYERS = ("L1", "L2", "L3")
+# Budgets in epochs of the students' training split: at initialisation, ¼, ½, 1 and 2 epochs.
+BUDGET_EPOCHS = (0, 0.25, 0.5, 1, 2)
 CIFAR10_CLASSES = (
     "airplane",
     "automobile",
@@ -70,9 +76,23 @@ class Scale:
     architectures: int
     mature_epochs: int
     batch_size: int
+    max_layers: int = 10
 
 
 SCALES = {
+    # A minute's check that every stage runs (not a result).
+    "smoke": Scale(
+        image_size=16,
+        teacher_depth=8,
+        teacher_epochs=1,
+        student_train=600,
+        student_validation=200,
+        probe_size=100,
+        architectures=2,
+        mature_epochs=2,
+        batch_size=64,
+        max_layers=4,
+    ),
     # A 2-core CPU: 16×16 images; students on 6,000 training images, validated on 1,000.
     "cpu": Scale(
         image_size=16,
@@ -246,10 +266,61 @@ def teacher_model(splits: Splits, scale: Scale, cache: Path, seed: int) -> tuple
     return model, record
 
 
+def teacher_files(
+    teacher: keras.Model, splits: Splits, scale: Scale, cache: Path, seed: int
+) -> tuple[Path, dict[str, str]]:
+    """The teacher file and the control teachers' files (`TG_untrained`, `TG_labels`), registered once.
+
+    Every file holds the same probe images, standardized as the students see them.
+    """
+    probe = standardized(splits.x_probe)
+    stem = f"{scale.image_size}px-probe{scale.probe_size}-seed{seed}"
+    teacher_path = cache / f"teacher-{stem}.h5"
+    untrained_path = cache / f"untrained-{stem}.h5"
+    labels_path = cache / f"labels-{stem}.h5"
+    if not teacher_path.exists():
+        register_teacher(teacher, probe, splits.y_probe, layers=TEACHER_LAYERS, path=teacher_path, verbose=0)
+    if not untrained_path.exists():
+        keras.utils.set_random_seed(seed + 1)
+        untrained = resnet_cifar(depth=scale.teacher_depth, num_classes=10, input_shape=probe.shape[1:])
+        register_teacher(
+            untrained, probe, splits.y_probe, layers=TEACHER_LAYERS, path=untrained_path, verbose=0
+        )
+    if not labels_path.exists():
+        labels_teacher(labels_path, probe, splits.y_probe)
+    return teacher_path, {"TG_untrained": str(untrained_path), "TG_labels": str(labels_path)}
+
+
+def pool(splits: Splits, scale: Scale, teacher_path: Path, controls: dict, path: Path, seed: int) -> list:
+    """The pool of random 10-layer CNNs: trained once to maturity, scored at every budget (resumable)."""
+    steps_per_epoch = -(-len(splits.y_student_train) // scale.batch_size)
+    budgets = [round(epochs * steps_per_epoch) for epochs in BUDGET_EPOCHS]
+    space = CNNSearchSpace(
+        max_layers=scale.max_layers, num_classes=10, input_shape=splits.x_student_train.shape[1:]
+    )
+    data = (
+        (standardized(splits.x_student_train), splits.y_student_train),
+        (standardized(splits.x_student_validation), splits.y_student_validation),
+    )
+    return build_pool(
+        space,
+        teacher_path,
+        data,
+        n=scale.architectures,
+        budgets=budgets,
+        mature_epochs=scale.mature_epochs,
+        controls=controls,
+        path=path,
+        batch_size=scale.batch_size,
+        seed=seed,
+    )
+
+
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
-    parser.add_argument("--stage", choices=("teacher", "all"), default="all")
+    parser.add_argument("--stage", choices=("teacher", "pool", "all"), default="all")
+    parser.add_argument("--pools", type=Path, default=DEFAULT_POOLS, help="where pool files are written")
     parser.add_argument("--data", type=Path, default=DEFAULT_ARCHIVE, help="cifar10-jpeg.tar.gz")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="decoded data, teacher weights")
     parser.add_argument("--seed", type=int, default=0)
@@ -261,8 +332,27 @@ def main(argv: list[str] | None = None) -> None:
     scale = SCALES[arguments.scale]
     arguments.cache.mkdir(parents=True, exist_ok=True)
     splits = split(cifar10_arrays(arguments.data, arguments.cache, scale.image_size), scale, arguments.seed)
-    _, record = teacher_model(splits, scale, arguments.cache, arguments.seed)
+    teacher, record = teacher_model(splits, scale, arguments.cache, arguments.seed)
     print(json.dumps(record, indent=2))
+    if arguments.stage == "teacher":
+        return
+    teacher_path, controls = teacher_files(teacher, splits, scale, arguments.cache, arguments.seed)
+    arguments.pools.mkdir(parents=True, exist_ok=True)
+    name = f"cifar10-{scale.image_size}px-{arguments.scale}-seed{arguments.seed}"
+    description = {
+        "scale": dataclasses.asdict(scale),
+        "budget_epochs": BUDGET_EPOCHS,
+        "teacher": record,
+        "data": "CIFAR-10 JPEGs (shared/data/cifar10-jpeg.tar.gz), 45,000/5,000 stratified split; students "
+        f"train on {len(splits.y_student_train)} of the 45,000 and are validated on "
+        f"{len(splits.y_student_validation)} of the 5,000; {len(splits.y_probe)} probe images from the "
+        "5,000, disjoint from the students' validation images; per-image standardization, no augmentation "
+        "for students",
+    }
+    description_path = arguments.pools / f"{name}.json"
+    write_atomically(description_path, lambda file: file.write(json.dumps(description, indent=2).encode()))
+    rows = pool(splits, scale, teacher_path, controls, arguments.pools / f"{name}.jsonl", arguments.seed)
+    print(f"pool: {len(rows)} rows in {arguments.pools / f'{name}.jsonl'}")
 
 
 if __name__ == "__main__":

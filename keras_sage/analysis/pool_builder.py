@@ -1,0 +1,267 @@
+"""`build_pool`: each architecture trained once to maturity, scored by P and TG at budgets on the way.
+
+The pool format is in `keras_sage.analysis.pool`. Control teachers for the pool's control columns are
+registered with `labels_teacher` (the RDM of the one-hot probe labels) and `register_teacher` on an
+untrained copy of the teacher network (`TG_untrained`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner
+import numpy as np
+
+from keras_sage import contract
+from keras_sage.analysis.pool import (
+    DEPTH,
+    MATURE_ACCURACY,
+    append_rows,
+    architecture_ids,
+    examples_after,
+    read_pool,
+)
+from keras_sage.hypermodels import random_hyperparameters
+from keras_sage.model_size import count_flops
+from keras_sage.objective import TeacherGuidedScorer, premature_accuracy
+from keras_sage.rsa import DEFAULT_MAX_FEATURES
+from keras_sage.teachers import register_recordings
+
+# Batch size of P's evaluation on the validation arrays.
+EVALUATION_BATCH_SIZE = 256
+
+
+def labels_teacher(
+    path: str | os.PathLike, probe_images: np.ndarray, probe_labels: np.ndarray, overwrite: bool = False
+) -> str:
+    """Registers the control teacher `TG_labels`: one RDM of the one-hot probe labels.
+
+    Its correlation RDM is 0 between images of one class and 1 + 1/(c − 1) between classes (c classes):
+    the representation of a network that knows only the labels.
+
+    Args:
+        path: The teacher file to write.
+        probe_images: The teacher's probe images (the same as the real teacher's).
+        probe_labels: Their integer labels.
+        overwrite: Replace an existing RDM of that name.
+
+    Returns:
+        The path written.
+    """
+    labels = np.asarray(probe_labels).astype(np.int64)
+    one_hot = np.eye(int(labels.max()) + 1, dtype=np.float32)[labels]
+    register_recordings({"labels": one_hot}, probe_images, labels, path=path, overwrite=overwrite)
+    return os.fspath(path)
+
+
+def build_pool(
+    hypermodel: Any,
+    teacher: Any,
+    data: Any,
+    *,
+    n: int | None = None,
+    hyperparameters: Sequence[Any] | None = None,
+    budgets: Sequence[int],
+    mature_epochs: int,
+    controls: Mapping[str, Any] | None = None,
+    path: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    max_features: int | None = DEFAULT_MAX_FEATURES,
+    verbose: bool = True,
+) -> list[dict[str, Any]]:
+    """Trains each architecture once to maturity, scoring P and TG at every budget on the way.
+
+    Each architecture is built with `keras.utils.set_random_seed(seed + k)` (k its position), trained
+    with `fit` on the training arrays for `mature_epochs` epochs in batches of `batch_size`, and scored
+    after exactly `budget` SGD steps for every budget (0: at initialisation, before any step): P on the
+    validation arrays, TG and each S_i against `teacher`, and each control teacher's TG. Mature accuracy
+    is the validation accuracy at the end. A candidate that cannot be built, or whose loss becomes NaN,
+    gets rows whose numbers are NaN and a `failure` message; the pool goes on.
+
+    Args:
+        hypermodel: A search space (`CNNSearchSpace`, `CellSearchSpace`, or a user's `HyperModel` whose
+            `build(hp)` returns a compiled model with an accuracy metric and named endpoints).
+        teacher: The teacher: a `TeacherStore` or the path of a teacher file.
+        data: `ImageSplits` (`x_train`, `y_train`, `x_val`, `y_val`), or `((x_train, y_train), (x_val,
+            y_val))` of arrays.
+        n: How many random architectures (`random_hyperparameters(hypermodel, seed + k)`).
+        hyperparameters: Instead of `n`, the architectures: `keras_tuner.HyperParameters` or dicts of
+            values.
+        budgets: SGD steps at which to score, each at most the steps of `mature_epochs` epochs.
+        mature_epochs: Epochs of the full training.
+        controls: Column name → control teacher (`TeacherStore` or path), scored like the teacher; e.g.
+            `{"TG_untrained": "untrained.h5", "TG_labels": "labels.h5"}` (see `labels_teacher`).
+        path: A JSON Lines file; architectures it already holds are not trained again.
+        batch_size: Training batch size.
+        seed: Base seed of architectures and training.
+        max_features: Features per student endpoint in its RDM, a fixed random subsample as in the
+            tuner's scoring (`None`: all).
+        verbose: Print progress (architecture k/N, ETA) to stderr.
+
+    Returns:
+        All rows of the pool, those read back from `path` included.
+    """
+    candidates = _candidates(hypermodel, n, hyperparameters, seed)
+    (x_train, y_train), (x_val, y_val) = _arrays(data)
+    budgets = sorted({int(budget) for budget in budgets})
+    mature_steps = mature_epochs * math.ceil(len(x_train) / batch_size)
+    if not budgets or budgets[0] < 0 or budgets[-1] > mature_steps:
+        raise ValueError(f"budgets must lie in [0, {mature_steps}] (the steps of {mature_epochs} epochs)")
+    scorers = {contract.TEACHER_GUIDANCE: TeacherGuidedScorer(teacher, max_features=max_features, seed=seed)}
+    for column, control in (controls or {}).items():
+        scorers[column] = TeacherGuidedScorer(control, max_features=max_features, seed=seed)
+
+    rows = read_pool(path) if path is not None and Path(path).exists() else []
+    done = set(architecture_ids(rows))
+    started, trained = time.perf_counter(), 0
+    for position, hp in enumerate(candidates):
+        arch_id = f"{position:04d}"
+        if arch_id in done:
+            continue
+        keras.utils.set_random_seed(seed + position)
+        architecture_rows = _score_architecture(
+            hypermodel, hp, scorers, (x_train, y_train), (x_val, y_val), budgets, mature_epochs, batch_size
+        )
+        values = dict(hp.values) if hasattr(hp, "values") else dict(hp)
+        architecture_rows = [
+            {
+                "arch_id": arch_id,
+                "budget": row["budget"],
+                "examples": examples_after(row["budget"], len(x_train), batch_size),
+                **row,
+                "seed": seed + position,
+                "hyperparameters": values,
+            }
+            for row in architecture_rows
+        ]
+        if path is not None:
+            append_rows(path, architecture_rows)
+        rows.extend(architecture_rows)
+        trained += 1
+        if verbose:
+            _print_progress(position + 1, len(candidates), trained, len(candidates) - len(done), started)
+    return rows
+
+
+def _score_architecture(
+    hypermodel: Any,
+    hp: Any,
+    scorers: Mapping[str, Any],
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    budgets: Sequence[int],
+    mature_epochs: int,
+    batch_size: int,
+) -> list[dict[str, Any]]:
+    """One architecture's rows: trained once, scored at each budget by a callback."""
+    if not isinstance(hp, keras_tuner.HyperParameters):
+        values, hp = hp, keras_tuner.HyperParameters()
+        hypermodel.declare_hyperparameters(hp)
+        hp.values.update(values)
+    try:
+        model = hypermodel.build(hp)
+    except contract.CandidateBuildError as error:
+        return _failed_rows(budgets, f"candidate cannot be built: {error}")
+    size = {
+        DEPTH: float(len(contract.representation_endpoints(model))),
+        contract.PARAMS: float(model.count_params()),
+        contract.FLOPS: math.nan,
+    }
+    with contextlib.suppress(ValueError):
+        size[contract.FLOPS] = float(count_flops(model))
+
+    def score(steps: int) -> dict[str, Any]:
+        row: dict[str, Any] = {"budget": steps}
+        row[contract.PREMATURE_ACCURACY] = premature_accuracy(
+            model, validation, batch_size=EVALUATION_BATCH_SIZE
+        )
+        for column, scorer in scorers.items():
+            similarities, _ = scorer.similarities(model)
+            row[column] = float(np.mean(list(similarities.values())))
+            if column == contract.TEACHER_GUIDANCE:
+                row.update({contract.similarity_metric_name(name): s for name, s in similarities.items()})
+        return row
+
+    scored = [score(0)] if budgets[0] == 0 else []
+    callback = _BudgetCallback([budget for budget in budgets if budget > 0], score, scored)
+    model.fit(*train, batch_size=batch_size, epochs=mature_epochs, callbacks=[callback], verbose=0)
+    if callback.diverged_at_step is not None:
+        return _failed_rows(budgets, f"training diverged at step {callback.diverged_at_step}", size)
+    mature = premature_accuracy(model, validation, batch_size=EVALUATION_BATCH_SIZE)
+    keras.backend.clear_session(free_memory=True)
+    return [{**row, MATURE_ACCURACY: mature, **size} for row in scored]
+
+
+class _BudgetCallback(keras.callbacks.Callback):
+    """Scores the model after each budget's step; stops training if the loss becomes NaN."""
+
+    def __init__(self, budgets: Sequence[int], score: Callable[[int], dict], scored: list) -> None:
+        super().__init__()
+        self.budgets, self.score, self.scored = list(budgets), score, scored
+        self.steps = 0
+        self.diverged_at_step: int | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.steps += 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged_at_step = self.steps
+            self.model.stop_training = True
+            return
+        if self.budgets and self.steps == self.budgets[0]:
+            self.budgets.pop(0)
+            self.scored.append(self.score(self.steps))
+
+
+def _failed_rows(
+    budgets: Sequence[int], failure: str, size: Mapping[str, float] | None = None
+) -> list[dict[str, Any]]:
+    base = {DEPTH: math.nan, contract.PARAMS: math.nan, contract.FLOPS: math.nan, **(size or {})}
+    return [
+        {
+            "budget": budget,
+            contract.PREMATURE_ACCURACY: math.nan,
+            contract.TEACHER_GUIDANCE: math.nan,
+            MATURE_ACCURACY: math.nan,
+            **base,
+            "failure": failure,
+        }
+        for budget in budgets
+    ]
+
+
+def _candidates(hypermodel: Any, n: int | None, hyperparameters: Sequence[Any] | None, seed: int) -> list:
+    if (n is None) == (hyperparameters is None):
+        raise ValueError("give either n (random architectures) or hyperparameters (a list), not both")
+    if hyperparameters is not None:
+        return list(hyperparameters)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer; got {n!r}")
+    return [random_hyperparameters(hypermodel, seed + position) for position in range(n)]
+
+
+def _arrays(data: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    if hasattr(data, "x_train"):
+        return (data.x_train, data.y_train), (data.x_val, data.y_val)
+    (x_train, y_train), (x_val, y_val) = data
+    return (np.asarray(x_train), np.asarray(y_train)), (np.asarray(x_val), np.asarray(y_val))
+
+
+def _print_progress(position: int, total: int, trained: int, to_train: int, started: float) -> None:
+    elapsed = time.perf_counter() - started
+    remaining = elapsed / trained * (to_train - trained)
+    print(
+        f"pool: architecture {position}/{total} · {elapsed / trained:.0f} s each"
+        f" · ETA {remaining / 60:.0f} min",
+        file=sys.stderr,
+        flush=True,
+    )
