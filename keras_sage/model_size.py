@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import keras
 
+__all__ = ["count_flops"]
+
 _CONVOLUTIONS_AT_OUTPUT = (
     keras.layers.Conv1D,
     keras.layers.Conv2D,

@@ -32,6 +32,15 @@ from keras_sage.features import layer_feature_counts, layer_features
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, RDM, compare, rdm
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
+__all__ = [
+    "DEFAULT_ALPHA",
+    "TeacherGuidedScore",
+    "TeacherGuidedScorer",
+    "plan_endpoint_groups",
+    "premature_accuracy",
+    "teacher_guidance",
+]
+
 DEFAULT_ALPHA = 1.0
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
 # Bytes of working memory one student RDM of n probe images takes beyond its features, per n²: the

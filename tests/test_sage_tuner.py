@@ -1,7 +1,6 @@
 """SageTuner end to end on tiny data: trials, metrics on disk, failures, resume, rerank and cost."""
 
 import json
-import math
 from pathlib import Path
 
 import keras
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sage.analysis import best_so_far, format_table, plot_search, search_summary, trial_records
+from keras_sage.analysis import plot_search, search_summary, trial_records
 from keras_sage.hypermodels import CandidateBuildError
 from keras_sage.rsa import rdm
 from keras_sage.teachers import TeacherStore
@@ -102,7 +101,10 @@ def last_metric(trial: dict, name: str) -> float:
     return trial["metrics"]["metrics"][name]["observations"][-1]["value"][0]
 
 
-def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path, capsys):
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, data, teacher_path):
+    """One 3-trial search (α = 0.7) shared by the tests that read what it wrote."""
+    directory = tmp_path_factory.mktemp("search")
     tuner = SageTuner(
         TinySpace(),
         teacher=teacher_path,
@@ -110,11 +112,15 @@ def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path, capsys):
         premature_epochs=1,
         max_trials=3,
         seed=5,
-        directory=tmp_path,
+        directory=directory,
         project_name="tg",
     )
-    search(tuner, data, callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "logs"))])
-    trials = trial_files(tmp_path / "tg")
+    search(tuner, data, callbacks=[keras.callbacks.TensorBoard(str(directory / "logs"))])
+    return {"tuner": tuner, "directory": directory, "trials": trial_files(directory / "tg")}
+
+
+def test_every_trial_completes_and_scores_p_plus_alpha_tg(searched):
+    trials = searched["trials"]
     assert len(trials) == 3
     assert [trial["status"] for trial in trials.values()] == ["COMPLETED"] * 3
     for trial in trials.values():
@@ -124,27 +130,46 @@ def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path, capsys):
         assert score == accuracy + 0.7 * guidance
         assert guidance == pytest.approx((last_metric(trial, "S_L1") + last_metric(trial, "S_L2")) / 2)
         assert trial["score"] == score
-        # Compactness: two 3×3 convolutions (8×8, then 4×4 outputs) and a 3-way dense layer, with biases.
+
+
+def test_trials_record_exact_params_and_flops(searched):
+    for trial in searched["trials"].values():
+        # Two 3×3 convolutions (8×8, then 4×4 outputs) and a 3-way dense layer, with biases.
         filters = trial["hyperparameters"]["values"]["filters"]
         weights = 9 * filters + filters + 9 * filters * filters + filters + 3 * filters + 3
         assert last_metric(trial, "params") == weights
         assert last_metric(trial, "flops") == 2 * (
             8 * 8 * 9 * filters + 4 * 4 * 9 * filters * filters + 3 * filters
         )
-    # The KerasTuner TensorBoard integration ran in every trial.
-    assert len(list((tmp_path / "logs").iterdir())) == 3
-    # get_best_models loads the premature weights the best trial was scored with.
+
+
+def test_the_user_tensorboard_callback_runs_in_every_trial(searched):
+    assert len(list((searched["directory"] / "logs").iterdir())) == 3
+
+
+def test_best_models_carry_the_premature_weights_they_were_scored_with(searched, data):
+    tuner = searched["tuner"]
     best_trial = tuner.oracle.get_best_trials(1)[0]
     best_model = tuner.get_best_models(1)[0]
     reloaded = best_model.evaluate(data["x_val"], data["y_val"], verbose=0, return_dict=True)["accuracy"]
     assert reloaded == pytest.approx(best_trial.metrics.get_last_value("premature_accuracy"))
+
+
+def test_each_trial_writes_its_best_student_layers(searched):
+    best_trial = searched["tuner"].oracle.get_best_trials(1)[0]
     side_file = json.loads(
-        (tmp_path / "tg" / f"trial_{best_trial.trial_id}" / "teacher_guidance.json").read_text()
+        (searched["directory"] / "tg" / f"trial_{best_trial.trial_id}" / "teacher_guidance.json").read_text()
     )
     assert set(side_file["best_student_layers"].values()) <= {"layer_1", "layer_2"}
-    # Cost: 3 trials of one epoch over 40 examples.
-    assert tuner.search_cost() == 3 * N_TRAIN
 
+
+def test_the_cost_is_the_examples_of_the_premature_training(searched):
+    # 3 trials of one epoch over 40 examples.
+    assert searched["tuner"].search_cost() == 3 * N_TRAIN
+
+
+def test_trial_records_and_summary_read_the_trials_back(searched):
+    tuner, trials = searched["tuner"], searched["trials"]
     records = trial_records(tuner)
     assert [record.trial_id for record in records] == ["0", "1", "2"]
     for record in records:
@@ -156,10 +181,22 @@ def test_search_writes_score_p_and_tg(tmp_path, data, teacher_path, capsys):
     assert summary["trials"] == 3 and summary["failed"] == 0
     assert summary["best P"] == max(record.premature_accuracy for record in records)
     assert summary["examples (+M2·E2)"] == 3 * N_TRAIN
+
+
+def test_keras_tuner_results_summary_and_the_search_plot(searched, capsys, tmp_path):
+    tuner = searched["tuner"]
+    best_trial = tuner.oracle.get_best_trials(1)[0]
     tuner.results_summary(1)
     assert f"Trial {best_trial.trial_id} summary" in capsys.readouterr().out
-    plot = Path(plot_search({"tg": records}, tmp_path / "search.png"))
+    plot = Path(plot_search({"tg": trial_records(tuner)}, tmp_path / "search.png"))
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_old_objective_attribute_warns_and_is_the_scorer(searched):
+    tuner = searched["tuner"]
+    with pytest.warns(DeprecationWarning, match="scorer"):
+        assert tuner.objective is tuner.scorer
+    assert tuner.scorer.alpha == tuner.alpha == 0.7
 
 
 class TraceCountingSpace(keras_tuner.HyperModel):
@@ -358,16 +395,3 @@ def test_same_seed_gives_the_same_trials(tmp_path, data, teacher_path):
         trials = trial_files(tmp_path / project_name).values()
         scores.append([(trial["hyperparameters"]["values"], last_metric(trial, "score")) for trial in trials])
     assert scores[0] == scores[1]
-
-
-def test_table_and_best_so_far():
-    table = format_table(
-        [{"arm": "P+TG", "best P": 0.5, "examples": 12000}, {"arm": "P", "best P": math.nan, "examples": 7}]
-    )
-    assert table.splitlines() == [
-        "arm   best P  examples",
-        "----  ------  --------",
-        "P+TG  0.5000    12,000",
-        "P          -         7",
-    ]
-    np.testing.assert_array_equal(best_so_far([math.nan, 0.2, 0.1, 0.4]), [math.nan, 0.2, 0.2, 0.4])

@@ -1,0 +1,69 @@
+"""The analysis package's tables, running best and search plot, without a search (no TensorFlow)."""
+
+import math
+import subprocess
+import sys
+
+import matplotlib
+import numpy as np
+import pytest
+
+from keras_sage.analysis import TrialRecord, best_so_far, format_table, plot_search
+
+
+def test_table_aligns_numbers_right_and_text_left_and_prints_nan_as_a_dash():
+    table = format_table(
+        [{"arm": "P+TG", "best P": 0.5, "examples": 12000}, {"arm": "P", "best P": math.nan, "examples": 7}]
+    )
+    assert table.splitlines() == [
+        "arm   best P  examples",
+        "----  ------  --------",
+        "P+TG  0.5000    12,000",
+        "P          -         7",
+    ]
+
+
+def test_table_of_no_rows_is_empty_and_float_format_applies():
+    assert format_table([]) == ""
+    assert format_table([{"r": 0.123456}], float_format="{:.2f}").splitlines()[-1] == "0.12"
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([math.nan, 0.2, 0.1, 0.4], [math.nan, 0.2, 0.2, 0.4]),
+        ([], []),
+        ([math.nan, math.nan], [math.nan, math.nan]),
+        ([0.3, math.nan, 0.1], [0.3, 0.3, 0.3]),
+    ],
+)
+def test_best_so_far_is_the_running_maximum_ignoring_nan(values, expected):
+    np.testing.assert_array_equal(best_so_far(values), expected)
+
+
+def records(offset: float) -> list[TrialRecord]:
+    return [
+        TrialRecord("0", "COMPLETED", premature_accuracy=0.3 + offset, teacher_guidance=0.1),
+        TrialRecord("1", "FAILED", message="training diverged"),
+        TrialRecord("2", "COMPLETED", premature_accuracy=0.5 + offset, teacher_guidance=0.2),
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_plot_search_writes_the_file_and_leaves_the_backend_alone(tmp_path, suffix):
+    import matplotlib.pyplot as plt
+
+    backend = matplotlib.get_backend()
+    figures = plt.get_fignums()
+    path = plot_search({"P+TG": records(0.0), "P": records(0.1)}, tmp_path / f"search{suffix}")
+    content = (tmp_path / f"search{suffix}").read_bytes()
+    assert path.endswith(suffix)
+    assert content.startswith(b"\x89PNG") if suffix == ".png" else b"<svg" in content
+    assert matplotlib.get_backend() == backend
+    assert plt.get_fignums() == figures  # no figure left in pyplot's registry
+
+
+def test_the_analysis_package_imports_no_tensorflow():
+    code = "import sys, keras_sage.analysis; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
