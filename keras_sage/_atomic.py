@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -> None:
+def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
     """Writes a file through a temporary file in the same directory, then renames it over `path`.
 
     The data is flushed to disk before the rename, so a crash or an error mid-write leaves the previous

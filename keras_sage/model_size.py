@@ -75,8 +75,8 @@ def count_flops(model: keras.Model) -> int:
 
 def _positions(layer: keras.layers.Layer, shape: tuple[int | None, ...]) -> int:
     """The number of positions (all axes but the batch and the channels) of a tensor of `shape`."""
-    spatial = shape[1:-1]
-    if any(size is None for size in spatial):
+    spatial = [size for size in shape[1:-1] if size is not None]
+    if len(spatial) < len(shape) - 2:
         raise ValueError(
             f"Layer {layer.name!r} has an unknown size {tuple(shape)}; FLOPs need a model built for a fixed "
             "input size."

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from keras_sage.analysis.records import TrialRecord, best_so_far
 
 
-def plot_search(arms: Mapping[str, Sequence[TrialRecord]], path: str | os.PathLike) -> str:
+def plot_search(arms: Mapping[str, Sequence[TrialRecord]], path: str | os.PathLike[str]) -> str:
     """Draws searches side by side and saves the figure (a standalone Agg figure; pyplot is not touched).
 
     Left: P against TG of every completed trial, one colour per arm. Right: each arm's P per trial and the
@@ -64,7 +64,7 @@ def new_figure(size: tuple[float, float]) -> Figure:
     return figure
 
 
-def save_figure(figure: Figure, path: str | os.PathLike) -> str:
+def save_figure(figure: Figure, path: str | os.PathLike[str]) -> str:
     """Lays out and writes `figure` (format from the suffix: `.png`, `.svg`, ...); returns the path."""
     figure.tight_layout()
     path = os.fspath(path)

@@ -53,7 +53,7 @@ TG_UNTRAINED = "TG_untrained"
 TG_LABELS = "TG_labels"
 
 
-def read_pool(path: str | os.PathLike) -> list[dict[str, Any]]:
+def read_pool(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The rows of a pool file (JSON Lines), in file order.
 
     A last line without its newline (a build killed mid-write) is ignored with a warning; any other line
@@ -85,7 +85,7 @@ def read_pool(path: str | os.PathLike) -> list[dict[str, Any]]:
     return rows
 
 
-def append_rows(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> None:
+def append_rows(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> None:
     """Appends rows to a pool file in one write, flushed to disk (a kill leaves at most a partial line).
 
     A partial last line left by an earlier kill is cut off first, so the new rows start on a line of

@@ -40,7 +40,7 @@ EVALUATION_BATCH_SIZE = 256
 
 
 def labels_teacher(
-    path: str | os.PathLike, probe_images: np.ndarray, probe_labels: np.ndarray, overwrite: bool = False
+    path: str | os.PathLike[str], probe_images: np.ndarray, probe_labels: np.ndarray, overwrite: bool = False
 ) -> str:
     """Registers the control teacher `TG_labels`: one RDM of the one-hot probe labels.
 
@@ -72,7 +72,7 @@ def build_pool(
     budgets: Sequence[int],
     mature_epochs: int,
     controls: Mapping[str, Any] | None = None,
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike[str] | None = None,
     batch_size: int = 64,
     seed: int = 0,
     max_features: int | None = DEFAULT_MAX_FEATURES,
@@ -204,13 +204,15 @@ def _score_architecture(
 class _BudgetCallback(keras.callbacks.Callback):
     """Scores the model after each budget's step; stops training if the loss becomes NaN."""
 
-    def __init__(self, budgets: Sequence[int], score: Callable[[int], dict], scored: list) -> None:
+    def __init__(
+        self, budgets: Sequence[int], score: Callable[[int], dict[str, Any]], scored: list[dict[str, Any]]
+    ) -> None:
         super().__init__()
         self.budgets, self.score, self.scored = list(budgets), score, scored
         self.steps = 0
         self.diverged_at_step: int | None = None
 
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.steps += 1
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
@@ -239,7 +241,9 @@ def _failed_rows(
     ]
 
 
-def _candidates(hypermodel: Any, n: int | None, hyperparameters: Sequence[Any] | None, seed: int) -> list:
+def _candidates(
+    hypermodel: Any, n: int | None, hyperparameters: Sequence[Any] | None, seed: int
+) -> list[Any]:
     if (n is None) == (hyperparameters is None):
         raise ValueError("give either n (random architectures) or hyperparameters (a list), not both")
     if hyperparameters is not None:

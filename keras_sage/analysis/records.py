@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from keras_sage import contract
 
@@ -126,9 +127,9 @@ def _count(value: float) -> int | float:
     return value if math.isnan(value) else int(value)
 
 
-def best_so_far(values: Sequence[float]) -> np.ndarray:
+def best_so_far(values: Sequence[float]) -> npt.NDArray[np.float64]:
     """The running maximum of `values`, ignoring NaN (NaN until the first finite value)."""
-    values = np.asarray(values, dtype=np.float64)
-    filled = np.where(np.isnan(values), -np.inf, values)
+    array = np.asarray(values, dtype=np.float64)
+    filled = np.where(np.isnan(array), -np.inf, array)
     running = np.maximum.accumulate(filled) if len(filled) else filled
     return np.where(np.isneginf(running), np.nan, running)
