@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_sage.analysis import plot_search, search_summary, trial_records
+from keras_sage.analysis import plot_search, project_records, search_summary, trial_records
 from keras_sage.hypermodels import CandidateBuildError
 from keras_sage.rsa import rdm
 from keras_sage.teachers import TeacherStore
@@ -181,6 +181,14 @@ def test_trial_records_and_summary_read_the_trials_back(searched):
     assert summary["trials"] == 3 and summary["failed"] == 0
     assert summary["best P"] == max(record.premature_accuracy for record in records)
     assert summary["examples (+M2·E2)"] == 3 * N_TRAIN
+
+
+def test_the_project_directory_read_as_data_gives_the_same_records_and_summary(searched):
+    tuner = searched["tuner"]
+    project = project_records(searched["directory"] / "tg")
+    assert project.records == trial_records(tuner)
+    assert (project.alpha, project.search_examples, project.rerank_examples) == (0.7, 3 * N_TRAIN, 0)
+    assert search_summary("tg", project) == search_summary("tg", tuner)
 
 
 def test_keras_tuner_results_summary_and_the_search_plot(searched, capsys, tmp_path):

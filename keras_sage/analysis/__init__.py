@@ -13,7 +13,25 @@ plot_search({"P+TG": records}, "search.png")
 """
 
 from keras_sage.analysis.plots import plot_search
-from keras_sage.analysis.records import TrialRecord, best_so_far, search_summary, trial_records
+from keras_sage.analysis.records import (
+    ProjectRecords,
+    TrialRecord,
+    best_so_far,
+    project_records,
+    record_from_trial_state,
+    search_summary,
+    trial_records,
+)
 from keras_sage.analysis.tables import format_table
 
-__all__ = ["TrialRecord", "best_so_far", "format_table", "plot_search", "search_summary", "trial_records"]
+__all__ = [
+    "ProjectRecords",
+    "TrialRecord",
+    "best_so_far",
+    "format_table",
+    "plot_search",
+    "project_records",
+    "record_from_trial_state",
+    "search_summary",
+    "trial_records",
+]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +45,39 @@ class TrialRecord:
     message: str = ""
 
 
+def record_from_trial_state(state: Mapping[str, Any]) -> TrialRecord:
+    """The record of one trial from its state: KerasTuner's `Trial.get_state()`, as `trial.json` holds it.
+
+    Args:
+        state: The trial's state (`trial_id`, `status`, `metrics`, `message`).
+
+    Returns:
+        The trial's `TrialRecord`; metrics it lacks are NaN, S_i are those of its `S_<layer>` metrics.
+    """
+    metrics = state.get("metrics", {}).get("metrics", {})
+
+    def last(name: str) -> float:
+        observations = metrics.get(name, {}).get("observations", [])
+        return float(observations[-1]["value"][0]) if observations else math.nan
+
+    similarities = {
+        layer: last(name) for name in metrics if (layer := contract.teacher_layer_of_metric(name)) is not None
+    }
+    message = (state.get("message") or "").strip().splitlines()
+    return TrialRecord(
+        trial_id=str(state["trial_id"]),
+        status=str(state.get("status")),
+        score=last(contract.SCORE),
+        premature_accuracy=last(contract.PREMATURE_ACCURACY),
+        teacher_guidance=last(contract.TEACHER_GUIDANCE),
+        similarities=similarities,
+        examples_processed=last(contract.EXAMPLES_PROCESSED),
+        params=last(contract.PARAMS),
+        flops=last(contract.FLOPS),
+        message=message[-1] if message else "",
+    )
+
+
 def trial_records(tuner: Any) -> list[TrialRecord]:
     """The records of a tuner's trials, in the order they started.
 
@@ -52,36 +88,66 @@ def trial_records(tuner: Any) -> list[TrialRecord]:
         One `TrialRecord` per trial.
     """
     oracle = tuner.oracle
-    teacher_layers = tuner.scorer.teacher_layers
-    records = []
-    for trial_id in oracle.start_order:
-        trial = oracle.trials[trial_id]
+    return [record_from_trial_state(oracle.trials[trial_id].get_state()) for trial_id in oracle.start_order]
 
-        def last(name: str, trial: Any = trial) -> float:
-            if not trial.metrics.exists(name):
-                return math.nan
-            return float(trial.metrics.get_last_value(name))
 
-        message = (trial.message or "").strip().splitlines()
-        records.append(
-            TrialRecord(
-                trial_id=trial_id,
-                status=str(trial.status),
-                score=last(contract.SCORE),
-                premature_accuracy=last(contract.PREMATURE_ACCURACY),
-                teacher_guidance=last(contract.TEACHER_GUIDANCE),
-                similarities={
-                    layer: last(contract.similarity_metric_name(layer))
-                    for layer in teacher_layers
-                    if trial.metrics.exists(contract.similarity_metric_name(layer))
-                },
-                examples_processed=last(contract.EXAMPLES_PROCESSED),
-                params=last(contract.PARAMS),
-                flops=last(contract.FLOPS),
-                message=message[-1] if message else "",
-            )
-        )
-    return records
+@dataclass(frozen=True)
+class ProjectRecords:
+    """What a finished search left in its project directory, read as data (JSON only, nothing unpickled).
+
+    Attributes:
+        directory: The project directory (`directory/project_name` of the tuner).
+        records: One `TrialRecord` per trial, in the order they started.
+        alpha: α of the search (from the trials' `teacher_guidance.json`; NaN if none was written).
+        search_examples: M1·E1, examples processed during the search.
+        rerank_examples: M2·E2, examples processed by reranking.
+        reranked: The reranked candidates (`trial_id`, `score`, `mature_accuracy`, `examples_processed`),
+            highest mature accuracy first.
+    """
+
+    directory: str
+    records: list[TrialRecord]
+    alpha: float
+    search_examples: int
+    rerank_examples: int
+    reranked: list[dict[str, Any]]
+
+
+def project_records(directory: str | os.PathLike[str]) -> ProjectRecords:
+    """Reads a SageTuner project directory: `oracle.json`, each `trial_*/trial.json`, and `tuner0.json`.
+
+    Args:
+        directory: The project directory, e.g. `searches/tg_sage`.
+
+    Returns:
+        A `ProjectRecords`.
+
+    Raises:
+        FileNotFoundError: If the directory holds no `oracle.json` and no trial.
+    """
+    root = Path(directory)
+    trial_files = {path.parent.name.removeprefix("trial_"): path for path in root.glob("trial_*/trial.json")}
+    oracle_path = root / "oracle.json"
+    if not trial_files and not oracle_path.is_file():
+        raise FileNotFoundError(f"{root} is not a search project directory: no oracle.json and no trial")
+    start_order = json.loads(oracle_path.read_text()).get("start_order", []) if oracle_path.is_file() else []
+    order = [trial_id for trial_id in start_order if trial_id in trial_files]
+    order += sorted(set(trial_files) - set(order), key=lambda trial_id: (len(trial_id), trial_id))
+    records = [record_from_trial_state(json.loads(trial_files[trial_id].read_text())) for trial_id in order]
+    alphas = [
+        json.loads(path.read_text()).get("alpha", math.nan)
+        for path in root.glob("trial_*/teacher_guidance.json")
+    ]
+    tuner_files = sorted(root.glob("tuner*.json"))
+    tuner_state = json.loads(tuner_files[0].read_text()) if tuner_files else {}
+    return ProjectRecords(
+        directory=str(root),
+        records=records,
+        alpha=float(alphas[0]) if alphas else math.nan,
+        search_examples=int(tuner_state.get("search_examples", 0)),
+        rerank_examples=int(tuner_state.get("rerank_examples", 0)),
+        reranked=list(tuner_state.get("rerank_results", [])),
+    )
 
 
 def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[str, Any]:
@@ -89,36 +155,47 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
 
     Args:
         name: The arm's name (e.g. `"P+TG"`).
-        tuner: The `SageTuner` after `search` (and `rerank`).
-        reranked: What `tuner.rerank` returned, best first; the first is the arm's winner.
+        tuner: The `SageTuner` after `search` (and `rerank`), or the `ProjectRecords` of its directory.
+        reranked: What `tuner.rerank` returned, best first; the first is the arm's winner. For
+            `ProjectRecords`, its own reranked candidates are used when this is empty.
 
     Returns:
         A dict with the arm, α, the number of trials and failed trials, the best P and best TG among the
         completed trials, the winner's trial id and mature accuracy, and the examples processed during the
         search (M1·E1) and in all (M1·E1 + M2·E2), and the winner's parameters and FLOPs.
     """
-    records = trial_records(tuner)
+    if isinstance(tuner, ProjectRecords):
+        records, alpha = tuner.records, tuner.alpha
+        search_examples, total_examples = tuner.search_examples, tuner.search_examples + tuner.rerank_examples
+        winner_id, winner_mature = (
+            (str(tuner.reranked[0]["trial_id"]), float(tuner.reranked[0]["mature_accuracy"]))
+            if tuner.reranked and not reranked
+            else (None, math.nan)
+        )
+    else:
+        records, alpha = trial_records(tuner), tuner.alpha
+        search_examples, total_examples = tuner.search_examples, tuner.search_cost()
+        winner_id, winner_mature = None, math.nan
+    if reranked:
+        winner_id, winner_mature = reranked[0].trial_id, reranked[0].mature_accuracy
     completed = [record for record in records if record.status == "COMPLETED"]
-    winner = reranked[0] if reranked else None
-    winner_record = next(
-        (record for record in records if winner and record.trial_id == winner.trial_id), None
-    )
+    winner_record = next((record for record in records if record.trial_id == winner_id), None)
     winner_params, winner_flops = (
         (winner_record.params, winner_record.flops) if winner_record else (math.nan,) * 2
     )
     return {
         "arm": name,
-        "alpha": tuner.alpha,
+        "alpha": alpha,
         "trials": len(records),
         "failed": len(records) - len(completed),
         "best P": max((record.premature_accuracy for record in completed), default=math.nan),
         "best TG": max((record.teacher_guidance for record in completed), default=math.nan),
-        "winner": winner.trial_id if winner else "-",
-        "winner mature acc": winner.mature_accuracy if winner else math.nan,
+        "winner": winner_id if winner_id is not None else "-",
+        "winner mature acc": winner_mature,
         "winner params": _count(winner_params),
         "winner FLOPs": _count(winner_flops),
-        "examples (M1·E1)": tuner.search_examples,
-        "examples (+M2·E2)": tuner.search_cost(),
+        "examples (M1·E1)": search_examples,
+        "examples (+M2·E2)": total_examples,
     }
 
 
