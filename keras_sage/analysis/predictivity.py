@@ -308,7 +308,7 @@ def calibrate_alpha(
     sample = np.isfinite(premature) & np.isfinite(guidance) & np.isfinite(target)
     scores = np.stack([premature[sample] + alpha * guidance[sample] for alpha in alphas])
     correlations = _Correlations.bootstrap(scores, target[sample], method, n_boot, seed)
-    full = np.array([correlations.r(position) for position in range(len(alphas))])
+    full = correlations.full
     ranked = np.where(np.isnan(correlations.resampled), -np.inf, correlations.resampled)
     decided = np.isfinite(ranked).any(axis=0)
     wins = np.bincount(np.argmax(ranked[:, decided], axis=0), minlength=len(alphas))
