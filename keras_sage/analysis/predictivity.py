@@ -163,6 +163,20 @@ def resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
+    """The central `CONFIDENCE` (95%) percentile interval of the finite `samples` of a bootstrap.
+
+    Returns:
+        (low, high), the 2.5th and 97.5th percentiles (linear interpolation); NaN if no sample is finite.
+    """
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    tail = 100 * (1 - CONFIDENCE) / 2
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def predictivity(
     pool: Sequence[Mapping[str, Any]],
     *,
@@ -369,10 +383,10 @@ class _Correlations:
         return float(self.full[position])
 
     def interval(self, position: int) -> tuple[float, float]:
-        return _percentile_interval(self.resampled[position])
+        return percentile_interval(self.resampled[position])
 
     def delta_interval(self, position: int) -> tuple[float, float]:
-        return _percentile_interval(self.resampled[position] - self.resampled[0])
+        return percentile_interval(self.resampled[position] - self.resampled[0])
 
 
 def _correlations(columns: np.ndarray, target: np.ndarray, indices: np.ndarray, method: str) -> np.ndarray:
@@ -475,16 +489,6 @@ def _partial_correlation(
     if np.any(np.linalg.norm(residuals, axis=1) <= _RESIDUAL_TOLERANCE * scale):
         return math.nan
     return float(np.corrcoef(residuals)[0, 1])
-
-
-def _percentile_interval(samples: np.ndarray) -> tuple[float, float]:
-    """The central `CONFIDENCE` percentile interval of the finite `samples`; NaN if there is none."""
-    finite = samples[np.isfinite(samples)]
-    if finite.size == 0:
-        return math.nan, math.nan
-    tail = 100 * (1 - CONFIDENCE) / 2
-    low, high = np.percentile(finite, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def _groups_by_sample(

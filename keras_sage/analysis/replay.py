@@ -39,6 +39,7 @@ from keras_sage.analysis.predictivity import (
     EXAMPLES,
     MATURE_ACCURACY,
     column,
+    percentile_interval,
     resample_indices,
     rows_at_budget,
     tie_bounds,
@@ -224,13 +225,12 @@ def efficiency_ratio(
     examples_premature = _least_cost(premature, costs, target)
     examples_guided = _least_cost(guided, costs, target)
     ratios = np.where(np.isinf(examples_guided), 0.0, examples_premature / examples_guided)
-    tail = 100 * (1 - CONFIDENCE) / 2
-    low, high = np.percentile(ratios[1:], [tail, 100 - tail])
+    low, high = percentile_interval(ratios[1:])
     return EfficiencyRatio(
         alpha=float(alpha),
         ratio=float(ratios[0]),
-        ci_low=float(low),
-        ci_high=float(high),
+        ci_low=low,
+        ci_high=high,
         target_accuracy=float(target[0]),
         examples_premature=float(examples_premature[0]),
         examples_guided=float(examples_guided[0]),
@@ -283,21 +283,23 @@ class _ReplayTable:
 def _replay_points(table: _ReplayTable, alpha: float, trials_grid: Sequence[int]) -> list[ReplayResult]:
     """`ReplayResult`s of every budget of `table` and number of trials, with the full pool."""
     grid = _checked_trials(trials_grid, table.n_architectures)
-    identity = np.arange(table.n_architectures)[None]
+    weights = _rank_weights(table.n_architectures, grid)
     points = []
     for position, budget in enumerate(table.budgets):
         scores = table.premature[position] + alpha * table.guidance[position]
-        probabilities = _selection_probabilities(scores[identity], grid)[:, 0]
-        mature = table.mature[position]
-        for trials, chosen in zip(grid, probabilities, strict=True):
-            low, high = _quantiles(mature, chosen, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+        order = np.argsort(scores, kind="stable")
+        sorted_scores = scores[order]
+        mature = table.mature[position][order]
+        for trials, by_rank in zip(grid, weights, strict=True):
+            kept = _tie_means(sorted_scores, by_rank)
+            low, high = _quantiles(mature, kept, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
             points.append(
                 ReplayResult(
                     alpha=float(alpha),
                     budget=budget,
                     trials=trials,
                     examples_processed=trials * float(table.examples[position]),
-                    mean_best_mature_accuracy=float(chosen @ mature),
+                    mean_best_mature_accuracy=float(kept @ mature),
                     ci_low=low,
                     ci_high=high,
                     n_architectures=table.n_architectures,
@@ -307,12 +309,19 @@ def _replay_points(table: _ReplayTable, alpha: float, trials_grid: Sequence[int]
 
 
 def _mean_best(table: _ReplayTable, alpha: float, grid: Sequence[int], indices: np.ndarray) -> np.ndarray:
-    """The mean best mature accuracy of each budget, number of trials and resample: (budgets, trials, B)."""
+    """The mean best mature accuracy of each budget, number of trials and resample: (budgets, trials, B).
+
+    Sharing a tie's probability equally among its architectures gives the same mean as giving each of
+    them the tie's mean mature accuracy with the probabilities of distinct scores, so each resample's
+    means are one product with the weights of `_rank_weights`.
+    """
+    weights = _rank_weights(table.n_architectures, grid)
     means = np.empty((len(table.budgets), len(grid), len(indices)))
     for position in range(len(table.budgets)):
         scores = (table.premature[position] + alpha * table.guidance[position])[indices]
-        probabilities = _selection_probabilities(scores, grid)
-        means[position] = (probabilities * table.mature[position][indices]).sum(axis=-1)
+        order = np.argsort(scores, axis=-1, kind="stable")
+        mature = np.take_along_axis(table.mature[position][indices], order, axis=-1)
+        means[position] = weights @ _tie_means(np.take_along_axis(scores, order, axis=-1), mature).T
     return means
 
 
@@ -322,25 +331,22 @@ def _least_cost(means: np.ndarray, costs: np.ndarray, target: np.ndarray) -> np.
     return np.where(reached, costs[:, :, None], np.inf).min(axis=(0, 1))
 
 
-def _selection_probabilities(scores: np.ndarray, grid: Sequence[int]) -> np.ndarray:
-    """The probability that a search of t draws keeps each item, for each t of `grid`: (len(grid), B, n).
+def _rank_weights(n: int, grid: Sequence[int]) -> np.ndarray:
+    """The probability that a search of t draws of n items keeps the one of rank i (from 0, lowest score
+    first; scores distinct): C(i, t − 1) / C(n, t), for each t of `grid`: (len(grid), n)."""
+    return np.array(
+        [[math.comb(rank, trials - 1) / math.comb(n, trials) for rank in range(n)] for trials in grid]
+    )
 
-    `scores` is (B, n): B pools of n items. The item with the i-th lowest score (from 1) is kept with
-    probability C(i − 1, t − 1) / C(n, t); tied items share their probability equally.
-    """
-    n = scores.shape[-1]
-    order = np.argsort(scores, axis=-1, kind="stable")
-    starts, ends = tie_bounds(np.take_along_axis(scores, order, axis=-1))
-    resamples = np.arange(scores.shape[0])[:, None]
-    probabilities = np.empty((len(grid), *scores.shape))
-    for position, trials in enumerate(grid):
-        total = math.comb(n, trials)
-        by_rank = np.array([math.comb(rank, trials - 1) / total for rank in range(n)])
-        cumulative = np.concatenate([[0.0], np.cumsum(by_rank)])
-        probabilities[position][resamples, order] = (cumulative[ends + 1] - cumulative[starts]) / (
-            ends - starts + 1
-        )
-    return probabilities
+
+def _tie_means(sorted_scores: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`values`, in the order of `sorted_scores` (sorted along the last axis), each replaced by their mean
+    over its run of equal scores."""
+    starts, ends = tie_bounds(sorted_scores)
+    cumulative = np.zeros((*np.shape(sorted_scores)[:-1], sorted_scores.shape[-1] + 1))
+    np.cumsum(np.broadcast_to(values, sorted_scores.shape), axis=-1, out=cumulative[..., 1:])
+    through = np.take_along_axis(cumulative, ends + 1, axis=-1)
+    return (through - np.take_along_axis(cumulative, starts, axis=-1)) / (ends - starts + 1)
 
 
 def _quantiles(values: np.ndarray, probabilities: np.ndarray, levels: Sequence[float]) -> tuple[float, ...]:
