@@ -101,7 +101,7 @@ SCALES = {
         student_train=6000,
         student_validation=1000,
         probe_size=500,
-        architectures=48,
+        architectures=40,
         mature_epochs=10,
         batch_size=64,
     ),

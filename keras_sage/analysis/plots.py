@@ -7,14 +7,33 @@ plots and backend alone.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import matplotlib
 import numpy as np
+import scipy.stats
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from keras_sage import contract
+from keras_sage._atomic import write_atomically
+from keras_sage.analysis.pool import MATURE_ACCURACY, TG_LABELS, TG_UNTRAINED
+from keras_sage.analysis.predictivity import (
+    GUIDANCE,
+    PREMATURE,
+    alpha_of_predictor,
+    column,
+    combined_predictor_name,
+    rows_at_budget,
+)
 from keras_sage.analysis.records import TrialRecord, best_so_far
+from keras_sage.analysis.replay import ReplayResult
+
+# The formats each figure of a pool is written in: a raster for reports, a vector for papers.
+FIGURE_FORMATS = ("png", "svg")
 
 
 def plot_search(arms: Mapping[str, Sequence[TrialRecord]], path: str | os.PathLike[str]) -> str:
@@ -65,8 +84,233 @@ def new_figure(size: tuple[float, float]) -> Figure:
 
 
 def save_figure(figure: Figure, path: str | os.PathLike[str]) -> str:
-    """Lays out and writes `figure` (format from the suffix: `.png`, `.svg`, ...); returns the path."""
+    """Lays out and writes `figure` atomically (format from the suffix: `.png`, `.svg`, ...); returns the
+    path."""
     figure.tight_layout()
     path = os.fspath(path)
-    figure.savefig(path, dpi=120)
+    image_format = os.path.splitext(path)[1][1:].lower() or None
+    write_atomically(path, lambda file: figure.savefig(file, format=image_format, dpi=120))
     return path
+
+
+def save_figure_formats(
+    figure: Figure, path: str | os.PathLike[str], formats: Sequence[str] = FIGURE_FORMATS
+) -> tuple[str, ...]:
+    """Writes `figure` once per format: `path` with each format's suffix (a suffix of one of the formats
+    that `path` has already is replaced, e.g. `fig.png` and `fig` both give `fig.png` and `fig.svg`).
+
+    Returns:
+        The paths written, in the order of `formats`.
+    """
+    stem, suffix = os.path.splitext(os.fspath(path))
+    if suffix[1:].lower() not in formats:
+        stem += suffix
+    return tuple(save_figure(figure, f"{stem}.{image_format}") for image_format in formats)
+
+
+def plot_predictivity(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | os.PathLike[str],
+    *,
+    predictors: Sequence[str] | None = None,
+    alpha: float = 1.0,
+) -> tuple[str, ...]:
+    """Correlation with mature accuracy against budget, per predictor, with its CI band (Fig. 3-bottom).
+
+    Args:
+        rows: Rows of `keras_sage.analysis.predictivity`.
+        path: Where to write, as `save_figure_formats` reads it (`.png` and `.svg`).
+        predictors: The predictors to draw, in legend order; by default every predictor that is no
+            combination P + α·(...), and `P+{alpha:g}TG`.
+        alpha: The α of the combined predictor drawn by default.
+
+    Returns:
+        The paths written.
+
+    Example:
+
+    ```python
+    plot_predictivity(predictivity(pool), "figures/predictivity", predictors=["P", "TG", "P+1TG"])
+    ```
+    """
+    names = list(dict.fromkeys(row["predictor"] for row in rows))
+    if predictors is None:
+        predictors = [name for name in names if not _is_combined(name)]
+        predictors += [name for name in names if name == combined_predictor_name(alpha)]
+    figure = new_figure((8, 4.8))
+    axes = figure.subplots()
+    colours = _colours(len(predictors), "tab20" if len(predictors) > 10 else "tab10")
+    for name, colour in zip(predictors, colours, strict=True):
+        own = sorted((row for row in rows if row["predictor"] == name), key=lambda row: row["budget"])
+        budgets = [row["budget"] for row in own]
+        axes.plot(budgets, [row["r"] for row in own], "o-", color=colour, label=name)
+        axes.fill_between(
+            budgets, [row["ci_low"] for row in own], [row["ci_high"] for row in own], color=colour, alpha=0.1
+        )
+    _log_scale_if_wide(axes, [row["budget"] for row in rows])
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    axes.set_xlabel("premature budget (SGD steps)")
+    axes.set_ylabel("correlation with mature accuracy")
+    axes.set_title("Predicting mature accuracy (95% bootstrap CI)")
+    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return save_figure_formats(figure, path)
+
+
+def plot_alpha_sweep(
+    rows: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *, guidance: str = GUIDANCE
+) -> tuple[str, ...]:
+    """Correlation of P + α·TG with mature accuracy against α, one line per budget, with CI bands (Fig. 2).
+
+    Args:
+        rows: Rows of `keras_sage.analysis.predictivity`.
+        path: Where to write, as `save_figure_formats` reads it (`.png` and `.svg`).
+        guidance: The guidance column of the combination (`"TG"`, or a control such as `"TG_untrained"`).
+
+    Returns:
+        The paths written.
+
+    Example:
+
+    ```python
+    plot_alpha_sweep(predictivity(pool), "figures/alpha")
+    ```
+    """
+    combined = [row for row in rows if alpha_of_predictor(row["predictor"], guidance) is not None]
+    budgets = sorted({row["budget"] for row in combined})
+    figure = new_figure((7, 4.5))
+    axes = figure.subplots()
+    for budget, colour in zip(budgets, _colours(len(budgets), "viridis"), strict=True):
+        own = sorted(
+            (row for row in combined if row["budget"] == budget),
+            key=lambda row: alpha_of_predictor(row["predictor"], guidance),
+        )
+        alphas = [alpha_of_predictor(row["predictor"], guidance) for row in own]
+        axes.plot(alphas, [row["r"] for row in own], "o-", color=colour, label=f"budget {budget}")
+        axes.fill_between(
+            alphas, [row["ci_low"] for row in own], [row["ci_high"] for row in own], color=colour, alpha=0.15
+        )
+    positive = [alpha for row in combined if (alpha := alpha_of_predictor(row["predictor"], guidance)) > 0]
+    if positive:
+        axes.set_xscale("symlog", linthresh=min(positive))
+    axes.set_xlabel(f"α (score P + α·{guidance})")
+    axes.set_ylabel("correlation with mature accuracy")
+    axes.set_title(f"Effect of the {guidance} weight α (95% bootstrap CI)")
+    axes.legend(fontsize="small")
+    return save_figure_formats(figure, path)
+
+
+def plot_predictor_scatter(
+    pool: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *, budget: int, alpha: float = 1.0
+) -> tuple[str, ...]:
+    """Mature accuracy against P and against P + α·TG at one budget, one point per architecture (Fig. 3-top).
+
+    Each panel leaves out the architectures missing a value it draws, and gives Spearman's r of the rest.
+
+    Args:
+        pool: The pool's rows.
+        path: Where to write, as `save_figure_formats` reads it (`.png` and `.svg`).
+        budget: The premature budget (SGD steps).
+        alpha: The α of P + α·TG.
+
+    Returns:
+        The paths written.
+
+    Example:
+
+    ```python
+    plot_predictor_scatter(pool, "figures/scatter", budget=200, alpha=1.0)
+    ```
+    """
+    rows = rows_at_budget(pool, budget)
+    premature = column(rows, contract.PREMATURE_ACCURACY)
+    combined = premature + alpha * column(rows, contract.TEACHER_GUIDANCE)
+    mature = column(rows, MATURE_ACCURACY)
+    figure = new_figure((9, 4.2))
+    for axes, values, name in zip(
+        figure.subplots(1, 2, sharey=True),
+        (premature, combined),
+        (PREMATURE, combined_predictor_name(alpha)),
+        strict=True,
+    ):
+        drawn = np.isfinite(values) & np.isfinite(mature)
+        axes.scatter(values[drawn], mature[drawn], alpha=0.75)
+        r = scipy.stats.spearmanr(values[drawn], mature[drawn]).statistic if drawn.sum() >= 3 else math.nan
+        axes.set_title(f"{name}: Spearman r = {r:.2f} (n = {int(drawn.sum())})")
+        axes.set_xlabel(f"{name} at budget {budget}")
+    figure.axes[0].set_ylabel("mature accuracy")
+    return save_figure_formats(figure, path)
+
+
+def plot_replay(curve: Sequence[ReplayResult], path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """Best mature accuracy against examples processed for replayed searches (Fig. 4-right).
+
+    One line per score and budget (colour: budget; dashed: P, solid: P + α·TG), with the band of the
+    2.5th-97.5th percentiles over searches. To draw fewer lines, pass only some of the curve's points
+    (e.g. those of two budgets).
+
+    Args:
+        curve: Results of `keras_sage.analysis.replay_curve`.
+        path: Where to write, as `save_figure_formats` reads it (`.png` and `.svg`).
+
+    Returns:
+        The paths written.
+
+    Example:
+
+    ```python
+    plot_replay(replay_curve(pool, [100, 400], alpha=1.0, trials_grid=range(1, 41)), "figures/replay")
+    ```
+    """
+    budgets = sorted({point.budget for point in curve})
+    colours = dict(zip(budgets, _colours(len(budgets), "viridis"), strict=True))
+    figure = new_figure((8, 4.8))
+    axes = figure.subplots()
+    for alpha, budget in dict.fromkeys((point.alpha, point.budget) for point in curve):
+        own = sorted(
+            (point for point in curve if (point.alpha, point.budget) == (alpha, budget)),
+            key=lambda point: point.examples_processed,
+        )
+        examples = [point.examples_processed for point in own]
+        name = PREMATURE if alpha == 0 else combined_predictor_name(alpha)
+        axes.plot(
+            examples,
+            [point.mean_best_mature_accuracy for point in own],
+            "--" if alpha == 0 else "-",
+            color=colours[budget],
+            label=f"{name}, budget {budget}",
+        )
+        axes.fill_between(
+            examples,
+            [point.ci_low for point in own],
+            [point.ci_high for point in own],
+            color=colours[budget],
+            alpha=0.07,
+            linewidth=0,
+        )
+    axes.set_xscale("log")
+    axes.set_xlabel("examples processed (trials × examples per trial)")
+    axes.set_ylabel("mature accuracy of the best architecture")
+    axes.set_title("Random search replayed on the pool")
+    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return save_figure_formats(figure, path)
+
+
+def _is_combined(name: str) -> bool:
+    """Whether a predictor of `predictivity` is a combination P + α·(TG or a TG control)."""
+    return any(
+        alpha_of_predictor(name, guidance) is not None for guidance in (GUIDANCE, TG_UNTRAINED, TG_LABELS)
+    )
+
+
+def _colours(count: int, colormap: str) -> list[Any]:
+    """`count` colours of a matplotlib colormap, spread over it."""
+    palette = matplotlib.colormaps[colormap]
+    if palette.N < 256:
+        return [palette(position % palette.N) for position in range(count)]
+    return [palette(position) for position in np.linspace(0.0, 0.9, max(count, 1))[:count]]
+
+
+def _log_scale_if_wide(axes: Any, values: Sequence[float]) -> None:
+    """A log x axis when the positive `values` span a factor of 10 or more."""
+    if values and min(values) > 0 and max(values) >= 10 * min(values):
+        axes.set_xscale("log")

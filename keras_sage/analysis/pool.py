@@ -46,11 +46,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+# The pool's columns besides the trial metrics of `keras_sage.contract` (premature_accuracy,
+# teacher_guidance, S_<layer>, params, flops).
+ARCH_ID = "arch_id"
+BUDGET = "budget"  # SGD steps
+EXAMPLES = "examples"  # examples processed by SGD at the budget
 MATURE_ACCURACY = "mature_accuracy"
 DEPTH = "depth"
-# The control columns the issue's experiment scores beside the teacher.
-TG_UNTRAINED = "TG_untrained"
-TG_LABELS = "TG_labels"
+SEED = "seed"
+HYPERPARAMETERS = "hyperparameters"
+FAILURE = "failure"
+# Control scores, each scored like TG against a control teacher.
+TG_UNTRAINED = "TG_untrained"  # TG to an untrained copy of the teacher
+TG_LABELS = "TG_labels"  # similarity to the RDM of the one-hot probe labels
+LOG_FLOPS = "log_flops"  # log of the `flops` column, derived on reading
 
 
 def read_pool(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -105,7 +114,7 @@ def append_rows(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]])
 
 def architecture_ids(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """The architectures of a pool, in first-appearance order."""
-    return list(dict.fromkeys(str(row["arch_id"]) for row in rows))
+    return list(dict.fromkeys(str(row[ARCH_ID]) for row in rows))
 
 
 def examples_after(steps: int, n_examples: int, batch_size: int) -> int:

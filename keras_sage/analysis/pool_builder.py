@@ -22,8 +22,14 @@ import numpy as np
 
 from keras_sage import contract
 from keras_sage.analysis.pool import (
+    ARCH_ID,
+    BUDGET,
     DEPTH,
+    EXAMPLES,
+    FAILURE,
+    HYPERPARAMETERS,
     MATURE_ACCURACY,
+    SEED,
     append_rows,
     architecture_ids,
     examples_after,
@@ -134,12 +140,12 @@ def build_pool(
         values = dict(hp.values) if hasattr(hp, "values") else dict(hp)
         architecture_rows = [
             {
-                "arch_id": arch_id,
-                "budget": row["budget"],
-                "examples": examples_after(row["budget"], len(x_train), batch_size),
+                ARCH_ID: arch_id,
+                BUDGET: row[BUDGET],
+                EXAMPLES: examples_after(row[BUDGET], len(x_train), batch_size),
                 **row,
-                "seed": seed + position,
-                "hyperparameters": values,
+                SEED: seed + position,
+                HYPERPARAMETERS: values,
             }
             for row in architecture_rows
         ]
@@ -180,7 +186,7 @@ def _score_architecture(
         size[contract.FLOPS] = float(count_flops(model))
 
     def score(steps: int) -> dict[str, Any]:
-        row: dict[str, Any] = {"budget": steps}
+        row: dict[str, Any] = {BUDGET: steps}
         row[contract.PREMATURE_ACCURACY] = premature_accuracy(
             model, validation, batch_size=EVALUATION_BATCH_SIZE
         )
@@ -230,12 +236,12 @@ def _failed_rows(
     base = {DEPTH: math.nan, contract.PARAMS: math.nan, contract.FLOPS: math.nan, **(size or {})}
     return [
         {
-            "budget": budget,
+            BUDGET: budget,
             contract.PREMATURE_ACCURACY: math.nan,
             contract.TEACHER_GUIDANCE: math.nan,
             MATURE_ACCURACY: math.nan,
             **base,
-            "failure": failure,
+            FAILURE: failure,
         }
         for budget in budgets
     ]

@@ -8,13 +8,34 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from keras_sage.analysis.plots import plot_search
+from keras_sage.analysis.plots import (
+    plot_alpha_sweep,
+    plot_predictivity,
+    plot_predictor_scatter,
+    plot_replay,
+    plot_search,
+)
+from keras_sage.analysis.pool import architecture_ids
+from keras_sage.analysis.predictivity import (
+    DEFAULT_ALPHAS,
+    DEFAULT_CONTROLS,
+    calibrate_alpha,
+    combined_predictor_name,
+    pool_budgets,
+    predictivity,
+)
 from keras_sage.analysis.records import project_records, search_summary
+from keras_sage.analysis.replay import efficiency_ratio, replay_curve
 from keras_sage.analysis.tables import format_table
 
 REPORT_FILE = "report.md"
+# The predictors the report's tables show, besides each S_<layer>: P, TG, the calibrated P + α·TG and the
+# controls.
+_TABLE_COLUMNS = ("predictor", "n", "r", "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high")
 
 
 def project_report(directory: str | os.PathLike[str], out: str | os.PathLike[str]) -> str:
@@ -81,3 +102,177 @@ def project_report(directory: str | os.PathLike[str], out: str | os.PathLike[str
     markdown = "\n".join(lines)
     (out / REPORT_FILE).write_text(markdown, encoding="utf-8")
     return markdown
+
+
+def pool_report(
+    pool: Sequence[Mapping[str, Any]],
+    out: str | os.PathLike[str],
+    *,
+    title: str = "Pool",
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    controls: Sequence[str] = DEFAULT_CONTROLS,
+    method: str = "spearman",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> str:
+    """The report of a pool: does the teacher predict mature accuracy beyond P and the controls?
+
+    Its first paragraph answers in plain words at the shortest budget past initialisation (and says
+    what the answer is at initialisation, the regime of zero-cost proxies): whether r(P + α·TG) − r(P)
+    has a bootstrap CI above 0 (α calibrated at that budget), and whether the partial correlation of TG
+    with mature accuracy given the controls has a CI above 0. Then: the predictivity table per budget,
+    the calibrated α per budget with how often each α wins over the bootstrap resamples, the replayed
+    searches' efficiency ratio, and the figures (paper Figs. 2, 3 and 4-right), each as PNG and SVG.
+
+    Args:
+        pool: The pool's rows (`keras_sage.analysis.read_pool`).
+        out: The folder to write `report.md` and the figures into (created if missing).
+        title: The report's title.
+        alphas: The α of the combined predictors.
+        controls: Capacity controls partialled out (`depth`, `log_flops`).
+        method: `"spearman"` or `"pearson"`.
+        n_boot: Bootstrap resamples of every interval.
+        seed: Seed of the resamples.
+
+    Returns:
+        The markdown written to `out/report.md`.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = predictivity(pool, alphas=alphas, method=method, n_boot=n_boot, seed=seed, controls=controls)
+    budgets = pool_budgets(pool)
+    trained = [budget for budget in budgets if budget > 0]
+    shortest = trained[0] if trained else budgets[0]
+    calibrations = {
+        budget: calibrate_alpha(pool, budget, alphas=alphas, method=method, n_boot=n_boot, seed=seed)
+        for budget in budgets
+    }
+    alpha = calibrations[shortest].alpha
+    examples = {row["budget"]: row.get("examples", math.nan) for row in pool}
+
+    lines = [f"# {title}", ""]
+    lines += [_answer(rows, calibrations, shortest, examples, controls, method), ""]
+    if budgets[0] == 0 and shortest != 0:
+        lines += [_answer(rows, calibrations, 0, examples, controls, method), ""]
+    n_architectures = len(architecture_ids(pool))
+    lines += [
+        f"{n_architectures} architectures; budgets (SGD steps): {', '.join(str(b) for b in budgets)}; "
+        f"{method} correlations with mature accuracy; 95% percentile bootstrap intervals over "
+        f"architectures ({n_boot} resamples, paired for Δ = r − r(P)); partial r given "
+        f"{', '.join(controls)}.",
+        "",
+    ]
+    for budget in budgets:
+        shown = [row for row in rows if row["budget"] == budget and _shown(row["predictor"], alpha)]
+        lines += [
+            f"## Budget {budget} steps ({examples.get(budget, math.nan):,} examples)",
+            "",
+            "```",
+            format_table(
+                [
+                    {**{key: row[key] for key in _TABLE_COLUMNS}, "partial_r": row["partial_r"]}
+                    for row in shown
+                ]
+            ),
+            "```",
+            "",
+        ]
+    lines += ["## α calibration", "", "```"]
+    lines += [
+        format_table(
+            [
+                {
+                    "budget": budget,
+                    "best α": calibration.alpha,
+                    "r": calibration.r,
+                    **{f"wins α={a:g}": calibration.win_fractions[float(a)] for a in alphas},
+                }
+                for budget, calibration in calibrations.items()
+            ]
+        ),
+        "```",
+        "",
+    ]
+    if trained and alpha > 0 and n_architectures >= 2:
+        trials_grid = list(range(1, n_architectures + 1))
+        ratio = efficiency_ratio(pool, trained, alpha, trials_grid, seed=seed)
+        lines += [
+            "## Replayed random searches",
+            "",
+            f"Random search replayed on the pool (every budget past initialisation, 1 to {n_architectures} "
+            f"trials): P + {alpha:g}·TG reaches the mature accuracy that P's most expensive search reaches "
+            f"({ratio.target_accuracy:.4f}) with {ratio.examples_guided:,.0f} examples against P's "
+            f"{ratio.examples_premature:,.0f}: an efficiency ratio of {ratio.ratio:.2f} "
+            f"[{ratio.ci_low:.2f}, {ratio.ci_high:.2f}] (the paper's goal: 5 or more).",
+            "",
+        ]
+        plot_replay(replay_curve(pool, trained, alpha, trials_grid), out / "replay")
+        lines += ["![Replayed searches](replay.png)", ""]
+    plot_predictivity(rows, out / "predictivity", alpha=alpha)
+    plot_alpha_sweep(rows, out / "alpha_sweep")
+    plot_predictor_scatter(pool, out / "scatter", budget=shortest, alpha=alpha)
+    lines += [
+        "![r against budget](predictivity.png)",
+        "",
+        "![r against α](alpha_sweep.png)",
+        "",
+        f"![P and P + α·TG against mature accuracy at {shortest} steps](scatter.png)",
+        "",
+    ]
+    markdown = "\n".join(lines)
+    (out / REPORT_FILE).write_text(markdown, encoding="utf-8")
+    return markdown
+
+
+def _shown(predictor: str, alpha: float) -> bool:
+    """Whether the report's budget table shows a predictor: all but the combinations at other α."""
+    if predictor.startswith("P+"):
+        return predictor in (combined_predictor_name(alpha), combined_predictor_name(alpha, "TG_untrained"))
+    return True
+
+
+def _answer(
+    rows: Sequence[Mapping[str, Any]],
+    calibrations: Mapping[int, Any],
+    budget: int,
+    examples: Mapping[int, Any],
+    controls: Sequence[str],
+    method: str,
+) -> str:
+    """The plain-words answer at one budget: does the trained teacher add information?"""
+    alpha = calibrations[budget].alpha
+    at_budget = {row["predictor"]: row for row in rows if row["budget"] == budget}
+    premature, guidance = at_budget["P"], at_budget["TG"]
+    combined = at_budget.get(combined_predictor_name(alpha), premature)
+    symbol = "ρ" if method == "spearman" else "r"
+    when = (
+        "At initialisation (0 steps)" if budget == 0 else f"At {budget} steps ({examples[budget]:,} examples)"
+    )
+    delta_above = combined["delta_ci_low"] > 0
+    partial_low = guidance.get("partial_ci_low", math.nan)
+    partial_above = partial_low > 0
+    partial_text = (
+        f"partial {symbol}(TG | {', '.join(controls)}) = {guidance['partial_r']:.3f} "
+        f"[{partial_low:.3f}, {guidance.get('partial_ci_high', math.nan):.3f}]"
+    )
+    controls_text = ", ".join(
+        f"{symbol}({name}) = {at_budget[name]['r']:.3f}"
+        for name in ("TG_untrained", "TG_labels", "depth", "log_flops")
+        if name in at_budget
+    )
+    verdict = (
+        "the trained teacher adds information beyond P and the controls"
+        if delta_above and partial_above
+        else "the trained teacher adds information beyond P, but not beyond the capacity controls"
+        if delta_above
+        else "TG carries information the capacity controls do not, yet P + α·TG predicts no better than P"
+        if partial_above
+        else "the trained teacher adds no information we can detect beyond P and the controls (a null result)"
+    )
+    return (
+        f"**{when}, {verdict}.** {symbol}(P) = {premature['r']:.3f} [{premature['ci_low']:.3f}, "
+        f"{premature['ci_high']:.3f}]; {symbol}(TG) = {guidance['r']:.3f} [{guidance['ci_low']:.3f}, "
+        f"{guidance['ci_high']:.3f}]; with the calibrated α = {alpha:g}, {symbol}(P + {alpha:g}·TG) − "
+        f"{symbol}(P) = {combined['delta']:+.3f} [{combined['delta_ci_low']:+.3f}, "
+        f"{combined['delta_ci_high']:+.3f}]; {partial_text}. Controls: {controls_text}."
+    )

@@ -1,0 +1,546 @@
+"""How well premature measures predict mature accuracy across a pool of architectures (paper §4.1).
+
+A pool is a list of plain dict rows, one per (architecture, budget): `arch_id`, `budget` (SGD steps),
+`examples`, `premature_accuracy` (P), `teacher_guidance` (TG), `S_<teacher layer>` per teacher layer, the
+control scores `TG_untrained` and `TG_labels`, `mature_accuracy` (the target), `depth`, `params`, `flops`,
+`seed` and `hyperparameters`. Any numeric column may be missing from a pool; a missing value, None, NaN or
+an infinite value counts as missing, and each computation drops the architectures that miss a value it
+uses (each docstring says which).
+
+`predictivity` correlates every predictor (P, TG, each S_i, P + α·TG for a grid of α, and the controls)
+with mature accuracy at every budget, with bootstrap confidence intervals over architectures, the paired
+gain over P, and the partial correlation given capacity controls (paper Fig. 2 and Fig. 3-bottom).
+`calibrate_alpha` picks the α that predicts best at one budget and says how stable that choice is.
+
+Example:
+
+```python
+from keras_sage.analysis import calibrate_alpha, format_table, predictivity
+
+rows = predictivity(pool)
+print(format_table([row for row in rows if row["budget"] == 200]))
+calibration = calibrate_alpha(pool, budget=200)
+print(calibration.alpha, calibration.win_fractions)
+```
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, is_dataclass
+from typing import Any
+
+import numpy as np
+import scipy.stats
+
+from keras_sage import contract
+from keras_sage.analysis.pool import (
+    ARCH_ID,
+    BUDGET,
+    DEPTH,
+    LOG_FLOPS,
+    MATURE_ACCURACY,
+    TG_LABELS,
+    TG_UNTRAINED,
+)
+
+# Predictor names of P and TG in the rows `predictivity` returns.
+PREMATURE = "P"
+GUIDANCE = "TG"
+
+# Scores that predict mature accuracy without a trained teacher, or by capacity alone: every one present
+# in a pool is also a predictor, so that P + α·TG can be compared with them.
+CONTROL_COLUMNS = (TG_UNTRAINED, TG_LABELS, DEPTH, contract.PARAMS, LOG_FLOPS)
+
+DEFAULT_ALPHAS = (0, 0.25, 0.5, 1, 2, 4, 8)
+DEFAULT_CONTROLS = (DEPTH, LOG_FLOPS)
+CONFIDENCE = 0.95
+METHODS = ("spearman", "pearson")
+
+# A resampled column whose weighted variance is at most this per item is constant (values are ranks or
+# standardised, so a column that varies has a variance of order one).
+_CONSTANT_VARIANCE = 1e-20
+# A residual this small relative to the centred values means the controls explain the column entirely.
+_RESIDUAL_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class AlphaCalibration:
+    """The α whose P + α·TG predicts mature accuracy best at one budget, and how stable that choice is.
+
+    Attributes:
+        budget: The budget (SGD steps).
+        alpha: The α of the highest correlation on the pool (the first of equals, in `alphas` order).
+        r: That correlation.
+        correlations: The correlation of P + α·TG with mature accuracy, by α.
+        win_fractions: By α, the fraction of bootstrap resamples of the architectures in which that α has
+            the highest correlation (they sum to 1; a choice is stable when one α wins almost always).
+        n: The number of architectures used.
+    """
+
+    budget: int
+    alpha: float
+    r: float
+    correlations: dict[float, float]
+    win_fractions: dict[float, float]
+    n: int
+
+
+def combined_predictor_name(alpha: float, guidance: str = GUIDANCE) -> str:
+    """The name of the predictor P + α·`guidance`: `P+{alpha:g}{guidance}`, e.g. `P+0.25TG`, `P+1TG`."""
+    return f"{PREMATURE}+{alpha:g}{guidance}"
+
+
+def alpha_of_predictor(name: str, guidance: str = GUIDANCE) -> float | None:
+    """The α of a predictor named by `combined_predictor_name(α, guidance)`, or None for any other name.
+
+    Example:
+
+    ```python
+    alpha_of_predictor("P+0.25TG")  # 0.25
+    alpha_of_predictor("P+1TG_labels", "TG_labels")  # 1.0
+    alpha_of_predictor("TG")  # None
+    ```
+    """
+    prefix = f"{PREMATURE}+"
+    if not (name.startswith(prefix) and name.endswith(guidance)):
+        return None
+    try:
+        return float(name[len(prefix) : len(name) - len(guidance)])
+    except ValueError:
+        return None
+
+
+def pool_budgets(pool: Iterable[Mapping[str, Any]]) -> list[int]:
+    """The budgets of a pool, in increasing order."""
+    return sorted({int(row[BUDGET]) for row in pool})
+
+
+def rows_at_budget(pool: Iterable[Mapping[str, Any]], budget: int) -> list[Mapping[str, Any]]:
+    """The rows of a pool at one budget, ordered by `arch_id`.
+
+    Ordering by architecture makes a bootstrap resample (`resample_indices`) pick the same architectures
+    at every budget that holds the same architectures.
+
+    Raises:
+        ValueError: if an architecture has two rows at the budget.
+    """
+    rows = sorted((row for row in pool if int(row[BUDGET]) == budget), key=lambda row: str(row[ARCH_ID]))
+    for previous, row in itertools.pairwise(rows):
+        if str(previous[ARCH_ID]) == str(row[ARCH_ID]):
+            raise ValueError(f"The pool has two rows of architecture {row[ARCH_ID]!r} at budget {budget}.")
+    return rows
+
+
+def column(rows: Sequence[Mapping[str, Any]], name: str) -> np.ndarray:
+    """The values of one numeric column as float64, NaN where a row misses it (absent, None, not finite).
+
+    `log_flops` is derived: the natural log of `flops` (NaN where `flops` is not positive).
+
+    Example:
+
+    ```python
+    column([{"depth": 3}, {"depth": None}, {}], "depth")  # array([3., nan, nan])
+    ```
+    """
+    if name == LOG_FLOPS:
+        flops = column(rows, contract.FLOPS)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _finite_or_nan(np.log(flops))
+    values = [row.get(name) for row in rows]
+    return _finite_or_nan(np.array([math.nan if value is None else float(value) for value in values]))
+
+
+def resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap resamples of `n` items: an `(n_boot, n)` array of indices drawn with replacement.
+
+    Every bootstrap of this package draws its resamples here, so a resample can be reproduced from its
+    seed: `numpy.random.default_rng(seed).integers(0, n, size=(n_boot, n))`.
+    """
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
+    """The central `CONFIDENCE` (95%) percentile interval of the finite `samples` of a bootstrap.
+
+    Returns:
+        (low, high), the 2.5th and 97.5th percentiles (linear interpolation); NaN if no sample is finite.
+    """
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return math.nan, math.nan
+    tail = 100 * (1 - CONFIDENCE) / 2
+    low, high = np.percentile(finite, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def predictivity(
+    pool: Sequence[Mapping[str, Any]],
+    *,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    method: str = "spearman",
+    n_boot: int = 2000,
+    seed: int = 0,
+    controls: Sequence[str] = DEFAULT_CONTROLS,
+) -> list[dict[str, Any]]:
+    """Correlates each premature predictor with mature accuracy, at every budget of a pool.
+
+    The predictors, in this order: `P` (premature accuracy), `TG` (teacher guidance), each `S_<layer>`,
+    `P+{α:g}TG` for each α (P + α·TG, e.g. `P+0.25TG`), then each control column the pool has
+    (`TG_untrained`, `TG_labels`, `depth`, `params`, `log_flops`), and `P+{α:g}TG_untrained`,
+    `P+{α:g}TG_labels` where those controls exist. The target is `mature_accuracy`.
+
+    For each budget and predictor:
+
+    - `r` is the correlation of the predictor with mature accuracy: Spearman's rank correlation (the
+      Pearson correlation of average ranks, ties averaged) or Pearson's, over the architectures where
+      the predictor, P and mature accuracy all have a value (`n` of them); fewer than 3 give NaN.
+    - `ci_low`, `ci_high`: the 95% percentile bootstrap interval of `r`. A resample draws `n`
+      architectures with replacement (`resample_indices(n, n_boot, seed)`) and recomputes `r` on it
+      (ranks recomputed within the resample); a resample whose predictor or target is constant has no
+      correlation and is left out of the percentiles.
+    - `delta` is `r` − r(P) on the same architectures; `delta_ci_low`, `delta_ci_high` its paired
+      bootstrap interval: r and r(P) are recomputed on the same resample, and the percentiles are taken
+      of their difference.
+    - `partial_r` is the partial correlation given the `controls` the pool has (controls absent from
+      the pool are left out), over those of the `n` architectures that have every control: for Spearman,
+      every column is ranked; the predictor's ranks and the target's ranks are each regressed on the
+      controls' ranks with an intercept (least squares), and `partial_r` is the Pearson correlation of
+      the two residuals. For Pearson, the same on the values. It is NaN for a predictor that is one of
+      the controls, or that the controls determine entirely (a residual of zero), or with fewer than
+      (controls + 3) architectures.
+
+    Args:
+        pool: The pool's rows.
+        alphas: The α of the combined predictors P + α·TG.
+        method: `"spearman"` or `"pearson"`.
+        n_boot: Bootstrap resamples (at least 1).
+        seed: Seed of the resamples.
+        controls: Columns to partial out (`log_flops` is the log of `flops`).
+
+    Returns:
+        One dict per budget (increasing) and predictor: `budget`, `predictor`, `n`, `r`, `ci_low`,
+        `ci_high`, `delta`, `delta_ci_low`, `delta_ci_high`, `partial_r`.
+
+    Example:
+
+    ```python
+    rows = predictivity(pool, alphas=(0.5, 1, 2), controls=("depth",))
+    best = max((row for row in rows if row["budget"] == 200), key=lambda row: row["r"])
+    print(best["predictor"], best["r"], best["ci_low"], best["ci_high"])
+    ```
+    """
+    _check_method(method)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}.")
+    present = _present_columns(pool)
+    used_controls = [name for name in controls if name in present]
+    results = []
+    for budget in pool_budgets(pool):
+        rows = rows_at_budget(pool, budget)
+        target = column(rows, MATURE_ACCURACY)
+        premature = column(rows, contract.PREMATURE_ACCURACY)
+        predictors = _predictors(rows, present, alphas)
+        control_values = [column(rows, name) for name in used_controls]
+        budget_results = []
+        for names, sample in _groups_by_sample(predictors, premature, target):
+            values = np.stack([predictors[name][sample] for name in names])
+            correlations = _Correlations.bootstrap(
+                np.vstack([premature[sample][None], values]), target[sample], method, n_boot, seed
+            )
+            for position, name in enumerate(names, start=1):
+                r_interval = correlations.interval(position)
+                delta_interval = correlations.delta_interval(position)
+                partial_r = (
+                    math.nan
+                    if name in used_controls
+                    else _partial_correlation(predictors[name], target, control_values, sample, method)
+                )
+                budget_results.append(
+                    {
+                        "budget": budget,
+                        "predictor": name,
+                        "n": int(sample.sum()),
+                        "r": correlations.r(position),
+                        "ci_low": r_interval[0],
+                        "ci_high": r_interval[1],
+                        "delta": correlations.r(position) - correlations.r(0),
+                        "delta_ci_low": delta_interval[0],
+                        "delta_ci_high": delta_interval[1],
+                        "partial_r": partial_r,
+                    }
+                )
+        order = {name: position for position, name in enumerate(predictors)}
+        results += sorted(budget_results, key=lambda row: order[row["predictor"]])
+    return results
+
+
+def calibrate_alpha(
+    pool: Sequence[Mapping[str, Any]],
+    budget: int,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    *,
+    method: str = "spearman",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> AlphaCalibration:
+    """Finds the α whose P + α·TG correlates best with mature accuracy at one budget (paper Fig. 2).
+
+    Uses the architectures that have P, TG and mature accuracy at `budget`. The correlation is the one
+    of `predictivity` (same `method`); the win fractions come from the same bootstrap (the same `seed`
+    draws the same resamples): in each resample the α of the highest correlation wins (the first of
+    equals in `alphas` order); resamples where no α has a correlation are left out.
+
+    Args:
+        pool: The pool's rows.
+        budget: The budget (SGD steps) to calibrate at.
+        alphas: The candidate α.
+        method: `"spearman"` or `"pearson"`.
+        n_boot: Bootstrap resamples (at least 1).
+        seed: Seed of the resamples.
+
+    Returns:
+        An `AlphaCalibration`.
+
+    Example:
+
+    ```python
+    calibration = calibrate_alpha(pool, budget=200)
+    print(f"α = {calibration.alpha:g} (wins {calibration.win_fractions[calibration.alpha]:.0%})")
+    ```
+    """
+    _check_method(method)
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}.")
+    rows = rows_at_budget(pool, budget)
+    premature = column(rows, contract.PREMATURE_ACCURACY)
+    guidance = column(rows, contract.TEACHER_GUIDANCE)
+    target = column(rows, MATURE_ACCURACY)
+    sample = np.isfinite(premature) & np.isfinite(guidance) & np.isfinite(target)
+    scores = np.stack([premature[sample] + alpha * guidance[sample] for alpha in alphas])
+    correlations = _Correlations.bootstrap(scores, target[sample], method, n_boot, seed)
+    full = correlations.full
+    ranked = np.where(np.isnan(correlations.resampled), -np.inf, correlations.resampled)
+    decided = np.isfinite(ranked).any(axis=0)
+    wins = np.bincount(np.argmax(ranked[:, decided], axis=0), minlength=len(alphas))
+    fractions = wins / max(int(decided.sum()), 1)
+    best = int(np.argmax(np.where(np.isnan(full), -np.inf, full)))
+    return AlphaCalibration(
+        budget=budget,
+        alpha=float(alphas[best]),
+        r=float(full[best]),
+        correlations={float(alpha): float(r) for alpha, r in zip(alphas, full, strict=True)},
+        win_fractions={float(alpha): float(share) for alpha, share in zip(alphas, fractions, strict=True)},
+        n=int(sample.sum()),
+    )
+
+
+def to_dataframe(rows: Sequence[Mapping[str, Any]] | Sequence[Any]) -> Any:
+    """The rows of `predictivity` (or results such as `replay_curve`'s dataclasses) as a pandas DataFrame.
+
+    pandas is imported here, only when called; keras-sage does not require it.
+
+    Example:
+
+    ```python
+    frame = to_dataframe(predictivity(pool))
+    frame.pivot(index="budget", columns="predictor", values="r")
+    ```
+    """
+    import pandas
+
+    return pandas.DataFrame([asdict(row) if is_dataclass(row) else dict(row) for row in rows])
+
+
+class _Correlations:
+    """Correlations of several columns with one target, on the full sample and on bootstrap resamples.
+
+    Row 0 of the columns is the reference (P) that `delta_interval` subtracts.
+    """
+
+    def __init__(self, full: np.ndarray, resampled: np.ndarray):
+        self.full = full
+        self.resampled = resampled
+
+    @classmethod
+    def bootstrap(
+        cls, columns: np.ndarray, target: np.ndarray, method: str, n_boot: int, seed: int
+    ) -> _Correlations:
+        n = target.shape[0]
+        if n < 3:
+            return cls(np.full(len(columns), math.nan), np.full((len(columns), n_boot), math.nan))
+        identity = np.arange(n)[None]
+        indices = resample_indices(n, n_boot, seed)
+        return cls(
+            _correlations(columns, target, identity, method)[:, 0],
+            _correlations(columns, target, indices, method),
+        )
+
+    def r(self, position: int) -> float:
+        return float(self.full[position])
+
+    def interval(self, position: int) -> tuple[float, float]:
+        return percentile_interval(self.resampled[position])
+
+    def delta_interval(self, position: int) -> tuple[float, float]:
+        return percentile_interval(self.resampled[position] - self.resampled[0])
+
+
+def _correlations(columns: np.ndarray, target: np.ndarray, indices: np.ndarray, method: str) -> np.ndarray:
+    """The correlation of each of `columns` (k, n) with `target` (n,) on each resample of `indices` (B, n).
+
+    A resample is never materialised: it is the full sample weighted by how often it draws each
+    architecture, and its correlation is the weighted Pearson correlation of values (Pearson) or of ranks
+    within the resample (Spearman). Returns a (k, B) array, NaN where a resampled column or the target
+    is constant.
+    """
+    n = indices.shape[1]
+    weights = _multiplicities(indices)
+    centre = _centred_resampled_ranks if method == "spearman" else _centred_resampled_values
+    target_centred = centre(target, weights)
+    weighted_target = weights * target_centred
+    target_variance = (weighted_target * target_centred).sum(axis=1)
+    correlations = np.empty((len(columns), len(indices)))
+    for position, values in enumerate(columns):
+        centred = centre(values, weights)
+        covariance = (centred * weighted_target).sum(axis=1)
+        variance = (weights * centred**2).sum(axis=1)
+        constant = (variance <= n * _CONSTANT_VARIANCE) | (target_variance <= n * _CONSTANT_VARIANCE)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            correlations[position] = np.where(
+                constant, math.nan, covariance / np.sqrt(variance * target_variance)
+            )
+    return correlations
+
+
+def _multiplicities(indices: np.ndarray) -> np.ndarray:
+    """How often each resample of `indices` (B, n) draws each of the n items: a (B, n) float array."""
+    n_boot, n = indices.shape
+    offsets = (np.arange(n_boot) * n)[:, None]
+    return np.bincount((indices + offsets).ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
+def _centred_resampled_values(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """`values` (n,), standardised, minus their weighted mean in each resample: a (B, n) array."""
+    spread = values.std()
+    standardised = (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
+    return standardised[None, :] - (weights @ standardised / len(values))[:, None]
+
+
+def _centred_resampled_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The average rank of each of `values` (n,) within each resample, minus the mean rank (n + 1)/2.
+
+    An item's rank in a resample is the weight of smaller values plus (the weight of equal values + 1)/2,
+    read off a cumulative sum of the weights in sorted order (no sort per resample). Items a resample does
+    not draw get a rank too; their weight of zero leaves them out of every sum. Returns a (B, n) array.
+    """
+    n = len(values)
+    order = np.argsort(values, kind="stable")
+    starts, ends = tie_bounds(values[order])
+    cumulative = np.zeros((weights.shape[0], n + 1))
+    np.cumsum(weights[:, order], axis=1, out=cumulative[:, 1:])
+    below = cumulative[:, starts]
+    ranks = np.empty_like(weights)
+    ranks[:, order] = below + (cumulative[:, ends + 1] - below + 1) / 2 - (n + 1) / 2
+    return ranks
+
+
+def tie_bounds(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position of rows sorted along the last axis, the first and last position of its run of
+    equal values.
+
+    Example:
+
+    ```python
+    tie_bounds(np.array([1.0, 2.0, 2.0, 3.0]))  # (array([0, 1, 1, 3]), array([0, 2, 2, 3]))
+    ```
+    """
+    n = sorted_values.shape[-1]
+    positions = np.broadcast_to(np.arange(n), sorted_values.shape)
+    changes = sorted_values[..., 1:] != sorted_values[..., :-1]
+    edge = np.ones((*sorted_values.shape[:-1], 1), dtype=bool)
+    first = np.concatenate([edge, changes], axis=-1)
+    last = np.concatenate([changes, edge], axis=-1)
+    starts = np.maximum.accumulate(np.where(first, positions, 0), axis=-1)
+    ends = np.flip(np.minimum.accumulate(np.flip(np.where(last, positions, n - 1), -1), axis=-1), -1)
+    return starts, ends
+
+
+def _partial_correlation(
+    predictor: np.ndarray, target: np.ndarray, controls: Sequence[np.ndarray], sample: np.ndarray, method: str
+) -> float:
+    """`partial_r` of `predictivity`: the architectures of `sample` that have every control."""
+    complete = sample.copy()
+    for control in controls:
+        complete &= np.isfinite(control)
+    if complete.sum() < len(controls) + 3:
+        return math.nan
+    columns = np.stack([predictor[complete], target[complete], *(control[complete] for control in controls)])
+    if method == "spearman":
+        columns = scipy.stats.rankdata(columns, axis=1)
+    design = np.column_stack([np.ones(columns.shape[1]), *columns[2:]])
+    coefficients = np.linalg.lstsq(design, columns[:2].T, rcond=None)[0]
+    residuals = columns[:2] - (design @ coefficients).T
+    centred = columns[:2] - columns[:2].mean(axis=1, keepdims=True)
+    scale = np.linalg.norm(centred, axis=1)
+    if np.any(np.linalg.norm(residuals, axis=1) <= _RESIDUAL_TOLERANCE * scale):
+        return math.nan
+    return float(np.corrcoef(residuals)[0, 1])
+
+
+def _groups_by_sample(
+    predictors: Mapping[str, np.ndarray], premature: np.ndarray, target: np.ndarray
+) -> list[tuple[list[str], np.ndarray]]:
+    """Predictor names grouped by the architectures they are computed on (predictor, P, target present).
+
+    Predictors with the same sample share one bootstrap (usually all of them, when nothing is missing).
+    """
+    groups: dict[bytes, tuple[list[str], np.ndarray]] = {}
+    base = np.isfinite(premature) & np.isfinite(target)
+    for name, values in predictors.items():
+        sample = base & np.isfinite(values)
+        groups.setdefault(sample.tobytes(), ([], sample))[0].append(name)
+    return list(groups.values())
+
+
+def _present_columns(pool: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The columns of a pool in first-seen order, with `log_flops` where the pool has `flops`."""
+    present: dict[str, None] = {}
+    for row in pool:
+        present.update(dict.fromkeys(row))
+    if contract.FLOPS in present:
+        present[LOG_FLOPS] = None
+    return list(present)
+
+
+def _predictors(
+    rows: Sequence[Mapping[str, Any]], present: Sequence[str], alphas: Sequence[float]
+) -> dict[str, np.ndarray]:
+    """The values of every predictor of `predictivity` at one budget, by name, in the order of its rows."""
+    premature = column(rows, contract.PREMATURE_ACCURACY)
+    guidance = column(rows, contract.TEACHER_GUIDANCE)
+    predictors = {PREMATURE: premature, GUIDANCE: guidance}
+    for name in present:
+        if contract.teacher_layer_of_metric(name) is not None:
+            predictors[name] = column(rows, name)
+    for alpha in alphas:
+        predictors[combined_predictor_name(alpha)] = premature + alpha * guidance
+    for name in CONTROL_COLUMNS:
+        if name in present:
+            predictors[name] = column(rows, name)
+    for name in (TG_UNTRAINED, TG_LABELS):
+        if name in present:
+            for alpha in alphas:
+                predictors[combined_predictor_name(alpha, name)] = premature + alpha * predictors[name]
+    return predictors
+
+
+def _finite_or_nan(values: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(values), values, math.nan)
+
+
+def _check_method(method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
