@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_sage._errors import first_line
 from keras_sage._version import __version__
 
 PROBE_IMAGES_KEY = "images"
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if not isinstance(error, _input_errors()):
             raise
-        print(f"keras-sage: error: {_one_line(error)}", file=sys.stderr)
+        print(f"keras-sage: error: {first_line(error)}", file=sys.stderr)
         return 2
     return 0
 
@@ -130,7 +131,7 @@ def load_probe(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path}: not a readable .npz file ({_one_line(error)})") from None
+        raise ValueError(f"{path}: not a readable .npz file ({first_line(error)})") from None
     if not hasattr(archive, "files"):
         raise ValueError(f"{path}: a probe file must be an .npz archive of arrays, not a single array")
     with archive:
@@ -221,10 +222,6 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from keras_sage.teachers import TeacherFileError
 
     return (TeacherFileError, ValueError, OSError)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":
