@@ -167,6 +167,7 @@ def _teacher_register(args: argparse.Namespace) -> None:
 
 
 def _teacher_show(args: argparse.Namespace) -> None:
+    from keras_sage.analysis.tables import format_table
     from keras_sage.teachers import TeacherStore
 
     store = TeacherStore.open(args.teacher)
@@ -176,26 +177,21 @@ def _teacher_show(args: argparse.Namespace) -> None:
         f"{store.path}: {store.n_images} probe images, shape {tuple(images.shape[1:])}, {images.dtype}, "
         f"{labels}, fingerprint {store.fingerprint[:12]}"
     )
-    header = ("name", "kind", "n", "metric", "level", "features used/total", "source")
-    rows = [header]
+    rows = []
     for name in store.layer_names:
         info = store.layer_info(name)
         rows.append(
-            (
-                name,
-                info["kind"],
-                str(info["n"]),
-                info["metric"],
-                info["level"],
-                f"{info['n_features_used']}/{info['n_features']}",
-                info["source"],
-            )
+            {
+                "name": name,
+                "kind": info["kind"],
+                "n": info["n"],
+                "metric": info["metric"],
+                "level": info["level"],
+                "features used/total": f"{info['n_features_used']}/{info['n_features']}",
+                "source": info["source"],
+            }
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    if not store.layer_names:
-        print("(no RDMs)")
+    print(format_table(rows) if rows else "(no RDMs)")
 
 
 def _comma_separated(text: str) -> list[str]:
