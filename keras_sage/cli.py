@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_sage._errors import first_line
 from keras_sage._version import __version__
 
 PROBE_IMAGES_KEY = "images"
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if not isinstance(error, _input_errors()):
             raise
-        print(f"keras-sage: error: {_one_line(error)}", file=sys.stderr)
+        print(f"keras-sage: error: {first_line(error)}", file=sys.stderr)
         return 2
     return 0
 
@@ -130,7 +131,7 @@ def load_probe(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path}: not a readable .npz file ({_one_line(error)})") from None
+        raise ValueError(f"{path}: not a readable .npz file ({first_line(error)})") from None
     if not hasattr(archive, "files"):
         raise ValueError(f"{path}: a probe file must be an .npz archive of arrays, not a single array")
     with archive:
@@ -166,6 +167,7 @@ def _teacher_register(args: argparse.Namespace) -> None:
 
 
 def _teacher_show(args: argparse.Namespace) -> None:
+    from keras_sage.analysis.tables import format_table
     from keras_sage.teachers import TeacherStore
 
     store = TeacherStore.open(args.teacher)
@@ -175,26 +177,21 @@ def _teacher_show(args: argparse.Namespace) -> None:
         f"{store.path}: {store.n_images} probe images, shape {tuple(images.shape[1:])}, {images.dtype}, "
         f"{labels}, fingerprint {store.fingerprint[:12]}"
     )
-    header = ("name", "kind", "n", "metric", "level", "features used/total", "source")
-    rows = [header]
+    rows = []
     for name in store.layer_names:
         info = store.layer_info(name)
         rows.append(
-            (
-                name,
-                info["kind"],
-                str(info["n"]),
-                info["metric"],
-                info["level"],
-                f"{info['n_features_used']}/{info['n_features']}",
-                info["source"],
-            )
+            {
+                "name": name,
+                "kind": info["kind"],
+                "n": info["n"],
+                "metric": info["metric"],
+                "level": info["level"],
+                "features used/total": f"{info['n_features_used']}/{info['n_features']}",
+                "source": info["source"],
+            }
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    if not store.layer_names:
-        print("(no RDMs)")
+    print(format_table(rows) if rows else "(no RDMs)")
 
 
 def _comma_separated(text: str) -> list[str]:
@@ -221,10 +218,6 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from keras_sage.teachers import TeacherFileError
 
     return (TeacherFileError, ValueError, OSError)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -68,8 +68,9 @@ def test_register_then_show(files, capsys):
         "features used/total",
         "source",
     ]
+    assert set(lines[2]) == {"-", " "}
     model_path = str(directory / "model.keras")
-    assert re.split(r"\s{2,}", lines[2]) == [
+    assert re.split(r"\s{2,}", lines[3]) == [
         "conv",
         "model-layer",
         "3",
@@ -78,7 +79,7 @@ def test_register_then_show(files, capsys):
         "20/108",
         model_path,
     ]
-    assert re.split(r"\s{2,}", lines[3]) == [
+    assert re.split(r"\s{2,}", lines[4]) == [
         "pool",
         "model-layer",
         "3",
@@ -87,7 +88,7 @@ def test_register_then_show(files, capsys):
         "3/3",
         model_path,
     ]
-    assert len(lines) == 4
+    assert len(lines) == 5
 
 
 @pytest.mark.parametrize(
@@ -170,7 +171,7 @@ def test_show_does_not_import_tensorflow(tmp_path):
         [sys.executable, "-c", code, str(teacher)], capture_output=True, text=True, check=True
     )
     lines = result.stdout.splitlines()
-    assert re.split(r"\s{2,}", lines[2]) == ["IT", "neural-region", "4", "correlation", "image", "3/3"]
+    assert re.split(r"\s{2,}", lines[3]) == ["IT", "neural-region", "4", "correlation", "image", "3/3"]
     assert lines[-1] == "0 False"
 
 

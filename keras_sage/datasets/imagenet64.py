@@ -38,6 +38,7 @@ import os
 
 import tensorflow_datasets as tfds
 
+from keras_sage._validation import check_choice, check_positive_int
 from keras_sage.datasets.preprocessing import vgg_preprocessing
 from keras_sage.datasets.tfds_splits import DEFAULT_BATCH_SIZE, TFDSSplits, prepared_builder, tfds_splits
 
@@ -98,12 +99,10 @@ def imagenet64(
     tuner.search(splits.train, validation_data=splits.validation, steps_per_epoch=2000)
     ```
     """
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {sorted(SOURCES)}, got {source!r}.")
+    check_choice("source", source, tuple(SOURCES))
     if manual_dir is not None and source != "imagenet2012":
         raise ValueError(f"manual_dir is only read for source='imagenet2012', not source={source!r}.")
-    if shuffle_buffer < 1:
-        raise ValueError(f"shuffle_buffer must be a positive integer, got {shuffle_buffer!r}.")
+    check_positive_int("shuffle_buffer", shuffle_buffer)
     name = SOURCES[source]
     download_config = None
     if manual_dir is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from keras_sage._validation import check_positive_int
 from keras_sage.datasets.tfds_splits import TFDSSplits
 
 DEFAULT_PROBE_SIZE = 5000
@@ -74,8 +75,7 @@ def probe_set(
                 f"has n // {num_classes} images, got n={n!r}; or give per_class."
             )
         per_class = n // num_classes
-    if per_class < 1:
-        raise ValueError(f"per_class must be a positive integer, got {per_class!r}.")
+    per_class = check_positive_int("per_class", per_class)
 
     rng = np.random.default_rng(seed)
     # Images, labels, keys and positions: the images kept so far, then the batches read since. The

@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from sklearn.model_selection import train_test_split
 
+from keras_sage._validation import check_positive_int
 from keras_sage.datasets.preprocessing import Preprocessing, preprocess_and_batch
 
 DEFAULT_BATCH_SIZE = 128
@@ -159,8 +160,7 @@ def tfds_splits(
     Raises:
         ValueError: If `batch_size` or `validation_size` is out of range.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    check_positive_int("batch_size", batch_size)
     # Images stay encoded until the held-out selection: each split decodes only its own images.
     examples = builder.as_dataset(
         split=train_split,

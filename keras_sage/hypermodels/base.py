@@ -1,4 +1,5 @@
-"""What search spaces share: the structure an oracle may read, and how candidates get their optimizer.
+"""What search spaces share: the structure an oracle may read, the checks of the arguments every space
+takes, and how candidates get their optimizer.
 
 Most oracles (random search, TPE) see only KerasTuner's flat list of hyperparameters. The REINFORCE
 controller of the paper instead runs one LSTM step per layer of the candidate and shares one softmax head
@@ -8,7 +9,6 @@ are connections. A HyperModel tells it by implementing `LayerwiseSearchSpace`.
 
 from __future__ import annotations
 
-import operator
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import keras
 import keras_tuner
+
+from keras_sage._validation import check_positive_int
 
 # Candidates train with SGD and Nesterov momentum 0.9, as in the paper (supplement, "CIFAR Training").
 DEFAULT_MOMENTUM = 0.9
@@ -116,15 +118,52 @@ def new_optimizer(
     return created
 
 
-def positive_integer(value: Any, name: str) -> int:
-    """`value` as an int (numpy integers included), or a ValueError naming `name`."""
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = 0
-    if number < 1 or isinstance(value, bool):
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+def check_num_classes(num_classes: Any) -> int:
+    """`num_classes` as an int if it is an integer of at least 2 (a softmax needs two classes).
+
+    Args:
+        num_classes: The number of classes a search space was given.
+
+    Returns:
+        It, as a Python `int`.
+
+    Raises:
+        ValueError: If it is not an integer of at least 2.
+
+    Example:
+
+    ```python
+    check_num_classes(np.int64(10))  # 10
+    ```
+    """
+    number = check_positive_int("num_classes", num_classes)
+    if number < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
     return number
+
+
+def check_input_shape(input_shape: Any) -> tuple[int, int, int]:
+    """`input_shape` as a tuple of ints if it is (height, width, channels), each a positive integer.
+
+    Args:
+        input_shape: The image shape a search space was given.
+
+    Returns:
+        It, as a tuple of three Python `int`s.
+
+    Raises:
+        ValueError: If it is not three positive integers.
+
+    Example:
+
+    ```python
+    check_input_shape([32, 32, 3])  # (32, 32, 3)
+    ```
+    """
+    if isinstance(input_shape, str) or len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}.")
+    height, width, channels = (check_positive_int("each size in input_shape", size) for size in input_shape)
+    return height, width, channels
 
 
 def random_hyperparameters(hypermodel: Any, seed: int) -> keras_tuner.HyperParameters:

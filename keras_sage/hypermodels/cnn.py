@@ -29,13 +29,15 @@ from typing import Any
 import keras
 import keras_tuner
 
+from keras_sage._validation import check_positive_int
 from keras_sage.contract import CandidateBuildError, layer_endpoint_name
 from keras_sage.hypermodels.base import (
     LayerwiseSpec,
     OptimizerFactory,
+    check_input_shape,
+    check_num_classes,
     check_optimizer,
     new_optimizer,
-    positive_integer,
 )
 
 FILTERS = (32, 64, 128)
@@ -155,17 +157,10 @@ class CNNSearchSpace(keras_tuner.HyperModel):
         tunable: bool = True,
     ) -> None:
         super().__init__(name=name, tunable=tunable)
-        max_layers = positive_integer(max_layers, "max_layers")
-        num_classes = positive_integer(num_classes, "num_classes")
-        if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
-        if isinstance(input_shape, str) or len(input_shape) != 3:
-            raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}.")
-        shape = tuple(positive_integer(size, "each size in input_shape") for size in input_shape)
+        self.max_layers = check_positive_int("max_layers", max_layers)
+        self.num_classes = check_num_classes(num_classes)
+        self.input_shape = check_input_shape(input_shape)
         check_optimizer(optimizer)
-        self.max_layers = max_layers
-        self.num_classes = num_classes
-        self.input_shape = shape
         self.optimizer = optimizer
         self.learning_rate = learning_rate
 

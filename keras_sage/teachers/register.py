@@ -19,6 +19,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from keras_sage._errors import first_line
+from keras_sage._validation import check_choice, check_positive_int
 from keras_sage.contract import representation_endpoints
 from keras_sage.features import layer_feature_counts, layer_features
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, LEVELS, METRICS, rdm
@@ -95,8 +97,7 @@ def register_teacher(
     images = probe_images_as_stored(probe_images)
     labels = probe_labels_as_stored(probe_labels, images.shape[0])
     _check_choices(metric, level, labels)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+    check_positive_int("batch_size", batch_size)
     model, source = _load_model(model_or_path)
     if isinstance(layers, str):
         layers = [layers]
@@ -289,8 +290,7 @@ def _load_model(model_or_path: Any) -> tuple[Any, str]:
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(f"{path}: cannot load the Keras model ({message})") from error
+        raise ValueError(f"{path}: cannot load the Keras model ({first_line(error)})") from error
     return model, str(path)
 
 
@@ -323,10 +323,8 @@ def _single_output(layer: Any) -> Any:
 
 def _check_choices(metric: str, level: str, labels: np.ndarray | None) -> None:
     """Checks `metric` and `level` before any work is done (`rdm` checks them again, after)."""
-    if metric not in METRICS:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}; got {metric!r}")
-    if level not in LEVELS:
-        raise ValueError(f"level must be one of {', '.join(LEVELS)}; got {level!r}")
+    check_choice("metric", metric, METRICS)
+    check_choice("level", level, LEVELS)
     if level == "category" and labels is None:
         raise ValueError("level='category' needs probe_labels: a category RDM averages each label's images")
 

@@ -34,14 +34,15 @@ import h5py
 import numpy as np
 
 from keras_sage._atomic import write_atomically
+from keras_sage._errors import first_line
+from keras_sage._validation import check_choice
 from keras_sage._version import __version__
-from keras_sage.rsa import RDM
+from keras_sage.rsa import LEVELS, RDM
 
 FORMAT = "keras-sage-teacher"
 FORMAT_VERSION = 1
 READABLE_FORMAT_VERSIONS = (1,)
 KINDS = ("model-layer", "neural-region")
-LEVELS = ("image", "category")
 _LAYER_ATTRS = ("kind", "source", "layer", "metric", "level", "n", "n_features", "n_features_used", "seed")
 
 
@@ -386,8 +387,7 @@ class TeacherStore:
             raise TeacherFileError(
                 f"{self.path} was opened read-only; use TeacherStore.open(path, writable=True) to add RDMs"
             )
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        check_choice("kind", kind, KINDS)
         layers = layers or {}
         new_layers = {}
         for name, rdm in rdms.items():
@@ -475,16 +475,12 @@ def _reading(path: Path) -> Iterator[h5py.File]:
     try:
         file = h5py.File(path, "r")
     except OSError as error:
-        raise TeacherFileError(f"{path}: truncated or not an HDF5 file ({_first_line(error)})") from None
+        raise TeacherFileError(f"{path}: truncated or not an HDF5 file ({first_line(error)})") from None
     try:
         with file:
             yield file
     except OSError as error:
-        raise TeacherFileError(f"{path}: the file is damaged or truncated ({_first_line(error)})") from None
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TeacherFileError(f"{path}: the file is damaged or truncated ({first_line(error)})") from None
 
 
 def _python(value: Any) -> Any:

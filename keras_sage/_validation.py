@@ -1,0 +1,62 @@
+"""Checks of the arguments users pass, shared by every room; imports nothing of keras-sage or elsewhere."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    """Returns `value` as an `int` if it is a positive integer, else raises a ValueError naming `name`.
+
+    Python and numpy integers are accepted; booleans (Python or numpy), floats (even `2.0`) and strings
+    are refused.
+
+    Args:
+        name: The parameter's name, as the error message shows it.
+        value: The value passed for it.
+
+    Returns:
+        `value` as a Python `int`.
+
+    Raises:
+        ValueError: If `value` is not an integer of at least 1.
+
+    Example:
+
+    ```python
+    batch_size = check_positive_int("batch_size", np.int64(32))  # 32, an int
+    check_positive_int("batch_size", 0)  # ValueError: batch_size must be a positive integer, got 0.
+    ```
+    """
+    boolean = isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b"
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = 0
+    if boolean or number < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return number
+
+
+def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
+    """Raises a ValueError naming `name`, `value` and the `choices` unless `value` is one of them.
+
+    Args:
+        name: The parameter's name, as the error message shows it.
+        value: The value passed for it.
+        choices: The values it may take, in the order the message lists them.
+
+    Raises:
+        ValueError: If `value` is not in `choices`.
+
+    Example:
+
+    ```python
+    check_choice("layout", "mnist", ("cifar", "imagenet"))
+    # ValueError: layout must be one of 'cifar', 'imagenet', got 'mnist'.
+    ```
+    """
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
