@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from keras_sage.analysis.predictivity import (
+from keras_sage.analysis.predictors import (
     alpha_of_predictor,
     calibrate_alpha,
     combined_predictor_name,
@@ -320,7 +320,7 @@ def test_tie_bounds_find_the_runs_of_equal_values():
 
 def test_the_analysis_of_a_pool_imports_no_tensorflow():
     code = (
-        "import sys; import keras_sage.analysis.predictivity, keras_sage.analysis.replay; "
+        "import sys; import keras_sage.analysis.predictors, keras_sage.analysis.search_replay; "
         "import keras_sage.analysis.plots; "
         "print(sorted(name for name in ('tensorflow', 'keras') if name in sys.modules))"
     )

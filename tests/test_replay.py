@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from keras_sage.analysis.predictivity import resample_indices
-from keras_sage.analysis.replay import efficiency_ratio, replay, replay_curve
+from keras_sage.analysis.predictors import resample_indices
+from keras_sage.analysis.search_replay import efficiency_ratio, replay, replay_curve
 
 
 def pool_rows(budget, premature, guidance, mature, examples=100, first=0):

@@ -23,34 +23,73 @@ print(efficiency_ratio(pool, [100, 200, 400], alpha=1.0, trials_grid=range(1, 41
 ```
 """
 
-from typing import Any
+from __future__ import annotations
 
-from keras_sage.analysis.plots import (
-    plot_alpha_sweep,
-    plot_predictivity,
-    plot_predictor_scatter,
-    plot_replay,
-    plot_search,
-)
-from keras_sage.analysis.pool import append_rows, architecture_ids, read_pool
-from keras_sage.analysis.predictivity import AlphaCalibration, calibrate_alpha, predictivity, to_dataframe
-from keras_sage.analysis.records import (
-    ProjectRecords,
-    TrialRecord,
-    best_so_far,
-    project_records,
-    record_from_trial_state,
-    search_summary,
-    trial_records,
-)
-from keras_sage.analysis.replay import EfficiencyRatio, ReplayResult, efficiency_ratio, replay, replay_curve
-from keras_sage.analysis.report import pool_report, project_report
-from keras_sage.analysis.tables import format_table
+import importlib
+from typing import TYPE_CHECKING, Any
 
-# Names that train models, imported (with TensorFlow) on first use.
-_TRAINING = {
+if TYPE_CHECKING:
+    from keras_sage.analysis.plots import (
+        plot_alpha_sweep,
+        plot_predictivity,
+        plot_predictor_scatter,
+        plot_replay,
+        plot_search,
+    )
+    from keras_sage.analysis.pool import append_rows, architecture_ids, read_pool
+    from keras_sage.analysis.pool_builder import build_pool, labels_teacher
+    from keras_sage.analysis.predictors import AlphaCalibration, calibrate_alpha, predictivity, to_dataframe
+    from keras_sage.analysis.records import (
+        ProjectRecords,
+        TrialRecord,
+        best_so_far,
+        project_records,
+        record_from_trial_state,
+        search_summary,
+        trial_records,
+    )
+    from keras_sage.analysis.report import pool_report, project_report
+    from keras_sage.analysis.search_replay import (
+        EfficiencyRatio,
+        ReplayResult,
+        efficiency_ratio,
+        replay,
+        replay_curve,
+    )
+    from keras_sage.analysis.tables import format_table
+
+# Public name -> module that defines it; imported on first use, so that a module that needs one name (the
+# command line's tables, say) does not import matplotlib, scipy or TensorFlow with the rest.
+_EXPORTS: dict[str, str] = {
+    "AlphaCalibration": "keras_sage.analysis.predictors",
+    "EfficiencyRatio": "keras_sage.analysis.search_replay",
+    "ProjectRecords": "keras_sage.analysis.records",
+    "ReplayResult": "keras_sage.analysis.search_replay",
+    "TrialRecord": "keras_sage.analysis.records",
+    "append_rows": "keras_sage.analysis.pool",
+    "architecture_ids": "keras_sage.analysis.pool",
+    "best_so_far": "keras_sage.analysis.records",
     "build_pool": "keras_sage.analysis.pool_builder",
+    "calibrate_alpha": "keras_sage.analysis.predictors",
+    "efficiency_ratio": "keras_sage.analysis.search_replay",
+    "format_table": "keras_sage.analysis.tables",
     "labels_teacher": "keras_sage.analysis.pool_builder",
+    "plot_alpha_sweep": "keras_sage.analysis.plots",
+    "plot_predictivity": "keras_sage.analysis.plots",
+    "plot_predictor_scatter": "keras_sage.analysis.plots",
+    "plot_replay": "keras_sage.analysis.plots",
+    "plot_search": "keras_sage.analysis.plots",
+    "pool_report": "keras_sage.analysis.report",
+    "predictivity": "keras_sage.analysis.predictors",
+    "project_records": "keras_sage.analysis.records",
+    "project_report": "keras_sage.analysis.report",
+    "read_pool": "keras_sage.analysis.pool",
+    "record_from_trial_state": "keras_sage.analysis.records",
+    "replay": "keras_sage.analysis.search_replay",
+    "replay_curve": "keras_sage.analysis.search_replay",
+    "search_summary": "keras_sage.analysis.records",
+    "to_dataframe": "keras_sage.analysis.predictors",
+    "trial_records": "keras_sage.analysis.records",
 }
 
 __all__ = [
@@ -87,8 +126,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _TRAINING:
-        import importlib
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
 
-        return getattr(importlib.import_module(_TRAINING[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from keras_sage import contract
 from keras_sage._atomic import write_atomically
 from keras_sage.analysis.pool import MATURE_ACCURACY, TG_LABELS, TG_UNTRAINED
-from keras_sage.analysis.predictivity import (
+from keras_sage.analysis.predictors import (
     GUIDANCE,
     PREMATURE,
     alpha_of_predictor,
@@ -30,7 +30,7 @@ from keras_sage.analysis.predictivity import (
     rows_at_budget,
 )
 from keras_sage.analysis.records import TrialRecord, best_so_far
-from keras_sage.analysis.replay import ReplayResult
+from keras_sage.analysis.search_replay import ReplayResult
 
 # The formats each figure of a pool is written in: a raster for reports, a vector for papers.
 FIGURE_FORMATS = ("png", "svg")
@@ -118,7 +118,7 @@ def plot_predictivity(
     """Correlation with mature accuracy against budget, per predictor, with its CI band (Fig. 3-bottom).
 
     Args:
-        rows: Rows of `keras_sage.analysis.predictivity`.
+        rows: Rows of `keras_sage.analysis.predictors`.
         path: Where to write, as `save_figure_formats` reads it (`.png` and `.svg`).
         predictors: The predictors to draw, in legend order; by default every predictor that is no
             combination P + α·(...), and `P+{alpha:g}TG`.
@@ -162,7 +162,7 @@ def plot_alpha_sweep(
     """Correlation of P + α·TG with mature accuracy against α, one line per budget, with CI bands (Fig. 2).
 
     Args:
-        rows: Rows of `keras_sage.analysis.predictivity`.
+        rows: Rows of `keras_sage.analysis.predictors`.
         path: Where to write, as `save_figure_formats` reads it (`.png` and `.svg`).
         guidance: The guidance column of the combination (`"TG"`, or a control such as `"TG_untrained"`).
 

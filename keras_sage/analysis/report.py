@@ -20,7 +20,7 @@ from keras_sage.analysis.plots import (
     plot_search,
 )
 from keras_sage.analysis.pool import architecture_ids
-from keras_sage.analysis.predictivity import (
+from keras_sage.analysis.predictors import (
     DEFAULT_ALPHAS,
     DEFAULT_CONTROLS,
     calibrate_alpha,
@@ -29,7 +29,7 @@ from keras_sage.analysis.predictivity import (
     predictivity,
 )
 from keras_sage.analysis.records import project_records, search_summary
-from keras_sage.analysis.replay import efficiency_ratio, replay_curve
+from keras_sage.analysis.search_replay import efficiency_ratio, replay_curve
 from keras_sage.analysis.tables import format_table
 
 REPORT_FILE = "report.md"

@@ -34,7 +34,7 @@ import numpy as np
 
 from keras_sage import contract
 from keras_sage.analysis.pool import ARCH_ID, EXAMPLES, MATURE_ACCURACY
-from keras_sage.analysis.predictivity import (
+from keras_sage.analysis.predictors import (
     CONFIDENCE,
     column,
     percentile_interval,
