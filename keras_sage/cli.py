@@ -3,6 +3,8 @@
 ```
 keras-sage teacher register MODEL.keras --probe PROBE.npz [--layers a,b,c] -o teacher.h5
 keras-sage teacher show teacher.h5
+keras-sage report POOL.jsonl [--out DIR]       # does the teacher help? predictivity, α, replay
+keras-sage report PROJECT_DIR [--out DIR]      # a finished search: trials, cost, best so far
 ```
 
 A probe file is an `.npz` with an array `images` (`(n, H, W, C)`, `uint8` or float) and, optionally, an
@@ -115,6 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
     show = teacher_commands.add_parser("show", help="summarize a teacher file")
     show.add_argument("teacher", metavar="TEACHER.h5", help="a teacher file")
     show.set_defaults(handler=_teacher_show)
+
+    report = commands.add_parser(
+        "report",
+        help="write the markdown report (and figures) of a pool or of a finished search",
+        description="POOL.jsonl (a pool built by keras_sage.analysis.build_pool): whether the teacher "
+        "predicts mature accuracy beyond P and the controls, with bootstrap intervals, the calibrated α, "
+        "replayed searches and the paper's figures. PROJECT_DIR (a search's project directory): the "
+        "trials, the cost and the best score so far. Prints the report and writes report.md and figures.",
+    )
+    report.add_argument("source", metavar="POOL.jsonl|PROJECT_DIR", help="a pool file or a project directory")
+    report.add_argument(
+        "--out", metavar="DIR", help="folder for report.md and figures (default: SOURCE-report beside it)"
+    )
+    report.add_argument("--title", help="the report's title (default: the source's name)")
+    report.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    report.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: 0)")
+    report.set_defaults(handler=_report)
     return parser
 
 
@@ -211,6 +230,25 @@ def _max_features(text: str) -> int | None:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}")
     return value
+
+
+def _report(args: argparse.Namespace) -> None:
+    from keras_sage.analysis.pool import read_pool
+    from keras_sage.analysis.report import pool_report, project_report
+
+    source = Path(args.source)
+    if not source.exists():
+        raise FileNotFoundError(f"no pool file or project directory at {source}")
+    out = Path(args.out) if args.out else source.with_name(f"{source.stem}-report")
+    if source.is_dir():
+        markdown = project_report(source, out)
+    else:
+        rows = read_pool(source)
+        if not rows:
+            raise ValueError(f"{source}: the pool holds no rows")
+        markdown = pool_report(rows, out, title=args.title or source.stem, n_boot=args.n_boot, seed=args.seed)
+    print(markdown)
+    print(f"\nwritten to {out}", file=sys.stderr)
 
 
 def _input_errors() -> tuple[type[Exception], ...]:
