@@ -254,7 +254,7 @@ def predictivity(
         control_values = np.array([column(rows, name) for name in used_controls]).reshape(
             len(used_controls), len(rows)
         )
-        budget_results = []
+        budget_results: list[dict[str, Any]] = []
         for names, sample in _groups_by_sample(predictors, premature, target):
             correlations = _Bootstrap.of(
                 np.stack([premature[sample], *(predictors[name][sample] for name in names)]),
@@ -382,7 +382,14 @@ def to_dataframe(rows: Sequence[Mapping[str, Any]] | Sequence[Any]) -> Any:
     """
     import pandas
 
-    return pandas.DataFrame([asdict(row) if is_dataclass(row) else dict(row) for row in rows])
+    return pandas.DataFrame([_as_dict(row) for row in rows])
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    """A row as a dict: the fields of a dataclass instance, or the row itself (a mapping)."""
+    if is_dataclass(row) and not isinstance(row, type):
+        return asdict(row)
+    return dict(row)
 
 
 @dataclass(frozen=True)
@@ -502,7 +509,8 @@ def _centred_resampled_values(values: np.ndarray, weights: np.ndarray) -> np.nda
     """`values` (n,), standardised, minus their weighted mean in each resample: a (B, n) array."""
     spread = values.std()
     standardised = (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
-    return standardised[None, :] - (weights @ standardised / len(values))[:, None]
+    centred: np.ndarray = standardised[None, :] - (weights @ standardised / len(values))[:, None]
+    return centred
 
 
 def _centred_resampled_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
