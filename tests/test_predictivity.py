@@ -99,6 +99,8 @@ def test_rows_name_every_predictor_in_order_with_the_combined_scores():
         "delta_ci_low",
         "delta_ci_high",
         "partial_r",
+        "partial_ci_low",
+        "partial_ci_high",
     }
     assert combined_predictor_name(0.25) == "P+0.25TG" and combined_predictor_name(2.0) == "P+2TG"
     assert alpha_of_predictor("P+0.25TG") == 0.25
@@ -131,12 +133,19 @@ def test_r_on_the_full_sample_is_scipys(method):
         assert rows[name]["delta"] == pytest.approx(expected - rows["P"]["r"], abs=1e-12), name
 
 
-def hand_partial_correlation(predictor, target, controls, method):
+def least_squares_residuals(predictor, target, controls, method):
+    """The residuals of the predictor and the target (ranked for Spearman) regressed on the controls with an
+    intercept by `numpy.linalg.lstsq`, and the two columns centred."""
     columns = [predictor, target, *controls]
     if method == "spearman":
         columns = [scipy.stats.rankdata(values) for values in columns]
     design = np.column_stack([np.ones(len(predictor)), *columns[2:]])
     residuals = [values - design @ np.linalg.lstsq(design, values, rcond=None)[0] for values in columns[:2]]
+    return residuals, [values - values.mean() for values in columns[:2]]
+
+
+def hand_partial_correlation(predictor, target, controls, method):
+    residuals, _ = least_squares_residuals(predictor, target, controls, method)
     return np.corrcoef(residuals[0], residuals[1])[0, 1]
 
 
@@ -171,9 +180,13 @@ def test_a_pure_capacity_predictor_has_no_partial_correlation_given_depth():
 
     assert rows["params"]["r"] > 0.8 and rows["params"]["ci_low"] > 0.7
     assert abs(rows["params"]["partial_r"]) < 0.15
-    assert math.isnan(rows["S_L1"]["partial_r"])  # its residual given depth is zero
-    assert math.isnan(rows["depth"]["partial_r"])  # a control given itself
+    assert rows["params"]["partial_ci_low"] < 0 < rows["params"]["partial_ci_high"]
+    for name in ("S_L1", "depth"):  # its residual given depth is zero; a control given itself
+        row = rows[name]
+        assert math.isnan(row["partial_r"]) and math.isnan(row["partial_ci_low"]), name
+        assert math.isnan(row["partial_ci_high"]), name
     assert rows["P"]["partial_r"] > 0.25  # P predicts beyond capacity (about 0.45 in expectation)
+    assert 0 < rows["P"]["partial_ci_low"] < rows["P"]["partial_r"] < rows["P"]["partial_ci_high"]
     assert "log_flops" not in rows  # the pool has no flops: left out, as a predictor and as a control
     mature_ranks_given_depth = hand_partial_correlation(
         pool_column(pool, "premature_accuracy"), mature, [depth.astype(float)], "spearman"
@@ -215,6 +228,50 @@ def test_bootstrap_intervals_are_a_brute_force_loop_over_the_same_resamples(meth
         assert row["ci_low"] < row["r"] < row["ci_high"]
 
 
+def brute_force_partial_interval(predictor, target, controls, method, n_boot, seed):
+    """The partial correlation's bootstrap interval by a loop: each resample materialised, ranked, and
+    regressed with `numpy.linalg.lstsq`; a resample where the controls determine a column is left out."""
+    resampled = []
+    for indices in resample_indices(len(target), n_boot, seed):
+        residuals, centred = least_squares_residuals(
+            predictor[indices], target[indices], [values[indices] for values in controls], method
+        )
+        determined = any(
+            np.linalg.norm(residual) <= 1e-9 * np.linalg.norm(values)
+            for residual, values in zip(residuals, centred, strict=True)
+        )
+        resampled.append(math.nan if determined else np.corrcoef(residuals[0], residuals[1])[0, 1])
+    resampled = np.array(resampled)
+    return np.percentile(resampled[np.isfinite(resampled)], [2.5, 97.5]), np.isnan(resampled).mean()
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_partial_intervals_are_a_brute_force_loop_over_the_same_resamples(method):
+    pool = known_pool(n=15, seed=10)
+    depth = pool_column(pool, "depth")
+    for index, row in enumerate(pool):
+        # a function of depth but for the first architecture: determined in resamples that miss it
+        row["S_L2"] = 0.01 * depth[index] + (0.5 if index == 0 else 0)
+    n_boot, seed = 300, 7
+    rows = by_predictor(predictivity(pool, method=method, alphas=(1,), n_boot=n_boot, seed=seed))
+    mature = pool_column(pool, "mature_accuracy")
+    controls = [depth, np.log(pool_column(pool, "flops"))]
+    for name, values in [
+        ("TG", pool_column(pool, "teacher_guidance")),
+        ("P+1TG", pool_column(pool, "premature_accuracy") + pool_column(pool, "teacher_guidance")),
+        ("params", pool_column(pool, "params")),
+        ("S_L2", pool_column(pool, "S_L2")),
+    ]:
+        expected, left_out = brute_force_partial_interval(values, mature, controls, method, n_boot, seed)
+        row = rows[name]
+        assert [row["partial_ci_low"], row["partial_ci_high"]] == pytest.approx(expected, abs=1e-10), name
+        assert row["partial_ci_low"] < row["partial_r"] < row["partial_ci_high"], name
+        if name == "S_L2":
+            assert 0.2 < left_out < 0.5  # (14/15)^15 ≈ 0.36 of the resamples miss the first architecture
+        else:
+            assert left_out == 0, name
+
+
 def test_missing_values_drop_architectures_per_predictor():
     pool = known_pool(n=30, seed=5)
     pool[3]["teacher_guidance"] = math.nan  # a diverged candidate
@@ -244,6 +301,15 @@ def test_missing_values_drop_architectures_per_predictor():
         ),
         abs=1e-10,
     )
+    expected, _ = brute_force_partial_interval(
+        pool_column(controlled, "teacher_guidance"),
+        pool_column(controlled, "mature_accuracy"),
+        [pool_column(controlled, "depth")],
+        "spearman",
+        n_boot=10,
+        seed=0,
+    )
+    assert [rows["TG"]["partial_ci_low"], rows["TG"]["partial_ci_high"]] == pytest.approx(expected, abs=1e-10)
 
 
 def test_every_budget_is_analysed_on_its_own_rows():

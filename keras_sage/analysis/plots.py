@@ -175,21 +175,19 @@ def plot_alpha_sweep(
     plot_alpha_sweep(predictivity(pool), "figures/alpha")
     ```
     """
-    combined = [row for row in rows if alpha_of_predictor(row["predictor"], guidance) is not None]
-    budgets = sorted({row["budget"] for row in combined})
+    combined = [
+        (alpha, row) for row in rows if (alpha := alpha_of_predictor(row["predictor"], guidance)) is not None
+    ]
+    budgets = sorted({row["budget"] for _, row in combined})
     figure = new_figure((7, 4.5))
     axes = figure.subplots()
     for budget, colour in zip(budgets, _colours(len(budgets), "viridis"), strict=True):
-        own = sorted(
-            (row for row in combined if row["budget"] == budget),
-            key=lambda row: alpha_of_predictor(row["predictor"], guidance),
-        )
-        alphas = [alpha_of_predictor(row["predictor"], guidance) for row in own]
-        axes.plot(alphas, [row["r"] for row in own], "o-", color=colour, label=f"budget {budget}")
-        axes.fill_between(
-            alphas, [row["ci_low"] for row in own], [row["ci_high"] for row in own], color=colour, alpha=0.15
-        )
-    positive = [alpha for row in combined if (alpha := alpha_of_predictor(row["predictor"], guidance)) > 0]
+        own = sorted((pair for pair in combined if pair[1]["budget"] == budget), key=lambda pair: pair[0])
+        alphas = [alpha for alpha, _ in own]
+        values = {key: [row[key] for _, row in own] for key in ("r", "ci_low", "ci_high")}
+        axes.plot(alphas, values["r"], "o-", color=colour, label=f"budget {budget}")
+        axes.fill_between(alphas, values["ci_low"], values["ci_high"], color=colour, alpha=0.15)
+    positive = [alpha for alpha, _ in combined if alpha > 0]
     if positive:
         axes.set_xscale("symlog", linthresh=min(positive))
     axes.set_xlabel(f"α (score P + α·{guidance})")

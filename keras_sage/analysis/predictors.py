@@ -26,14 +26,14 @@ print(calibration.alpha, calibration.win_fractions)
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
 
 import numpy as np
-import scipy.stats
 
 from keras_sage import contract
 from keras_sage.analysis.pool import (
@@ -211,6 +211,11 @@ def predictivity(
       the two residuals. For Pearson, the same on the values. It is NaN for a predictor that is one of
       the controls, or that the controls determine entirely (a residual of zero), or with fewer than
       (controls + 3) architectures.
+    - `partial_ci_low`, `partial_ci_high`: the 95% percentile bootstrap interval of `partial_r`, over
+      the architectures it uses (`m` of them, `m` = `n` when none misses a control, and then the
+      resamples are r's): a resample draws `resample_indices(m, n_boot, seed)` and recomputes
+      `partial_r` on it (ranks recomputed within the resample); a resample where the controls determine
+      the predictor or the target is left out. NaN where `partial_r` is NaN.
 
     Args:
         pool: The pool's rows.
@@ -222,7 +227,8 @@ def predictivity(
 
     Returns:
         One dict per budget (increasing) and predictor: `budget`, `predictor`, `n`, `r`, `ci_low`,
-        `ci_high`, `delta`, `delta_ci_low`, `delta_ci_high`, `partial_r`.
+        `ci_high`, `delta`, `delta_ci_low`, `delta_ci_high`, `partial_r`, `partial_ci_low`,
+        `partial_ci_high`.
 
     Example:
 
@@ -230,6 +236,8 @@ def predictivity(
     rows = predictivity(pool, alphas=(0.5, 1, 2), controls=("depth",))
     best = max((row for row in rows if row["budget"] == 200), key=lambda row: row["r"])
     print(best["predictor"], best["r"], best["ci_low"], best["ci_high"])
+    guidance = next(row for row in rows if row["budget"] == 200 and row["predictor"] == "TG")
+    print("TG beyond depth:", guidance["partial_ci_low"] > 0)
     ```
     """
     _check_method(method)
@@ -243,33 +251,55 @@ def predictivity(
         target = column(rows, MATURE_ACCURACY)
         premature = column(rows, contract.PREMATURE_ACCURACY)
         predictors = _predictors(rows, present, alphas)
-        control_values = [column(rows, name) for name in used_controls]
-        budget_results = []
+        control_values = np.array([column(rows, name) for name in used_controls]).reshape(
+            len(used_controls), len(rows)
+        )
+        budget_results: list[dict[str, Any]] = []
         for names, sample in _groups_by_sample(predictors, premature, target):
-            values = np.stack([predictors[name][sample] for name in names])
-            correlations = _Correlations.bootstrap(
-                np.vstack([premature[sample][None], values]), target[sample], method, n_boot, seed
+            correlations = _Bootstrap.of(
+                np.stack([premature[sample], *(predictors[name][sample] for name in names)]),
+                functools.partial(_correlations, target=target[sample], method=method),
+                n_boot,
+                seed,
+                minimum=3,
+            )
+            partial_names = [name for name in names if name not in used_controls]
+            complete = sample & np.all(np.isfinite(control_values), axis=0)
+            given_controls = functools.partial(
+                _correlations, target=target[complete], method=method, controls=control_values[:, complete]
+            )
+            partials = _Bootstrap.of(
+                np.array([predictors[name][complete] for name in partial_names]).reshape(
+                    len(partial_names), int(complete.sum())
+                ),
+                given_controls,
+                n_boot,
+                seed,
+                minimum=len(used_controls) + 3,
             )
             for position, name in enumerate(names, start=1):
                 r_interval = correlations.interval(position)
                 delta_interval = correlations.delta_interval(position)
-                partial_r = (
-                    math.nan
-                    if name in used_controls
-                    else _partial_correlation(predictors[name], target, control_values, sample, method)
-                )
+                if name in used_controls:
+                    partial_r, partial_interval = math.nan, (math.nan, math.nan)
+                else:
+                    partial_position = partial_names.index(name)
+                    partial_r = partials.value(partial_position)
+                    partial_interval = partials.interval(partial_position)
                 budget_results.append(
                     {
                         "budget": budget,
                         "predictor": name,
                         "n": int(sample.sum()),
-                        "r": correlations.r(position),
+                        "r": correlations.value(position),
                         "ci_low": r_interval[0],
                         "ci_high": r_interval[1],
-                        "delta": correlations.r(position) - correlations.r(0),
+                        "delta": correlations.value(position) - correlations.value(0),
                         "delta_ci_low": delta_interval[0],
                         "delta_ci_high": delta_interval[1],
                         "partial_r": partial_r,
+                        "partial_ci_low": partial_interval[0],
+                        "partial_ci_high": partial_interval[1],
                     }
                 )
         order = {name: position for position, name in enumerate(predictors)}
@@ -320,7 +350,8 @@ def calibrate_alpha(
     target = column(rows, MATURE_ACCURACY)
     sample = np.isfinite(premature) & np.isfinite(guidance) & np.isfinite(target)
     scores = np.stack([premature[sample] + alpha * guidance[sample] for alpha in alphas])
-    correlations = _Correlations.bootstrap(scores, target[sample], method, n_boot, seed)
+    statistic = functools.partial(_correlations, target=target[sample], method=method)
+    correlations = _Bootstrap.of(scores, statistic, n_boot, seed, minimum=3)
     full = correlations.full
     ranked = np.where(np.isnan(correlations.resampled), -np.inf, correlations.resampled)
     decided = np.isfinite(ranked).any(axis=0)
@@ -351,34 +382,45 @@ def to_dataframe(rows: Sequence[Mapping[str, Any]] | Sequence[Any]) -> Any:
     """
     import pandas
 
-    return pandas.DataFrame([asdict(row) if is_dataclass(row) else dict(row) for row in rows])
+    return pandas.DataFrame([_as_dict(row) for row in rows])
 
 
-class _Correlations:
-    """Correlations of several columns with one target, on the full sample and on bootstrap resamples.
+def _as_dict(row: Any) -> dict[str, Any]:
+    """A row as a dict: the fields of a dataclass instance, or the row itself (a mapping)."""
+    if is_dataclass(row) and not isinstance(row, type):
+        return asdict(row)
+    return dict(row)
 
-    Row 0 of the columns is the reference (P) that `delta_interval` subtracts.
+
+@dataclass(frozen=True)
+class _Bootstrap:
+    """A statistic of several columns on the full sample (`full`, (k,)) and on its bootstrap resamples
+    (`resampled`, (k, B)). For correlations, row 0 is the reference (P) that `delta_interval` subtracts.
     """
 
-    def __init__(self, full: np.ndarray, resampled: np.ndarray):
-        self.full = full
-        self.resampled = resampled
+    full: np.ndarray
+    resampled: np.ndarray
 
     @classmethod
-    def bootstrap(
-        cls, columns: np.ndarray, target: np.ndarray, method: str, n_boot: int, seed: int
-    ) -> _Correlations:
-        n = target.shape[0]
-        if n < 3:
-            return cls(np.full(len(columns), math.nan), np.full((len(columns), n_boot), math.nan))
-        identity = np.arange(n)[None]
-        indices = resample_indices(n, n_boot, seed)
-        return cls(
-            _correlations(columns, target, identity, method)[:, 0],
-            _correlations(columns, target, indices, method),
-        )
+    def of(
+        cls,
+        columns: np.ndarray,
+        statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        n_boot: int,
+        seed: int,
+        *,
+        minimum: int,
+    ) -> _Bootstrap:
+        """`statistic(columns, indices)` of `columns` (k, n) on each resample of `indices` (B, n) (a (k, B)
+        array), on the full sample and on `resample_indices(n, n_boot, seed)`; NaN with fewer than
+        `minimum` items."""
+        size, n = columns.shape
+        if n < minimum:
+            return cls(np.full(size, math.nan), np.full((size, n_boot), math.nan))
+        full = statistic(columns, np.arange(n)[None])[:, 0]
+        return cls(full, statistic(columns, resample_indices(n, n_boot, seed)))
 
-    def r(self, position: int) -> float:
+    def value(self, position: int) -> float:
         return float(self.full[position])
 
     def interval(self, position: int) -> tuple[float, float]:
@@ -388,31 +430,72 @@ class _Correlations:
         return percentile_interval(self.resampled[position] - self.resampled[0])
 
 
-def _correlations(columns: np.ndarray, target: np.ndarray, indices: np.ndarray, method: str) -> np.ndarray:
-    """The correlation of each of `columns` (k, n) with `target` (n,) on each resample of `indices` (B, n).
+def _correlations(
+    columns: np.ndarray,
+    indices: np.ndarray,
+    *,
+    target: np.ndarray,
+    method: str,
+    controls: Iterable[np.ndarray] = (),
+) -> np.ndarray:
+    """The correlation of each of `columns` (k, n) with `target` (n,) on each resample of `indices` (B, n);
+    given `controls` (each (n,)), the partial correlation.
 
     A resample is never materialised: it is the full sample weighted by how often it draws each
-    architecture, and its correlation is the weighted Pearson correlation of values (Pearson) or of ranks
-    within the resample (Spearman). Returns a (k, B) array, NaN where a resampled column or the target
-    is constant.
+    architecture, and every column is centred within it: its values (Pearson) or its ranks within the
+    resample (Spearman). The controls are orthogonalised in turn (weighted Gram-Schmidt; in a resample
+    where the earlier controls determine one, it adds nothing), and a column's residual is what remains
+    of it off the controls' span: the least squares residual, with an intercept, on the resample's drawn
+    architectures (without controls, the centred column). Returns a (k, B) array: the weighted
+    correlation of each column's residual with the target's, NaN where either is constant or the controls
+    determine it (see `_is_determined`).
     """
-    n = indices.shape[1]
     weights = _multiplicities(indices)
     centre = _centred_resampled_ranks if method == "spearman" else _centred_resampled_values
+    basis: list[np.ndarray] = []
+    for control in controls:
+        centred = centre(control, weights)
+        residual = _residual(centred, basis, weights)
+        basis.append(np.where(_is_determined(residual, centred, weights)[:, None], 0.0, residual))
     target_centred = centre(target, weights)
-    weighted_target = weights * target_centred
-    target_variance = (weighted_target * target_centred).sum(axis=1)
+    target_residual = _residual(target_centred, basis, weights)
+    target_determined = _is_determined(target_residual, target_centred, weights)
+    weighted_target = weights * target_residual
+    target_variance = (weighted_target * target_residual).sum(axis=1)
     correlations = np.empty((len(columns), len(indices)))
     for position, values in enumerate(columns):
         centred = centre(values, weights)
-        covariance = (centred * weighted_target).sum(axis=1)
-        variance = (weights * centred**2).sum(axis=1)
-        constant = (variance <= n * _CONSTANT_VARIANCE) | (target_variance <= n * _CONSTANT_VARIANCE)
+        residual = _residual(centred, basis, weights)
+        covariance = (residual * weighted_target).sum(axis=1)
+        variance = (weights * residual**2).sum(axis=1)
+        undefined = target_determined | _is_determined(residual, centred, weights)
         with np.errstate(divide="ignore", invalid="ignore"):
             correlations[position] = np.where(
-                constant, math.nan, covariance / np.sqrt(variance * target_variance)
+                undefined, math.nan, covariance / np.sqrt(variance * target_variance)
             )
     return correlations
+
+
+def _residual(centred: np.ndarray, basis: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """`centred` (B, n) less its weighted projection on each of the orthogonal `basis` (B, n) directions
+    (a zero direction projects nothing)."""
+    residual = centred
+    for direction in basis:
+        norm = (weights * direction**2).sum(axis=1)
+        projection = (weights * direction * residual).sum(axis=1)
+        coefficient = np.divide(projection, norm, out=np.zeros_like(norm), where=norm > 0)
+        residual = residual - coefficient[:, None] * direction
+    return residual
+
+
+def _is_determined(residual: np.ndarray, centred: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per resample, whether the `centred` values (B, n) are constant (a weighted variance of at most
+    `_CONSTANT_VARIANCE` per item) or their `residual` given the controls is zero (at most
+    `_RESIDUAL_TOLERANCE` of their norm)."""
+    residual_variance = (weights * residual**2).sum(axis=1)
+    variance = (weights * centred**2).sum(axis=1)
+    constant = variance <= centred.shape[1] * _CONSTANT_VARIANCE
+    return np.asarray(constant | (residual_variance <= _RESIDUAL_TOLERANCE**2 * variance))
 
 
 def _multiplicities(indices: np.ndarray) -> np.ndarray:
@@ -426,25 +509,26 @@ def _centred_resampled_values(values: np.ndarray, weights: np.ndarray) -> np.nda
     """`values` (n,), standardised, minus their weighted mean in each resample: a (B, n) array."""
     spread = values.std()
     standardised = (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
-    return standardised[None, :] - (weights @ standardised / len(values))[:, None]
+    centred: np.ndarray = standardised[None, :] - (weights @ standardised / len(values))[:, None]
+    return centred
 
 
 def _centred_resampled_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The average rank of each of `values` (n,) within each resample, minus the mean rank (n + 1)/2.
 
     An item's rank in a resample is the weight of smaller values plus (the weight of equal values + 1)/2,
-    read off a cumulative sum of the weights in sorted order (no sort per resample). Items a resample does
-    not draw get a rank too; their weight of zero leaves them out of every sum. Returns a (B, n) array.
+    read off a cumulative sum of the weights in sorted order (no sort per resample): with `below` and
+    `through` the cumulative weights before and through its run of ties, (below + through + 1)/2. Items a
+    resample does not draw get a rank too; their weight of zero leaves them out of every sum. Returns a
+    (B, n) array.
     """
     n = len(values)
     order = np.argsort(values, kind="stable")
     starts, ends = tie_bounds(values[order])
     cumulative = np.zeros((weights.shape[0], n + 1))
-    np.cumsum(weights[:, order], axis=1, out=cumulative[:, 1:])
-    below = cumulative[:, starts]
-    ranks = np.empty_like(weights)
-    ranks[:, order] = below + (cumulative[:, ends + 1] - below + 1) / 2 - (n + 1) / 2
-    return ranks
+    np.cumsum(np.take(weights, order, axis=1), axis=1, out=cumulative[:, 1:])
+    sorted_ranks = (np.take(cumulative, starts, axis=1) + np.take(cumulative, ends + 1, axis=1) - n) / 2
+    return np.take(sorted_ranks, np.argsort(order), axis=1)
 
 
 def tie_bounds(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -466,28 +550,6 @@ def tie_bounds(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts = np.maximum.accumulate(np.where(first, positions, 0), axis=-1)
     ends = np.flip(np.minimum.accumulate(np.flip(np.where(last, positions, n - 1), -1), axis=-1), -1)
     return starts, ends
-
-
-def _partial_correlation(
-    predictor: np.ndarray, target: np.ndarray, controls: Sequence[np.ndarray], sample: np.ndarray, method: str
-) -> float:
-    """`partial_r` of `predictivity`: the architectures of `sample` that have every control."""
-    complete = sample.copy()
-    for control in controls:
-        complete &= np.isfinite(control)
-    if complete.sum() < len(controls) + 3:
-        return math.nan
-    columns = np.stack([predictor[complete], target[complete], *(control[complete] for control in controls)])
-    if method == "spearman":
-        columns = scipy.stats.rankdata(columns, axis=1)
-    design = np.column_stack([np.ones(columns.shape[1]), *columns[2:]])
-    coefficients = np.linalg.lstsq(design, columns[:2].T, rcond=None)[0]
-    residuals = columns[:2] - (design @ coefficients).T
-    centred = columns[:2] - columns[:2].mean(axis=1, keepdims=True)
-    scale = np.linalg.norm(centred, axis=1)
-    if np.any(np.linalg.norm(residuals, axis=1) <= _RESIDUAL_TOLERANCE * scale):
-        return math.nan
-    return float(np.corrcoef(residuals)[0, 1])
 
 
 def _groups_by_sample(

@@ -248,7 +248,7 @@ class _ReplayTable:
 
     @property
     def n_architectures(self) -> int:
-        return self.premature.shape[1]
+        return int(self.premature.shape[1])
 
     @classmethod
     def from_pool(cls, pool: Sequence[Mapping[str, Any]], budgets: Sequence[int]) -> _ReplayTable:
@@ -326,7 +326,8 @@ def _mean_best(table: _ReplayTable, alpha: float, grid: Sequence[int], indices: 
 def _least_cost(means: np.ndarray, costs: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Per resample, the least cost (budgets, trials) whose mean (budgets, trials, B) reaches the target."""
     reached = means >= target - _ACCURACY_TOLERANCE
-    return np.where(reached, costs[:, :, None], np.inf).min(axis=(0, 1))
+    least: np.ndarray = np.where(reached, costs[:, :, None], np.inf).min(axis=(0, 1))
+    return least
 
 
 def _rank_weights(n: int, grid: Sequence[int]) -> np.ndarray:
@@ -344,7 +345,8 @@ def _tie_means(sorted_scores: np.ndarray, values: np.ndarray) -> np.ndarray:
     cumulative = np.zeros((*np.shape(sorted_scores)[:-1], sorted_scores.shape[-1] + 1))
     np.cumsum(np.broadcast_to(values, sorted_scores.shape), axis=-1, out=cumulative[..., 1:])
     through = np.take_along_axis(cumulative, ends + 1, axis=-1)
-    return (through - np.take_along_axis(cumulative, starts, axis=-1)) / (ends - starts + 1)
+    means: np.ndarray = (through - np.take_along_axis(cumulative, starts, axis=-1)) / (ends - starts + 1)
+    return means
 
 
 def _quantiles(values: np.ndarray, probabilities: np.ndarray, levels: Sequence[float]) -> tuple[float, ...]:
