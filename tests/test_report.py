@@ -1,0 +1,90 @@
+"""`keras-sage report` as a subprocess, on a committed pool and on a search's project directory.
+
+`tests/data/digits_pool.jsonl` is the pool `make demo` builds (16 random CNNs on scikit-learn's digits,
+budgets 0/15/30/43 steps, mature after 4 epochs, controls TG_untrained and TG_labels).
+"""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_sage.analysis import predictivity, read_pool
+
+POOL = Path(__file__).parent / "data" / "digits_pool.jsonl"
+N_BOOT = 300
+
+
+def keras_sage(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "keras_sage.cli", *arguments], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def pool_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    result = keras_sage("report", str(POOL), "--out", str(out), "--n-boot", str(N_BOOT), "--title", "Digits")
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+def test_the_pool_report_is_printed_and_written_with_every_figure(pool_report):
+    out, printed = pool_report
+    assert (out / "report.md").read_text().rstrip("\n") == printed.rstrip("\n")
+    for figure in ("predictivity", "alpha_sweep", "scatter", "replay"):
+        assert (out / f"{figure}.png").read_bytes().startswith(b"\x89PNG"), figure
+        assert b"<svg" in (out / f"{figure}.svg").read_bytes(), figure
+
+
+def test_the_first_paragraph_answers_with_the_numbers_predictivity_gives(pool_report):
+    _, printed = pool_report
+    first = printed.split("\n")[2]
+    budget = int(re.search(r"At (\d+) steps", first).group(1))
+    assert budget == 15  # the shortest budget past initialisation
+    assert re.search(r"\*\*At 15 steps \(480 examples\), the trained teacher (adds|carries)", first) or (
+        "TG carries information" in first
+    )
+    rows = {
+        row["predictor"]: row
+        for row in predictivity(read_pool(POOL), n_boot=N_BOOT, seed=0)
+        if row["budget"] == budget
+    }
+    assert f"ρ(P) = {rows['P']['r']:.3f} [{rows['P']['ci_low']:.3f}, {rows['P']['ci_high']:.3f}]" in first
+    tg = rows["TG"]
+    assert f"partial ρ(TG | depth, log_flops) = {tg['partial_r']:.3f} [{tg['partial_ci_low']:.3f}" in first
+
+
+def test_a_project_directory_gets_the_search_report(tmp_path):
+    project = tmp_path / "search"
+    (project / "trial_0").mkdir(parents=True)
+    metric = {"direction": "max", "observations": [{"value": [0.75], "step": 0}]}
+    trial = {
+        "trial_id": "0",
+        "status": "COMPLETED",
+        "message": None,
+        "metrics": {"metrics": {"score": metric, "premature_accuracy": metric, "teacher_guidance": metric}},
+    }
+    (project / "trial_0" / "trial.json").write_text(json.dumps(trial))
+    (project / "oracle.json").write_text(json.dumps({"start_order": ["0"]}))
+    (project / "tuner0.json").write_text(json.dumps({"search_examples": 640, "rerank_examples": 0}))
+    result = keras_sage("report", str(project))
+    assert result.returncode == 0, result.stderr
+    assert "1 of 1 trials completed" in result.stdout and "640 training examples" in result.stdout
+    assert (tmp_path / "search-report" / "search.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no pool file or project directory"), ("", "holds no rows"), ("{]\n", "pool.jsonl, line 1")],
+)
+def test_bad_input_is_one_line_with_exit_status_2(tmp_path, content, message):
+    source = tmp_path / "pool.jsonl"
+    if content is not None:
+        source.write_text(content)
+    result = keras_sage("report", str(source))
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
