@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_probe(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+def load_probe(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None]:
     """Reads a probe set from an `.npz` file: array `images`, and optional array `labels`.
 
     Raises:

@@ -137,7 +137,7 @@ def _resize(images: np.ndarray, image_size: int) -> np.ndarray:
         return images
     factor = image_size / images.shape[1]
     resized = scipy.ndimage.zoom(images, (1, factor, factor), order=1, mode="nearest", grid_mode=True)
-    return np.clip(resized, 0.0, 1.0).astype(np.float32)
+    return np.asarray(np.clip(resized, 0.0, 1.0), dtype=np.float32)
 
 
 def image_folder(

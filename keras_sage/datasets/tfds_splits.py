@@ -226,7 +226,7 @@ def _validation_positions(
             f"Cannot hold out validation_size={validation_size} images of the {builder.name!r} split "
             f"{split!r} stratified by class: {error}"
         ) from error
-    return positions
+    return np.asarray(positions, dtype=np.int64)
 
 
 def _select(numbered: tf.data.Dataset, selected: tf.Tensor) -> tf.data.Dataset:

@@ -220,8 +220,9 @@ class CNNSearchSpace(keras_tuner.HyperModel):
             _check_values(index, values, spec.layer_choices)
             sources = tuple(connected) or ((index - 1) if index > 1 else IMAGE,)
             input_size = (max(sizes[s][0] for s in sources), max(sizes[s][1] for s in sources))
-            strides = tuple(1 if size == 1 else values["stride"] for size in input_size)
-            output_size = tuple(-(-size // stride) for size, stride in zip(input_size, strides, strict=True))
+            height_stride, width_stride = (1 if size == 1 else int(values["stride"]) for size in input_size)
+            strides = (height_stride, width_stride)
+            output_size = (-(-input_size[0] // height_stride), -(-input_size[1] // width_stride))
             sizes[index] = output_size
             layers.append(
                 LayerPlan(

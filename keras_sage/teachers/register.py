@@ -39,7 +39,7 @@ def register_teacher(
     probe_images: np.ndarray,
     probe_labels: np.ndarray | None = None,
     layers: Sequence[str] | None = None,
-    path: str | os.PathLike = "teacher.h5",
+    path: str | os.PathLike[str] = "teacher.h5",
     metric: str = "correlation",
     level: str = "image",
     max_features: int | None = DEFAULT_MAX_FEATURES,
@@ -126,10 +126,10 @@ def register_teacher(
 
 
 def register_recordings(
-    responses: Mapping[str, Any] | str | os.PathLike,
+    responses: Mapping[str, Any] | str | os.PathLike[str],
     probe_images: np.ndarray,
     probe_labels: np.ndarray | None = None,
-    path: str | os.PathLike = "teacher.h5",
+    path: str | os.PathLike[str] = "teacher.h5",
     metric: str = "correlation",
     level: str = "image",
     max_features: int | None = None,
@@ -196,7 +196,7 @@ def register_recordings(
     return store
 
 
-def load_responses(path: str | os.PathLike) -> dict[str, np.ndarray]:
+def load_responses(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Reads responses per region from an `.npz` file or an HDF5 file (its top-level datasets).
 
     Raises:
@@ -245,7 +245,7 @@ def average_repeats(region: str, responses: Any, n_images: int) -> np.ndarray:
     missing = int(np.count_nonzero(~np.isfinite(responses)))
     if missing:
         raise ValueError(f"region {region!r}: {missing} (image, site) responses have no finite value")
-    return responses
+    return np.asarray(responses, dtype=np.float64)
 
 
 def default_teacher_layers(model: Any) -> list[str]:
@@ -330,7 +330,11 @@ def _check_choices(metric: str, level: str, labels: np.ndarray | None) -> None:
 
 
 def _existing_store(
-    path: str | os.PathLike, images: np.ndarray, labels: np.ndarray | None, names: list[str], overwrite: bool
+    path: str | os.PathLike[str],
+    images: np.ndarray,
+    labels: np.ndarray | None,
+    names: list[str],
+    overwrite: bool,
 ) -> TeacherStore | None:
     """The teacher file at `path` opened for adding `names`, or `None` if there is none yet.
 

@@ -102,7 +102,7 @@ def probe_labels_as_stored(labels: Any, n_images: int) -> np.ndarray | None:
     whole_numbers = np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels))
     if not np.issubdtype(labels.dtype, np.integer) and not whole_numbers:
         raise ValueError(f"probe_labels must be integers; got dtype {labels.dtype}")
-    return labels.astype(np.int64)
+    return np.asarray(labels, dtype=np.int64)
 
 
 def _check_name(name: str) -> None:
@@ -146,7 +146,7 @@ class TeacherStore:
 
     def __init__(
         self,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         probe_images: np.ndarray,
         probe_labels: np.ndarray | None,
         source: str = "",
@@ -178,7 +178,7 @@ class TeacherStore:
     # Reading.
 
     @classmethod
-    def open(cls, path: str | os.PathLike, writable: bool = False) -> TeacherStore:
+    def open(cls, path: str | os.PathLike[str], writable: bool = False) -> TeacherStore:
         """Reads a teacher file.
 
         Checks the format and its version, the groups and attributes, the RDM sizes, and that the probe
@@ -307,7 +307,7 @@ class TeacherStore:
     @classmethod
     def create(
         cls,
-        path: str | os.PathLike,
+        path: str | os.PathLike[str],
         probe_images: np.ndarray,
         probe_labels: np.ndarray | None = None,
         source: str = "",

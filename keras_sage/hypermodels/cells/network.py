@@ -116,7 +116,7 @@ def network_plan(
             normal_cells -= reduction_placement == "first_of_stack"
         sequence += [(False, 2**stack)] * normal_cells
     dropped = 0
-    cells = []
+    cells: list[CellPlan] = []
     for reduction, scale in sequence:
         if reduction and dropped < drop_first_reductions:
             dropped += 1
