@@ -8,7 +8,12 @@ Stages, each resumable (re-running the same command continues where it stopped):
 2. teacher: a ResNet trained on the whole 45,000-image training split at the students' image size with the
    paper's augmentation (zero-pad by 1/8 of the side, random crop, random flip, per-image
    standardization); weights, validation accuracy and training time are cached beside the data.
-3. pool (with the analysis package's `build_pool`), then the analysis.
+3. pool: random 10-layer CNNs, each trained once to maturity and scored by P, TG, each S_i and the
+   control teachers (an untrained copy of the teacher, the labels' RDM) at ¼, ½, 1 and 2 epochs and at
+   initialisation (`keras_sage.analysis.build_pool`), appended to `benchmarks/pools/` as it goes.
+4. report: `keras_sage.analysis.pool_report` (what `keras-sage report POOL.jsonl` writes).
+5. search: TPE guided by P (α = 0) and by P + α·TG (α calibrated on the pool), each with every seed of
+   the scale, at equal cost, best candidates reranked; one row per search appended beside the pool.
 
 `--scale cpu` is what a 2-core machine affords (16×16 images, ResNet-20 teacher, students on a subset);
 `--scale gpu` is the paper's setting. Run, for example:
@@ -31,16 +36,29 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
+import keras_tuner
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 from sklearn.model_selection import train_test_split
 
 from keras_sage._atomic import write_atomically
-from keras_sage.analysis.pool_builder import build_pool, labels_teacher
+from keras_sage.analysis import (
+    append_rows,
+    build_pool,
+    calibrate_alpha,
+    format_table,
+    labels_teacher,
+    pool_report,
+    read_pool,
+    search_summary,
+)
+from keras_sage.contract import SCORE
 from keras_sage.datasets import standardize
 from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
 from keras_sage.teachers import register_teacher
+from keras_sage.tuners import TPEOracle
+from keras_sage.tuners.sage_tuner import DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS, SageTuner
 
 DEFAULT_ARCHIVE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "keras-sage" / "science"
@@ -77,6 +95,10 @@ class Scale:
     mature_epochs: int
     batch_size: int
     max_layers: int = 10
+    # The search comparison: TPE at the shortest trained budget, α = 0 against the calibrated α.
+    search_trials: int = 30
+    search_seeds: tuple[int, ...] = (1, 2)
+    rerank_top_k: int = 3
 
 
 SCALES = {
@@ -92,6 +114,9 @@ SCALES = {
         mature_epochs=2,
         batch_size=64,
         max_layers=4,
+        search_trials=3,
+        search_seeds=(1,),
+        rerank_top_k=1,
     ),
     # A 2-core CPU in one session: 16×16 images; students on 4,000 training images, validated on 1,000,
     # mature after 10 epochs (the 10-layer space's largest candidates take ~10 min each at 6,000).
@@ -317,10 +342,67 @@ def pool(splits: Splits, scale: Scale, teacher_path: Path, controls: dict, path:
     )
 
 
+def compare_searches(
+    splits: Splits, scale: Scale, teacher_path: Path, pool_rows: list, path: Path, cache: Path, seed: int
+) -> list[dict]:
+    """TPE searches guided by P (α = 0) and by P + α·TG (α calibrated on the pool), at equal cost.
+
+    Every search runs `search_trials` trials of the shortest trained budget and reranks its best
+    `rerank_top_k` by training them for the pool's mature epochs. One summary row per (α, seed) is
+    appended to `path` as it finishes, so a stopped comparison resumes with the arms not yet run.
+    """
+    budget = sorted({row["budget"] for row in pool_rows if row["budget"] > 0})[0]
+    calibrated = calibrate_alpha(pool_rows, budget).alpha
+    alphas = (0.0, calibrated if calibrated > 0 else 1.0)
+    done = {(row["alpha"], row["seed"]) for row in read_pool(path)} if path.exists() else set()
+    train = (standardized(splits.x_student_train), splits.y_student_train)
+    validation = (standardized(splits.x_student_validation), splits.y_student_validation)
+    probe = (standardized(splits.x_probe), splits.y_probe)
+    for search_seed in scale.search_seeds:
+        for alpha in alphas:
+            if (alpha, search_seed) in done:
+                continue
+            tuner = SageTuner(
+                CNNSearchSpace(max_layers=scale.max_layers, num_classes=10, input_shape=probe[0].shape[1:]),
+                teacher=teacher_path,
+                alpha=alpha,
+                premature_steps=budget,
+                oracle=TPEOracle(
+                    objective=keras_tuner.Objective(SCORE, "max"),
+                    max_trials=scale.search_trials,
+                    n_startup_trials=max(1, scale.search_trials // 3),
+                    seed=search_seed,
+                    max_consecutive_failed_trials=DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
+                ),
+                seed=search_seed,
+                probe=probe,
+                directory=cache / "searches",
+                project_name=f"seed{seed}-alpha{alpha:g}-search{search_seed}",
+                overwrite=False,
+            )
+            tuner.search(*train, validation_data=validation, batch_size=scale.batch_size, verbose=0)
+            reranked = tuner.rerank(
+                scale.rerank_top_k,
+                scale.mature_epochs,
+                *train,
+                validation_data=validation,
+                batch_size=scale.batch_size,
+            )
+            row = {**search_summary(f"α = {alpha:g}", tuner, reranked), "seed": search_seed, "budget": budget}
+            append_rows(path, [row])
+            print(format_table([row]), flush=True)
+    return read_pool(path)
+
+
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
-    parser.add_argument("--stage", choices=("teacher", "pool", "all"), default="all")
+    parser.add_argument(
+        "--stage",
+        choices=("teacher", "pool", "report", "search", "all"),
+        default="all",
+        help="stop after this stage (all: teacher, pool, report, then the search comparison)",
+    )
     parser.add_argument("--pools", type=Path, default=DEFAULT_POOLS, help="where pool files are written")
     parser.add_argument("--data", type=Path, default=DEFAULT_ARCHIVE, help="cifar10-jpeg.tar.gz")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="decoded data, teacher weights")
@@ -352,8 +434,29 @@ def main(argv: list[str] | None = None) -> None:
     }
     description_path = arguments.pools / f"{name}.json"
     write_atomically(description_path, lambda file: file.write(json.dumps(description, indent=2).encode()))
-    rows = pool(splits, scale, teacher_path, controls, arguments.pools / f"{name}.jsonl", arguments.seed)
-    print(f"pool: {len(rows)} rows in {arguments.pools / f'{name}.jsonl'}")
+    pool_path = arguments.pools / f"{name}.jsonl"
+    if arguments.stage in ("report", "search") and pool_path.exists():
+        rows = read_pool(pool_path)
+    else:
+        rows = pool(splits, scale, teacher_path, controls, pool_path, arguments.seed)
+    print(f"pool: {len(rows)} rows in {pool_path}")
+    if arguments.stage == "pool":
+        return
+    title = f"CIFAR-10 pool ({arguments.scale} scale, {scale.image_size}×{scale.image_size})"
+    report = pool_report(rows, arguments.pools / f"{name}-report", title=title, seed=arguments.seed)
+    print(report)
+    if arguments.stage == "report":
+        return
+    searches = compare_searches(
+        splits,
+        scale,
+        teacher_path,
+        rows,
+        arguments.pools / f"{name}-searches.jsonl",
+        arguments.cache,
+        arguments.seed,
+    )
+    print(format_table(searches))
 
 
 if __name__ == "__main__":
