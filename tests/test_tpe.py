@@ -14,17 +14,15 @@ from optuna.samplers._tpe.sampler import default_weights, hyperopt_default_gamma
 from optuna.trial import TrialState
 from oracle_harness import FunctionTuner, LayerwiseStandIn, layerwise_space, trial_values
 
-from keras_sage.tuners.tpe import (
+from keras_sage.tuners.optuna_oracle import (
     JOURNAL_FILE,
     OptunaOracle,
-    TPEOracle,
-    hyperopt_gamma,
-    linear_forgetting_weights,
     optuna_distribution,
     optuna_parameter_names,
     to_keras_value,
     to_optuna_value,
 )
+from keras_sage.tuners.tpe import TPEOracle, hyperopt_gamma, linear_forgetting_weights
 
 # Test functions with their known minima.
 BRANIN_MINIMUM = 0.397887
