@@ -53,7 +53,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests")
 from oracle_harness import LAYER_CHOICES, layerwise_space
 from test_tpe import PROBLEMS, best_after, random_oracle, tpe_oracle
 
-from keras_sage.tuners import TPEOracle
+from keras_sage.tuners import TPEOracle, _compat
 
 MAX_LAYERS = 20
 SUGGESTIONS = 5
@@ -82,7 +82,7 @@ def ours_latency(history: int, seed: int, directory: str) -> tuple[float, float]
         n_startup_trials=history,
         seed=seed,
     )
-    oracle._set_project_dir(directory, f"latency-{history}-{seed}")
+    _compat.set_oracle_project_dir(oracle, directory, f"latency-{history}-{seed}")
     rng = np.random.default_rng(seed)
     times = []
     for number in range(history + 2 * SUGGESTIONS):

@@ -68,7 +68,7 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.trial import TrialState
 
 from keras_sage._atomic import write_atomically
-from keras_sage.tuners._seed import keep_oracle_seed
+from keras_sage.tuners import _compat
 
 JOURNAL_FILE = "optuna_journal.log"
 SAMPLER_FILE = "optuna_sampler.pkl"
@@ -259,7 +259,7 @@ class OptunaOracle(keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        keep_oracle_seed(self, seed)
+        _compat.keep_oracle_seed(self, seed)
         if failed_trials not in ("infeasible", "fail"):
             raise ValueError(f'failed_trials must be "infeasible" or "fail", got {failed_trials!r}.')
         self.sampler = sampler
@@ -282,10 +282,10 @@ class OptunaOracle(keras_tuner.Oracle):
         return self._study
 
     def _journal_path(self) -> str:
-        return os.path.join(self._project_dir, JOURNAL_FILE)
+        return os.path.join(_compat.oracle_project_dir(self), JOURNAL_FILE)
 
     def _sampler_path(self) -> str:
-        return os.path.join(self._project_dir, SAMPLER_FILE)
+        return os.path.join(_compat.oracle_project_dir(self), SAMPLER_FILE)
 
     def _open_study(self) -> optuna.Study:
         path = self._journal_path()
@@ -317,8 +317,7 @@ class OptunaOracle(keras_tuner.Oracle):
             if trial_id is None:
                 study.tell(frozen.number, state=TrialState.FAIL)
             else:
-                # `FrozenTrial` names its storage id only privately; `optuna.Trial` needs it.
-                self._asked[trial_id] = optuna.Trial(study, frozen._trial_id)
+                self._asked[trial_id] = _compat.running_trial(study, frozen)
                 if trial_id in finished:
                     self._tell(study, self.trials[trial_id])
         for trial_id in self.end_order:

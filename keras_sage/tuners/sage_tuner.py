@@ -38,7 +38,7 @@ from keras_sage.objective import (
 )
 from keras_sage.rsa import DEFAULT_MAX_FEATURES
 from keras_sage.teachers import TeacherStore
-from keras_sage.tuners._seed import keep_oracle_seed
+from keras_sage.tuners import _compat
 
 SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 # Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
@@ -197,8 +197,9 @@ class SageTuner(keras_tuner.Tuner):
                 seed=seed,
                 max_consecutive_failed_trials=DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
             )
-            keep_oracle_seed(oracle, seed)
+            _compat.keep_oracle_seed(oracle, seed)
         _use_reported_objective(oracle)
+        _compat.require_initial_space_hook()
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 
     def _populate_initial_space(self) -> None:
@@ -206,14 +207,15 @@ class SageTuner(keras_tuner.Tuner):
 
         KerasTuner finds conditional hyperparameters by building the model once per conditional scope
         (20 builds for a 20-layer `CNNSearchSpace`); a hypermodel that overrides `declare_hyperparameters`
-        declares every hyperparameter, active or not, so no build is needed.
+        declares every hyperparameter, active or not, so no build is needed. (This overrides a private
+        KerasTuner hook; `_compat.require_initial_space_hook` checks that KerasTuner still calls it.)
         """
         declares_whole_space = (
             type(self.hypermodel).declare_hyperparameters
             is not keras_tuner.HyperModel.declare_hyperparameters
         )
         if not declares_whole_space:
-            super()._populate_initial_space()
+            _compat.populate_initial_space_by_building(self)
             return
         hp = self.oracle.get_space()
         self.hypermodel.declare_hyperparameters(hp)
@@ -259,7 +261,7 @@ class SageTuner(keras_tuner.Tuner):
         hp = trial.hyperparameters
         keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
         try:
-            model = self._try_build(hp)
+            model = _compat.build_model(self, hp)
         except contract.CandidateBuildError as error:
             raise keras_tuner.errors.FailedTrialError(f"candidate cannot be built: {error}") from error
 
@@ -278,8 +280,8 @@ class SageTuner(keras_tuner.Tuner):
         if not math.isfinite(result.score):
             raise keras_tuner.errors.FailedTrialError(f"the candidate's score is not finite: {result}")
 
-        model.save_weights(self._get_checkpoint_fname(trial.trial_id))
-        _write_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
+        model.save_weights(_compat.checkpoint_path(self, trial.trial_id))
+        _write_json(_compat.build_config_path(self, trial.trial_id), model.get_build_config())
         _write_json(
             os.path.join(self.get_trial_dir(trial.trial_id), "teacher_guidance.json"),
             {
@@ -322,7 +324,7 @@ class SageTuner(keras_tuner.Tuner):
         results = []
         for trial in trials:
             keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
-            model = self._try_build(trial.hyperparameters)
+            model = _compat.build_model(self, trial.hyperparameters)
             monitor = self._fit(trial, model, fit_args, dict(fit_kwargs), epochs, None)
             self.rerank_examples += monitor.examples
             mature_accuracy = (
@@ -388,8 +390,8 @@ class SageTuner(keras_tuner.Tuner):
             if batches_per_epoch is None:
                 fit_kwargs["steps_per_epoch"] = steps
         monitor = _TrainingMonitor(batch_sizes, max_steps=steps)
-        callbacks = self._deepcopy_callbacks(fit_kwargs.pop("callbacks", []))
-        self._configure_tensorboard_dir(callbacks, trial)
+        callbacks = _compat.copy_callbacks(self, fit_kwargs.pop("callbacks", []))
+        _compat.configure_tensorboard(self, callbacks, trial)
         fit_kwargs.setdefault("verbose", 0)
         if _is_dataset(training_data):
             # A dataset shuffles itself; Keras ignores `shuffle` for it but warns at its default of True.
@@ -439,11 +441,8 @@ def _build_training_state(model: keras.Model, x: Any, y: Any) -> None:
         data_batch = (x[:1], y[:1])
     else:
         return
-    # Keras's own step before a distributed fit; a Keras without it builds the state while tracing.
-    symbolic_build = getattr(model, "_symbolic_build", None)
-    if symbolic_build is not None:
-        with model.distribute_strategy.scope():
-            symbolic_build(data_batch=data_batch)
+    with model.distribute_strategy.scope():
+        _compat.symbolic_build(model, data_batch)
 
 
 def _training_batches(training_data: Any, batch_size: int) -> tuple[int | None, Callable[[int], int]]:
