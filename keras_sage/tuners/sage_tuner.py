@@ -99,6 +99,10 @@ class SageTuner(keras_tuner.Tuner):
     `max_consecutive_failed_trials` failures in a row; the oracle this class creates allows
     `DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS` (10), an oracle you pass keeps its own setting.
 
+    As in KerasTuner, a subclass may override `on_epoch_begin`, `on_epoch_end`, `on_batch_begin` and
+    `on_batch_end` (each called with the trial, the model, the epoch or batch and its logs) while a
+    candidate trains, in the search and in `rerank`; the trial's score stays P + α·TG, reported when it ends.
+
     Randomness: the oracle's seed (`seed`) also seeds each trial's weight initialization and data order
     (`keras.utils.set_random_seed(seed + trial number)`), so the same seed gives the same trials.
 
@@ -381,7 +385,11 @@ class SageTuner(keras_tuner.Tuner):
         epochs: int | None,
         steps: int | None,
     ) -> _TrainingMonitor:
-        """Trains `model` for `epochs` epochs or `steps` SGD steps; returns what the monitor counted."""
+        """Trains `model` for `epochs` epochs or `steps` SGD steps; returns what the monitor counted.
+
+        The search's callbacks are copied for the trial, and KerasTuner's tuner callback calls this tuner's
+        `on_epoch_*` and `on_batch_*` hooks, as `keras_tuner.Tuner.run_trial` does.
+        """
         training_data = fit_args[0] if fit_args else fit_kwargs.get("x")
         batch_size = fit_kwargs.get("batch_size") or 32
         batches_per_epoch, batch_sizes = _training_batches(training_data, batch_size)
@@ -402,7 +410,7 @@ class SageTuner(keras_tuner.Tuner):
             model,
             *fit_args,
             epochs=epochs,
-            callbacks=[*callbacks, monitor],
+            callbacks=[*callbacks, _compat.tuner_callback(self, trial), monitor],
             **fit_kwargs,
         )
         return monitor
