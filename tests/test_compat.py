@@ -7,6 +7,7 @@ what keras-sage relies on.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 
@@ -16,9 +17,11 @@ import numpy as np
 import optuna
 import pytest
 from keras_tuner.engine.base_tuner import BaseTuner
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from keras_sage.tuners import _compat
+from keras_sage.tuners.tpe import SplitOnceTPESampler, hyperopt_gamma
 
 
 def assert_private_api(owner, name: str, api: str, package: str, parameters: list[str] | None = None):
@@ -221,12 +224,88 @@ def test_frozen_trial_trial_id():
     assert study.trials[0].state == TrialState.COMPLETE
 
 
+def test_tpe_sampler_sample():
+    api = "optuna.samplers.TPESampler._sample"
+    parameters = ["self", "study", "trial", "search_space"]
+    assert_private_api(optuna.samplers.TPESampler, "_sample", api, "optuna", parameters)
+    calls = []
+
+    class CountingSampler(SplitOnceTPESampler):
+        def _sample(self, study, trial, search_space):
+            calls.append(sorted(search_space))
+            return super()._sample(study, trial, search_space)
+
+    study = optuna.create_study(sampler=CountingSampler(n_startup_trials=2, multivariate=False, seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("k", 0, 3), n_trials=4)
+    # Optuna's independent TPE calls the hook once per parameter after the start-up trials.
+    assert calls == [["x"], ["k"]] * 2, (
+        f"optuna no longer calls {api} (checked on {_compat.CHECKED_VERSIONS})"
+    )
+
+
+def test_tpe_sampler_module_split_trials():
+    api = "optuna.samplers._tpe.sampler._split_trials"
+    from optuna.samplers._tpe import sampler as tpe_sampler_module
+
+    assert_private_api(tpe_sampler_module, "_split_trials", api, "optuna", ["study", "trials", "n_below"])
+    study = optuna.create_study()
+    for value in (3.0, 1.0, 2.0, 0.5):
+        study.tell(study.ask(), value)
+    study.ask()  # A running trial: always in g(x).
+    below, above = _compat.tpe_split_trials(study, study.get_trials(deepcopy=False), 2)
+    assert [trial.number for trial in below] == [1, 3]
+    assert [trial.number for trial in above] == [0, 2, 4]
+
+
+def test_tpe_sampler_get_params():
+    api = "optuna.samplers.TPESampler._get_params"
+    assert_private_api(optuna.samplers.TPESampler, "_get_params", api, "optuna", ["self", "trial", "study"])
+    study = optuna.create_study()
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    sampler = optuna.samplers.TPESampler()
+    assert _compat.tpe_trial_params(sampler, study.trials[0], study) == study.trials[0].params
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_tpe_sampler_gamma_and_constant_liar():
+    gamma = functools.partial(hyperopt_gamma)
+    for name in ("_gamma", "_constant_liar"):
+        api = f"optuna.samplers.TPESampler.{name}"
+        assert_private_api(optuna.samplers.TPESampler(), name, api, "optuna")
+    settings = _compat.tpe_settings(optuna.samplers.TPESampler(gamma=gamma, constant_liar=False))
+    assert settings == _compat.TPESettings(gamma=gamma, constant_liar=False)
+
+
+@pytest.mark.parametrize(("name", "api"), _compat.TPE_ESTIMATOR_INTERNALS)
+def test_tpe_sampler_parzen_estimator_internals(name, api):
+    parameters = {
+        "_parzen_estimator_cls": ["observations", "search_space", "parameters"],
+        "_compute_acquisition_func": ["samples", "mpe_below", "mpe_above"],
+        "_compare": ["samples", "acquisition_func_vals"],
+    }.get(name)
+    sampler = optuna.samplers.TPESampler(seed=0, n_ei_candidates=5)
+    assert_private_api(sampler, name, api, "optuna", parameters)
+    # The second half of optuna's TPE on fixed observations: l(x) sits at x = 0.9 and the choice "b".
+    search_space = {"x": FloatDistribution(0.0, 1.0), "c": CategoricalDistribution(("a", "b"))}
+    below = {"x": np.array([0.9, 0.91]), "c": np.array([1.0, 1.0])}
+    above = {"x": np.array([0.1, 0.2, 0.15, 0.3]), "c": np.array([0.0, 0.0, 0.0, 0.0])}
+    suggestion = _compat.tpe_suggest(sampler, search_space, below, above)
+    assert suggestion["c"] == "b"
+    assert 0.6 < suggestion["x"] <= 1.0
+
+
 @pytest.mark.parametrize(
     ("call", "api", "package"),
     [
         (lambda: _compat.keep_oracle_seed(object(), 1), "keras_tuner.Oracle._seed_state", "keras-tuner"),
         (lambda: _compat.next_sample_seed(object()), "keras_tuner.Oracle._seed_state", "keras-tuner"),
         (lambda: _compat.running_trial(None, object()), "optuna.trial.FrozenTrial._trial_id", "optuna"),
+        (lambda: _compat.tpe_settings(object()), "optuna.samplers.TPESampler._gamma", "optuna"),
+        (
+            lambda: _compat.tpe_trial_params(object(), None, None),
+            "optuna.samplers.TPESampler._get_params",
+            "optuna",
+        ),
     ],
 )
 def test_a_missing_private_api_is_an_error_naming_it_and_the_checked_versions(call, api, package):

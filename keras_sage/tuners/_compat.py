@@ -11,13 +11,17 @@ there first, with the same names in its message.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import keras_tuner
+import numpy as np
 import optuna
+from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
 CHECKED_VERSIONS = "keras-tuner 1.4.8, optuna 5.0.0, keras 3.15.1 and TensorFlow 2.21"
@@ -260,3 +264,111 @@ def running_trial(study: optuna.Study, frozen: FrozenTrial) -> optuna.Trial:
     """
     trial_id = _attribute(frozen, "_trial_id", "optuna.trial.FrozenTrial._trial_id", "optuna")
     return optuna.Trial(study, trial_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class TPESettings:
+    """The settings of a `TPESampler` that decide how it splits the history.
+
+    Attributes:
+        gamma: The size of l(x)'s set for N finished trials (None until optuna picks its default).
+        constant_liar: Whether running trials count in g(x).
+    """
+
+    gamma: Callable[[int], int] | None
+    constant_liar: bool
+
+
+def tpe_settings(sampler: optuna.samplers.TPESampler) -> TPESettings:
+    """`TPESampler._gamma` and `TPESampler._constant_liar` (checked on optuna 5.0.0)."""
+    return TPESettings(
+        gamma=_attribute(sampler, "_gamma", "optuna.samplers.TPESampler._gamma", "optuna"),
+        constant_liar=_attribute(
+            sampler, "_constant_liar", "optuna.samplers.TPESampler._constant_liar", "optuna"
+        ),
+    )
+
+
+def require_tpe_sample_hook() -> None:
+    """Checks that `TPESampler._sample(study, trial, search_space)` still exists (optuna 5.0.0).
+
+    It is the step both of optuna's TPE modes call for every suggestion once the start-up trials are
+    done; `keras_sage.tuners.tpe.SplitOnceTPESampler` overrides it.
+    """
+    _require(optuna.samplers.TPESampler, "_sample", "optuna.samplers.TPESampler._sample", "optuna")
+
+
+def tpe_sample_as_optuna(
+    sampler: optuna.samplers.TPESampler,
+    study: optuna.Study,
+    trial: FrozenTrial,
+    search_space: dict[str, BaseDistribution],
+) -> dict[str, Any]:
+    """Optuna's own `TPESampler._sample`, for an override to fall back on (checked on optuna 5.0.0)."""
+    require_tpe_sample_hook()
+    return optuna.samplers.TPESampler._sample(sampler, study, trial, search_space)
+
+
+def tpe_split_trials(
+    study: optuna.Study, trials: list[FrozenTrial], n_below: int
+) -> tuple[list[FrozenTrial], list[FrozenTrial]]:
+    """Optuna's TPE split of the history into l(x)'s `n_below` best trials and g(x)'s others.
+
+    `optuna.samplers._tpe.sampler._split_trials` (checked on optuna 5.0.0): complete trials by value,
+    then pruned and infeasible ones; running trials go to g(x); both lists in trial-number order.
+    """
+    api = "optuna.samplers._tpe.sampler._split_trials"
+    module = _private_module("optuna.samplers._tpe.sampler", api, "optuna")
+    return _attribute(module, "_split_trials", api, "optuna")(study, trials, n_below)
+
+
+def tpe_trial_params(sampler: optuna.samplers.TPESampler, trial: FrozenTrial, study: optuna.Study) -> dict:
+    """A trial's parameters as TPE sees them: `TPESampler._get_params` (checked on optuna 5.0.0).
+
+    A running trial's include what multivariate TPE has already chosen for it.
+    """
+    get_params = _attribute(sampler, "_get_params", "optuna.samplers.TPESampler._get_params", "optuna")
+    return get_params(trial, study)
+
+
+# The private parts of TPESampler that `tpe_suggest` uses, as (attribute, the API's name).
+TPE_ESTIMATOR_INTERNALS = (
+    ("_parzen_estimator_cls", "optuna.samplers.TPESampler._parzen_estimator_cls"),
+    ("_parzen_estimator_parameters", "optuna.samplers.TPESampler._parzen_estimator_parameters"),
+    ("_rng", "optuna.samplers.TPESampler._rng"),
+    ("_n_ei_candidates", "optuna.samplers.TPESampler._n_ei_candidates"),
+    ("_compute_acquisition_func", "optuna.samplers.TPESampler._compute_acquisition_func"),
+    ("_compare", "optuna.samplers.TPESampler._compare"),
+)
+
+
+def tpe_suggest(
+    sampler: optuna.samplers.TPESampler,
+    search_space: dict[str, BaseDistribution],
+    below: dict[str, np.ndarray],
+    above: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """The second half of optuna's `TPESampler._sample`: l(x) and g(x) from observations, then the choice.
+
+    Builds the sampler's Parzen estimators, draws its `n_ei_candidates` from l(x) with its random state
+    and keeps the draw with the highest log l(x) - log g(x), all with the sampler's own private parts
+    (`TPE_ESTIMATOR_INTERNALS`, checked on optuna 5.0.0), so the same observations and random state
+    give optuna's suggestion.
+
+    Args:
+        sampler: A `TPESampler`.
+        search_space: The parameters to suggest, with their distributions.
+        below: l(x)'s observations: each parameter's internal values, in trial-number order.
+        above: g(x)'s observations, likewise.
+
+    Returns:
+        The suggested values, in optuna's external representation.
+    """
+    parts = {name: _attribute(sampler, name, api, "optuna") for name, api in TPE_ESTIMATOR_INTERNALS}
+    estimator, parameters = parts["_parzen_estimator_cls"], parts["_parzen_estimator_parameters"]
+    below_estimator = estimator(below, search_space, parameters)
+    above_estimator = estimator(above, search_space, parameters)
+    samples = below_estimator.sample(parts["_rng"].rng, parts["_n_ei_candidates"])
+    acquisition = parts["_compute_acquisition_func"](samples, below_estimator, above_estimator)
+    chosen = parts["_compare"](samples, acquisition)
+    return {name: distribution.to_external_repr(chosen[name]) for name, distribution in search_space.items()}
