@@ -241,6 +241,15 @@ def test_tpe_sampler_sample():
     assert calls == [["x"], ["k"]] * 2, (
         f"optuna no longer calls {api} (checked on {_compat.CHECKED_VERSIONS})"
     )
+    # A multi-objective study falls back on optuna's own `_sample`: the same trials as a TPESampler.
+    trials = []
+    for sampler_class in (optuna.samplers.TPESampler, SplitOnceTPESampler):
+        study = optuna.create_study(
+            directions=["minimize", "maximize"], sampler=sampler_class(n_startup_trials=2, seed=0)
+        )
+        study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_int("k", 0, 3)), n_trials=6)
+        trials.append([trial.params for trial in study.trials])
+    assert trials[0] == trials[1]
 
 
 def test_tpe_sampler_module_split_trials():
