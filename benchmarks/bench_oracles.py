@@ -6,10 +6,11 @@ Two measurements, in one run:
    the image and from every earlier layer, each layer active only when num_layers reaches it: 330
    hyperparameters), with N = 100 and N = 1000 completed random trials in the history:
    - ours: `TPEOracle.populate_space` (its `SplitOnceTPESampler`, walking KerasTuner's conditional space,
-     writing the journal); the history is filled by the oracle's own random start-up trials; then, on
-     the same history, the same oracle with optuna's own `TPESampler` and the same settings (which
-     suggests the same values: what TPEOracle used before `SplitOnceTPESampler`), and with optuna's
-     multivariate TPE by groups (`multivariate=True, group=True`);
+     writing the journal); the history is filled by the oracle's own random start-up trials;
+   - before: the same oracle with optuna's own `TPESampler` and the same settings (what TPEOracle used
+     before `SplitOnceTPESampler`), on a copy of the same history, suggestion by suggestion with ours,
+     so both do the same work (the same values are suggested; asserted);
+   - group: then, continuing ours, optuna's multivariate TPE by groups (`multivariate=True, group=True`);
    - hyperopt: `tpe.suggest` with its defaults (the paper's settings: 20 start-up trials, 24 EI
      candidates, γ = 0.25, linear forgetting 25, prior weight 1) on the equivalent space
      (`hp.choice("num_layers", ...)` over 20 lists that share each layer's labels, so layer l is active
@@ -85,34 +86,55 @@ def optuna_tpe_sampler(seed: int) -> optuna.samplers.TPESampler:
         gamma=functools.partial(hyperopt_gamma),
         weights=linear_forgetting_weights,
         multivariate=False,
+        constant_liar=True,
         seed=seed,
     )
 
 
-def ours_latency(history: int, seed: int, directory: str) -> tuple[float, float, float]:
-    """Median suggestion times: TPEOracle's sampler, then optuna's TPESampler, then optuna's group mode."""
+def latency_oracle(history: int, seed: int, directory: str, name: str) -> TPEOracle:
     oracle = TPEOracle(
         objective="loss",
         hyperparameters=layerwise_space(MAX_LAYERS),
-        max_trials=history + 3 * SUGGESTIONS,
+        max_trials=history + 2 * SUGGESTIONS,
         n_startup_trials=history,
         seed=seed,
     )
-    _compat.set_oracle_project_dir(oracle, directory, f"latency-{history}-{seed}")
+    _compat.set_oracle_project_dir(oracle, directory, f"latency-{name}-{history}-{seed}")
+    return oracle
+
+
+def ours_latency(history: int, seed: int, directory: str) -> tuple[float, float, float]:
+    """Median suggestion times: TPEOracle, the same with optuna's TPESampler, then optuna's group mode.
+
+    The first two suggest from copies of one history, step by step, so they do the same work (the test
+    that they suggest the same values is asserted here too); the group mode continues the first.
+    """
+    ours = latency_oracle(history, seed, directory, "ours")
     rng = np.random.default_rng(seed)
-    times = []
-    for number in range(history + 3 * SUGGESTIONS):
-        if number == history + SUGGESTIONS:  # Same history, optuna's TPESampler.
-            oracle.sampler = oracle.study.sampler = optuna_tpe_sampler(seed)
-        if number == history + 2 * SUGGESTIONS:  # Same history, now multivariate TPE by groups.
-            group = TPEOracle(multivariate=True, group=True, n_startup_trials=0, seed=seed).sampler
-            oracle.sampler = oracle.study.sampler = group
+    for number in range(history):
+        ours.populate_space(f"{number}")
+        ours.study.tell(number, float(rng.random()))
+    before = latency_oracle(history, seed, directory, "before")
+    before.sampler = optuna_tpe_sampler(seed)
+    before.study.add_trials(ours.study.get_trials(deepcopy=False))
+    times: dict[str, list[float]] = {"ours": [], "before": [], "group": []}
+    for number in range(history, history + SUGGESTIONS):
+        value, suggestions = float(rng.random()), []
+        for name, oracle in (("ours", ours), ("before", before)):
+            start = time.perf_counter()
+            suggestions.append(oracle.populate_space(f"{number}")["values"])
+            times[name].append(time.perf_counter() - start)
+            oracle.study.tell(number, value)
+        assert suggestions[0] == suggestions[1], f"different suggestions for trial {number}"
+    ours.sampler = ours.study.sampler = TPEOracle(
+        multivariate=True, group=True, n_startup_trials=0, seed=seed
+    ).sampler
+    for number in range(history + SUGGESTIONS, history + 2 * SUGGESTIONS):
         start = time.perf_counter()
-        oracle.populate_space(f"{number}")
-        times.append(time.perf_counter() - start)
-        oracle.study.tell(number, float(rng.random()))
-    phases = [times[history + k * SUGGESTIONS : history + (k + 1) * SUGGESTIONS] for k in range(3)]
-    return tuple(statistics.median(phase) for phase in phases)
+        ours.populate_space(f"{number}")
+        times["group"].append(time.perf_counter() - start)
+        ours.study.tell(number, float(rng.random()))
+    return tuple(statistics.median(times[name]) for name in ("ours", "before", "group"))
 
 
 def hyperopt_latency(history: int, seed: int) -> float:
