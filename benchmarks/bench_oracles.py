@@ -5,9 +5,12 @@ Two measurements, in one run:
 1. Suggestion latency on the 20-layer CNN space (num_layers, then per layer 6 choices, a connection from
    the image and from every earlier layer, each layer active only when num_layers reaches it: 330
    hyperparameters), with N = 100 and N = 1000 completed random trials in the history:
-   - ours: `TPEOracle.populate_space` (optuna's TPE, walking KerasTuner's conditional space, writing the
-     journal); the history is filled by the oracle's own random start-up trials; then, on the same
-     history, optuna's multivariate TPE by groups (`multivariate=True, group=True`);
+   - ours: `TPEOracle.populate_space` (its `SplitOnceTPESampler`, walking KerasTuner's conditional space,
+     writing the journal); the history is filled by the oracle's own random start-up trials;
+   - before: the same oracle with optuna's own `TPESampler` and the same settings (what TPEOracle used
+     before `SplitOnceTPESampler`), on a copy of the same history, suggestion by suggestion with ours,
+     so both do the same work (the same values are suggested; asserted);
+   - group: then, continuing ours, optuna's multivariate TPE by groups (`multivariate=True, group=True`);
    - hyperopt: `tpe.suggest` with its defaults (the paper's settings: 20 start-up trials, 24 EI
      candidates, γ = 0.25, linear forgetting 25, prior weight 1) on the equivalent space
      (`hp.choice("num_layers", ...)` over 20 lists that share each layer's labels, so layer l is active
@@ -31,6 +34,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import math
 import os
@@ -45,6 +49,7 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+import optuna
 from hyperopt import STATUS_OK, Trials, fmin, hp, rand, tpe
 from hyperopt.base import JOB_STATE_DONE, Domain
 
@@ -53,7 +58,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests")
 from oracle_harness import LAYER_CHOICES, layerwise_space
 from test_tpe import PROBLEMS, best_after, random_oracle, tpe_oracle
 
-from keras_sage.tuners import TPEOracle
+from keras_sage.tuners import TPEOracle, _compat
+from keras_sage.tuners.tpe import hyperopt_gamma, linear_forgetting_weights
 
 MAX_LAYERS = 20
 SUGGESTIONS = 5
@@ -73,8 +79,19 @@ def hyperopt_cnn_space(max_layers: int) -> object:
     return hp.choice("num_layers", [layers[:n] for n in range(1, max_layers + 1)])
 
 
-def ours_latency(history: int, seed: int, directory: str) -> tuple[float, float]:
-    """Median suggestion time with the paper's independent TPE, then with optuna's group mode."""
+def optuna_tpe_sampler(seed: int) -> optuna.samplers.TPESampler:
+    """Optuna's own `TPESampler` with the settings `TPEOracle` gives its `SplitOnceTPESampler`."""
+    return optuna.samplers.TPESampler(
+        n_startup_trials=0,
+        gamma=functools.partial(hyperopt_gamma),
+        weights=linear_forgetting_weights,
+        multivariate=False,
+        constant_liar=True,
+        seed=seed,
+    )
+
+
+def latency_oracle(history: int, seed: int, directory: str, name: str) -> TPEOracle:
     oracle = TPEOracle(
         objective="loss",
         hyperparameters=layerwise_space(MAX_LAYERS),
@@ -82,19 +99,42 @@ def ours_latency(history: int, seed: int, directory: str) -> tuple[float, float]
         n_startup_trials=history,
         seed=seed,
     )
-    oracle._set_project_dir(directory, f"latency-{history}-{seed}")
+    _compat.set_oracle_project_dir(oracle, directory, f"latency-{name}-{history}-{seed}")
+    return oracle
+
+
+def ours_latency(history: int, seed: int, directory: str) -> tuple[float, float, float]:
+    """Median suggestion times: TPEOracle, the same with optuna's TPESampler, then optuna's group mode.
+
+    The first two suggest from copies of one history, step by step, so they do the same work (the test
+    that they suggest the same values is asserted here too); the group mode continues the first.
+    """
+    ours = latency_oracle(history, seed, directory, "ours")
     rng = np.random.default_rng(seed)
-    times = []
-    for number in range(history + 2 * SUGGESTIONS):
-        if number == history + SUGGESTIONS:  # Same history, now multivariate TPE by groups.
-            group = TPEOracle(multivariate=True, group=True, n_startup_trials=0, seed=seed).sampler
-            oracle.sampler = oracle.study.sampler = group
+    for number in range(history):
+        ours.populate_space(f"{number}")
+        ours.study.tell(number, float(rng.random()))
+    before = latency_oracle(history, seed, directory, "before")
+    before.sampler = optuna_tpe_sampler(seed)
+    before.study.add_trials(ours.study.get_trials(deepcopy=False))
+    times: dict[str, list[float]] = {"ours": [], "before": [], "group": []}
+    for number in range(history, history + SUGGESTIONS):
+        value, suggestions = float(rng.random()), []
+        for name, oracle in (("ours", ours), ("before", before)):
+            start = time.perf_counter()
+            suggestions.append(oracle.populate_space(f"{number}")["values"])
+            times[name].append(time.perf_counter() - start)
+            oracle.study.tell(number, value)
+        assert suggestions[0] == suggestions[1], f"different suggestions for trial {number}"
+    ours.sampler = ours.study.sampler = TPEOracle(
+        multivariate=True, group=True, n_startup_trials=0, seed=seed
+    ).sampler
+    for number in range(history + SUGGESTIONS, history + 2 * SUGGESTIONS):
         start = time.perf_counter()
-        oracle.populate_space(f"{number}")
-        times.append(time.perf_counter() - start)
-        oracle.study.tell(number, float(rng.random()))
-    independent = statistics.median(times[history : history + SUGGESTIONS])
-    return independent, statistics.median(times[history + SUGGESTIONS :])
+        ours.populate_space(f"{number}")
+        times["group"].append(time.perf_counter() - start)
+        ours.study.tell(number, float(rng.random()))
+    return tuple(statistics.median(times[name]) for name in ("ours", "before", "group"))
 
 
 def hyperopt_latency(history: int, seed: int) -> float:
@@ -173,20 +213,25 @@ def main() -> None:
     directory = tempfile.mkdtemp(prefix="bench-oracles-")
     print(
         "| completed trials | TPEOracle.populate_space | hyperopt tpe.suggest | ours / hyperopt "
-        "| TPEOracle(multivariate=True, group=True) |"
+        "| with optuna's TPESampler (before) | before / hyperopt | ours / before "
+        "| TPEOracle(multivariate=True, group=True) | group / hyperopt |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for history in (int(h) for h in args.histories.split(",")):
-        ours_times, group_times, their_times = [], [], []
+        ours_times, before_times, group_times, their_times = [], [], [], []
         for seed in range(1, args.seeds + 1):  # Interleaved, so both see the same machine load.
-            independent, group = ours_latency(history, seed, directory)
-            ours_times.append(independent)
+            ours, before, group = ours_latency(history, seed, directory)
+            ours_times.append(ours)
+            before_times.append(before)
             group_times.append(group)
             their_times.append(hyperopt_latency(history, seed))
-        ours, group, theirs = (statistics.median(t) for t in (ours_times, group_times, their_times))
+        ours, before, group, theirs = (
+            statistics.median(t) for t in (ours_times, before_times, group_times, their_times)
+        )
         print(
             f"| {history} | {1000 * ours:.0f} ms | {1000 * theirs:.0f} ms | {ours / theirs:.2f} "
-            f"| {1000 * group:.0f} ms |",
+            f"| {1000 * before:.0f} ms | {before / theirs:.2f} | {ours / before:.2f} "
+            f"| {1000 * group:.0f} ms | {group / theirs:.2f} |",
             flush=True,
         )
 

@@ -1,6 +1,7 @@
 """SageTuner end to end on tiny data: trials, metrics on disk, failures, resume, rerank and cost."""
 
 import json
+import math
 from pathlib import Path
 
 import keras
@@ -403,3 +404,47 @@ def test_same_seed_gives_the_same_trials(tmp_path, data, teacher_path):
         trials = trial_files(tmp_path / project_name).values()
         scores.append([(trial["hyperparameters"]["values"], last_metric(trial, "score")) for trial in trials])
     assert scores[0] == scores[1]
+
+
+def test_a_subclass_gets_keras_tuners_epoch_and_batch_hooks(tmp_path, data, teacher_path):
+    class HookedTuner(SageTuner):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.epochs_ended: list[tuple[str, int, float]] = []
+            self.batches_ended = 0
+
+        def on_epoch_end(self, trial, model, epoch, logs=None):
+            self.epochs_ended.append((trial.trial_id, epoch, logs["loss"]))
+
+        def on_batch_end(self, trial, model, batch, logs=None):
+            self.batches_ended += 1
+
+    tuner = HookedTuner(
+        TinySpace(), teacher=teacher_path, premature_epochs=2, max_trials=2, seed=3, directory=tmp_path
+    )
+    search(tuner, data)
+    assert [(trial_id, epoch) for trial_id, epoch, _ in tuner.epochs_ended] == [
+        ("0", 0),
+        ("0", 1),
+        ("1", 0),
+        ("1", 1),
+    ]
+    assert all(math.isfinite(loss) for *_, loss in tuner.epochs_ended)
+    assert tuner.batches_ended == 2 * 2 * math.ceil(N_TRAIN / BATCH_SIZE)
+    # The hooks add nothing to what a trial records: each metric once, the score still P + α·TG.
+    for trial in trial_files(tmp_path / "untitled_project").values():
+        metrics = trial["metrics"]["metrics"]
+        assert set(metrics) == {
+            "score",
+            "premature_accuracy",
+            "teacher_guidance",
+            "S_L1",
+            "S_L2",
+            "params",
+            "flops",
+            "examples_processed",
+        }
+        assert all(len(metric["observations"]) == 1 for metric in metrics.values())
+        assert last_metric(trial, "score") == last_metric(trial, "premature_accuracy") + last_metric(
+            trial, "teacher_guidance"
+        )

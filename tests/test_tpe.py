@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -14,16 +15,20 @@ from optuna.samplers._tpe.sampler import default_weights, hyperopt_default_gamma
 from optuna.trial import TrialState
 from oracle_harness import FunctionTuner, LayerwiseStandIn, layerwise_space, trial_values
 
-from keras_sage.tuners.tpe import (
+from keras_sage.tuners import _compat
+from keras_sage.tuners.optuna_oracle import (
     JOURNAL_FILE,
     OptunaOracle,
-    TPEOracle,
-    hyperopt_gamma,
-    linear_forgetting_weights,
     optuna_distribution,
     optuna_parameter_names,
     to_keras_value,
     to_optuna_value,
+)
+from keras_sage.tuners.tpe import (
+    SplitOnceTPESampler,
+    TPEOracle,
+    hyperopt_gamma,
+    linear_forgetting_weights,
 )
 
 # Test functions with their known minima.
@@ -339,6 +344,75 @@ def test_any_optuna_sampler_drives_the_oracle_as_it_would_drive_a_study(tmp_path
             "x2": trial.suggest_float("x2", 0.0, 15.0, step=0.05),
         }
         study.tell(trial, branin(values))
+
+
+def suggest_mixed(trial: optuna.Trial) -> float:
+    """Float, log Float, stepped Int, log Int, stepped Float and a Choice with conditional children."""
+    value = (trial.suggest_float("x", -5.0, 10.0) - 2) ** 2
+    value += abs(math.log10(trial.suggest_float("lr", 1e-4, 1e-1, log=True)) + 2)
+    value += trial.suggest_int("n", 1, 19, step=3) / 10 + trial.suggest_int("m", 1, 1000, log=True) / 1000
+    value += trial.suggest_float("q", 0.0, 1.0, step=0.05)
+    kind = trial.suggest_categorical("kind", ["a", "b", "c"])
+    if kind == "a":
+        value += trial.suggest_float("extra", -1.0, 1.0) ** 2
+    elif kind == "b":
+        value += 1 + trial.suggest_categorical("flag", [True, False])
+    return value
+
+
+def ask_and_tell(sampler: optuna.samplers.BaseSampler, n_trials: int = 60) -> tuple[list[dict], int]:
+    """Runs a study with three trials pending at a time (pruned, infeasible and failed ones among them).
+
+    Returns:
+        Every trial's parameters, and how many trials were asked after the 10 start-up trials finished.
+    """
+    study = optuna.create_study(sampler=sampler)
+    pending, tpe_trials = [], 0
+    for number in range(n_trials):
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        tpe_trials += len(finished) >= 10
+        trial = study.ask()
+        pending.append((trial, suggest_mixed(trial)))
+        if len(pending) == 3 or number == n_trials - 1:
+            oldest, value = pending.pop(0)
+            if oldest.number % 7 == 3:
+                study.tell(oldest, state=TrialState.PRUNED if oldest.number % 2 else TrialState.FAIL)
+                continue
+            if oldest.number % 11 == 5:
+                oldest.set_constraint("infeasible", 1.0)
+            study.tell(oldest, value)
+    return [trial.params for trial in study.trials], tpe_trials
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.parametrize(
+    "mode",
+    [{}, {"constant_liar": False}, {"multivariate": True, "group": True}],
+    ids=["paper", "no_liar", "group"],
+)
+def test_split_once_sampler_suggests_what_optunas_tpe_suggests(monkeypatch, mode):
+    settings = {
+        "n_startup_trials": 10,
+        "gamma": functools.partial(hyperopt_gamma),
+        "weights": linear_forgetting_weights,
+        "multivariate": False,
+        "seed": 8,
+        **mode,
+    }
+    optunas, _ = ask_and_tell(optuna.samplers.TPESampler(**settings))
+    splits = []
+    split_trials = _compat.tpe_split_trials
+    monkeypatch.setattr(
+        _compat, "tpe_split_trials", lambda *args: splits.append(args[1]) or split_trials(*args)
+    )
+    ours, tpe_trials = ask_and_tell(SplitOnceTPESampler(**settings))
+    assert ours == optunas
+    assert len({len(params) for params in ours}) > 1  # Conditional parameters were suggested.
+    # One split per suggestion, not one per parameter; the pending trials were in the history.
+    assert len(splits) == tpe_trials == 48
+    assert max(sum(t.state == TrialState.RUNNING for t in trials) for trials in splits) == (
+        0 if mode.get("constant_liar") is False else 2
+    )
 
 
 def random_oracle(**kwargs):

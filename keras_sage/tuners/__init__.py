@@ -1,8 +1,9 @@
 """Search algorithms (KerasTuner oracles) and the tuner that scores candidates with a teacher."""
 
+from keras_sage.tuners.optuna_oracle import OptunaOracle
 from keras_sage.tuners.reinforce import LayerwiseController, ReinforceOracle
 from keras_sage.tuners.sage_tuner import SageTuner
-from keras_sage.tuners.tpe import OptunaOracle, TPEOracle
+from keras_sage.tuners.tpe import TPEOracle
 
 __all__ = [
     "LayerwiseController",

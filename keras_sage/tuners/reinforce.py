@@ -46,7 +46,7 @@ from keras_tuner.engine import hyperparameters as hp_module
 
 from keras_sage._atomic import write_atomically
 from keras_sage.hypermodels.base import LayerwiseSearchSpace, LayerwiseSpec
-from keras_sage.tuners._seed import keep_oracle_seed
+from keras_sage.tuners import _compat
 
 CONTROLLER_FILE = "reinforce_controller.npz"
 
@@ -294,7 +294,7 @@ class ReinforceOracle(keras_tuner.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        keep_oracle_seed(self, seed)
+        _compat.keep_oracle_seed(self, seed)
         if isinstance(search_space, LayerwiseSpec):
             self.spec = search_space
         elif isinstance(search_space, LayerwiseSearchSpace):
@@ -347,8 +347,7 @@ class ReinforceOracle(keras_tuner.Oracle):
             if hp.name in architecture:
                 active.values[hp.name] = architecture[hp.name]
             else:
-                active.values[hp.name] = hp.random_sample(self._seed_state)
-                self._seed_state += 1
+                active.values[hp.name] = hp.random_sample(_compat.next_sample_seed(self))
         self._batch.append(trial_id)
         return {"status": _TrialStatus.RUNNING, "values": active.values}
 
@@ -390,7 +389,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         self.save()
 
     def _controller_path(self) -> str:
-        return os.path.join(self._project_dir, CONTROLLER_FILE)
+        return os.path.join(_compat.oracle_project_dir(self), CONTROLLER_FILE)
 
     def _save_controller(self) -> None:
         arrays = {f"weight_{i}": w for i, w in enumerate(self.controller.get_weights())}

@@ -29,6 +29,7 @@ import numpy as np
 
 from keras_sage import contract
 from keras_sage._atomic import write_atomically
+from keras_sage._validation import check_positive_int
 from keras_sage.model_size import count_flops
 from keras_sage.objective import (
     DEFAULT_ALPHA,
@@ -38,7 +39,7 @@ from keras_sage.objective import (
 )
 from keras_sage.rsa import DEFAULT_MAX_FEATURES
 from keras_sage.teachers import TeacherStore
-from keras_sage.tuners._seed import keep_oracle_seed
+from keras_sage.tuners import _compat
 
 SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 # Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
@@ -98,6 +99,10 @@ class SageTuner(keras_tuner.Tuner):
     FAILED trial whose message says why; the search goes on. KerasTuner stops a search after
     `max_consecutive_failed_trials` failures in a row; the oracle this class creates allows
     `DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS` (10), an oracle you pass keeps its own setting.
+
+    As in KerasTuner, a subclass may override `on_epoch_begin`, `on_epoch_end`, `on_batch_begin` and
+    `on_batch_end` (each called with the trial, the model, the epoch or batch and its logs) while a
+    candidate trains, in the search and in `rerank`; the trial's score stays P + α·TG, reported when it ends.
 
     Randomness: the oracle's seed (`seed`) also seeds each trial's weight initialization and data order
     (`keras.utils.set_random_seed(seed + trial number)`), so the same seed gives the same trials.
@@ -170,11 +175,12 @@ class SageTuner(keras_tuner.Tuner):
             raise ValueError("give either premature_epochs or premature_steps, not both")
         if premature_epochs is None and premature_steps is None:
             premature_epochs = 2
-        for name, value in (("premature_epochs", premature_epochs), ("premature_steps", premature_steps)):
-            if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        self.premature_epochs = premature_epochs
-        self.premature_steps = premature_steps
+        self.premature_epochs = (
+            None if premature_epochs is None else check_positive_int("premature_epochs", premature_epochs)
+        )
+        self.premature_steps = (
+            None if premature_steps is None else check_positive_int("premature_steps", premature_steps)
+        )
         self.scorer = TeacherGuidedScorer(
             teacher,
             alpha=alpha,
@@ -197,8 +203,9 @@ class SageTuner(keras_tuner.Tuner):
                 seed=seed,
                 max_consecutive_failed_trials=DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
             )
-            keep_oracle_seed(oracle, seed)
+            _compat.keep_oracle_seed(oracle, seed)
         _use_reported_objective(oracle)
+        _compat.require_initial_space_hook()
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
 
     def _populate_initial_space(self) -> None:
@@ -206,14 +213,15 @@ class SageTuner(keras_tuner.Tuner):
 
         KerasTuner finds conditional hyperparameters by building the model once per conditional scope
         (20 builds for a 20-layer `CNNSearchSpace`); a hypermodel that overrides `declare_hyperparameters`
-        declares every hyperparameter, active or not, so no build is needed.
+        declares every hyperparameter, active or not, so no build is needed. (This overrides a private
+        KerasTuner hook; `_compat.require_initial_space_hook` checks that KerasTuner still calls it.)
         """
         declares_whole_space = (
             type(self.hypermodel).declare_hyperparameters
             is not keras_tuner.HyperModel.declare_hyperparameters
         )
         if not declares_whole_space:
-            super()._populate_initial_space()
+            _compat.populate_initial_space_by_building(self)
             return
         hp = self.oracle.get_space()
         self.hypermodel.declare_hyperparameters(hp)
@@ -259,7 +267,7 @@ class SageTuner(keras_tuner.Tuner):
         hp = trial.hyperparameters
         keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
         try:
-            model = self._try_build(hp)
+            model = _compat.build_model(self, hp)
         except contract.CandidateBuildError as error:
             raise keras_tuner.errors.FailedTrialError(f"candidate cannot be built: {error}") from error
 
@@ -278,8 +286,8 @@ class SageTuner(keras_tuner.Tuner):
         if not math.isfinite(result.score):
             raise keras_tuner.errors.FailedTrialError(f"the candidate's score is not finite: {result}")
 
-        model.save_weights(self._get_checkpoint_fname(trial.trial_id))
-        _write_json(self._get_build_config_fname(trial.trial_id), model.get_build_config())
+        model.save_weights(_compat.checkpoint_path(self, trial.trial_id))
+        _write_json(_compat.build_config_path(self, trial.trial_id), model.get_build_config())
         _write_json(
             os.path.join(self.get_trial_dir(trial.trial_id), "teacher_guidance.json"),
             {
@@ -322,7 +330,7 @@ class SageTuner(keras_tuner.Tuner):
         results = []
         for trial in trials:
             keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
-            model = self._try_build(trial.hyperparameters)
+            model = _compat.build_model(self, trial.hyperparameters)
             monitor = self._fit(trial, model, fit_args, dict(fit_kwargs), epochs, None)
             self.rerank_examples += monitor.examples
             mature_accuracy = (
@@ -379,7 +387,11 @@ class SageTuner(keras_tuner.Tuner):
         epochs: int | None,
         steps: int | None,
     ) -> _TrainingMonitor:
-        """Trains `model` for `epochs` epochs or `steps` SGD steps; returns what the monitor counted."""
+        """Trains `model` for `epochs` epochs or `steps` SGD steps; returns what the monitor counted.
+
+        The search's callbacks are copied for the trial, and KerasTuner's tuner callback calls this tuner's
+        `on_epoch_*` and `on_batch_*` hooks, as `keras_tuner.Tuner.run_trial` does.
+        """
         training_data = fit_args[0] if fit_args else fit_kwargs.get("x")
         batch_size = fit_kwargs.get("batch_size") or 32
         batches_per_epoch, batch_sizes = _training_batches(training_data, batch_size)
@@ -388,8 +400,8 @@ class SageTuner(keras_tuner.Tuner):
             if batches_per_epoch is None:
                 fit_kwargs["steps_per_epoch"] = steps
         monitor = _TrainingMonitor(batch_sizes, max_steps=steps)
-        callbacks = self._deepcopy_callbacks(fit_kwargs.pop("callbacks", []))
-        self._configure_tensorboard_dir(callbacks, trial)
+        callbacks = _compat.copy_callbacks(self, fit_kwargs.pop("callbacks", []))
+        _compat.configure_tensorboard(self, callbacks, trial)
         fit_kwargs.setdefault("verbose", 0)
         if _is_dataset(training_data):
             # A dataset shuffles itself; Keras ignores `shuffle` for it but warns at its default of True.
@@ -400,7 +412,7 @@ class SageTuner(keras_tuner.Tuner):
             model,
             *fit_args,
             epochs=epochs,
-            callbacks=[*callbacks, monitor],
+            callbacks=[*callbacks, _compat.tuner_callback(self, trial), monitor],
             **fit_kwargs,
         )
         return monitor
@@ -439,11 +451,8 @@ def _build_training_state(model: keras.Model, x: Any, y: Any) -> None:
         data_batch = (x[:1], y[:1])
     else:
         return
-    # Keras's own step before a distributed fit; a Keras without it builds the state while tracing.
-    symbolic_build = getattr(model, "_symbolic_build", None)
-    if symbolic_build is not None:
-        with model.distribute_strategy.scope():
-            symbolic_build(data_batch=data_batch)
+    with model.distribute_strategy.scope():
+        _compat.symbolic_build(model, data_batch)
 
 
 def _training_batches(training_data: Any, batch_size: int) -> tuple[int | None, Callable[[int], int]]:
