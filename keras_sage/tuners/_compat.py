@@ -15,7 +15,7 @@ import dataclasses
 import importlib
 import importlib.metadata
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import keras
 import keras_tuner
@@ -106,17 +106,17 @@ def build_model(tuner: keras_tuner.Tuner, hp: keras_tuner.HyperParameters) -> ke
     return tuner._try_build(hp)
 
 
-def copy_callbacks(tuner: keras_tuner.Tuner, callbacks: list) -> list:
+def copy_callbacks(tuner: keras_tuner.Tuner, callbacks: list[Any]) -> list[Any]:
     """Deep copies of a search's callbacks for one trial: `Tuner._deepcopy_callbacks` (keras-tuner 1.4.8).
 
     Raises KerasTuner's `FatalValueError` for a callback that cannot be deep-copied.
     """
     _require_tuner("_deepcopy_callbacks")
-    return tuner._deepcopy_callbacks(callbacks)
+    return cast("list[Any]", tuner._deepcopy_callbacks(callbacks))
 
 
 def configure_tensorboard(
-    tuner: keras_tuner.Tuner, callbacks: list, trial: keras_tuner.engine.trial.Trial
+    tuner: keras_tuner.Tuner, callbacks: list[Any], trial: keras_tuner.engine.trial.Trial
 ) -> None:
     """Points TensorBoard callbacks at the trial's log folder and adds KerasTuner's HParams callback.
 
@@ -132,7 +132,7 @@ def checkpoint_path(tuner: keras_tuner.Tuner, trial_id: str) -> str:
     `Tuner._get_checkpoint_fname` (checked on keras-tuner 1.4.8).
     """
     _require_tuner("_get_checkpoint_fname")
-    return tuner._get_checkpoint_fname(trial_id)
+    return str(tuner._get_checkpoint_fname(trial_id))
 
 
 def build_config_path(tuner: keras_tuner.Tuner, trial_id: str) -> str:
@@ -141,7 +141,7 @@ def build_config_path(tuner: keras_tuner.Tuner, trial_id: str) -> str:
     `Tuner._get_build_config_fname` (checked on keras-tuner 1.4.8).
     """
     _require_tuner("_get_build_config_fname")
-    return tuner._get_build_config_fname(trial_id)
+    return str(tuner._get_build_config_fname(trial_id))
 
 
 def require_initial_space_hook() -> None:
@@ -207,7 +207,7 @@ def next_sample_seed(oracle: keras_tuner.Oracle) -> int:
     """
     seed = _attribute(oracle, "_seed_state", "keras_tuner.Oracle._seed_state", "keras-tuner")
     oracle._seed_state = seed + 1
-    return seed
+    return int(seed)
 
 
 def oracle_project_dir(oracle: keras_tuner.Oracle) -> str:
@@ -216,7 +216,7 @@ def oracle_project_dir(oracle: keras_tuner.Oracle) -> str:
     The tuner sets it when it is created (`set_oracle_project_dir`).
     """
     _require_oracle("_project_dir")
-    return oracle._project_dir
+    return str(oracle._project_dir)
 
 
 def set_oracle_project_dir(oracle: keras_tuner.Oracle, directory: str, project_name: str) -> None:
@@ -319,16 +319,19 @@ def tpe_split_trials(
     """
     api = "optuna.samplers._tpe.sampler._split_trials"
     module = _private_module("optuna.samplers._tpe.sampler", api, "optuna")
-    return _attribute(module, "_split_trials", api, "optuna")(study, trials, n_below)
+    split_trials = _attribute(module, "_split_trials", api, "optuna")
+    return cast("tuple[list[FrozenTrial], list[FrozenTrial]]", split_trials(study, trials, n_below))
 
 
-def tpe_trial_params(sampler: optuna.samplers.TPESampler, trial: FrozenTrial, study: optuna.Study) -> dict:
+def tpe_trial_params(
+    sampler: optuna.samplers.TPESampler, trial: FrozenTrial, study: optuna.Study
+) -> dict[str, Any]:
     """A trial's parameters as TPE sees them: `TPESampler._get_params` (checked on optuna 5.0.0).
 
     A running trial's include what multivariate TPE has already chosen for it.
     """
     get_params = _attribute(sampler, "_get_params", "optuna.samplers.TPESampler._get_params", "optuna")
-    return get_params(trial, study)
+    return cast("dict[str, Any]", get_params(trial, study))
 
 
 # The private parts of TPESampler that `tpe_suggest` uses, as (attribute, the API's name).

@@ -53,7 +53,7 @@ import os
 import pickle
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
 import keras_tuner
 import optuna
@@ -85,7 +85,9 @@ def _on_unit_interval(hp: hp_module.HyperParameter) -> bool:
     return hp.sampling == "reverse_log" or (hp.sampling == "log" and hp.step is not None)
 
 
-def optuna_distribution(hp: hp_module.HyperParameter) -> BaseDistribution:
+def optuna_distribution(
+    hp: hp_module.HyperParameter,
+) -> CategoricalDistribution | IntDistribution | FloatDistribution:
     """The optuna distribution that samples a KerasTuner hyperparameter (see the module's table).
 
     Args:
@@ -148,7 +150,11 @@ def optuna_parameter_names(space: Sequence[hp_module.HyperParameter]) -> list[st
     return names
 
 
-def _suggest(trial: optuna.Trial, name: str, distribution: BaseDistribution) -> Any:
+def _suggest(
+    trial: optuna.Trial,
+    name: str,
+    distribution: CategoricalDistribution | IntDistribution | FloatDistribution,
+) -> Any:
     if isinstance(distribution, CategoricalDistribution):
         return trial.suggest_categorical(name, distribution.choices)
     if isinstance(distribution, IntDistribution):
@@ -295,7 +301,9 @@ class OptunaOracle(keras_tuner.Oracle):
             os.remove(path)
         self._journal = BatchedJournalFile(path)
         storage = optuna.storages.JournalStorage(self._journal)
-        direction = "maximize" if self.objective.direction == "max" else "minimize"
+        direction: Literal["maximize", "minimize"] = (
+            "maximize" if self.objective.direction == "max" else "minimize"
+        )
         with _quiet_optuna():
             study = optuna.create_study(
                 storage=storage,
@@ -355,6 +363,7 @@ class OptunaOracle(keras_tuner.Oracle):
                     values[hp.name] = to_keras_value(
                         hp, _suggest(optuna_trial, name, optuna_distribution(hp))
                     )
+        assert self._journal is not None  # Opened with the study.
         self._journal.flush()
         self._optuna_numbers[trial_id] = optuna_trial.number
         self._asked[trial_id] = optuna_trial
@@ -377,6 +386,7 @@ class OptunaOracle(keras_tuner.Oracle):
             else:
                 self._add_to_study(study, trial)
                 self.save()
+        assert self._journal is not None  # Opened with the study.
         self._journal.flush()
 
     def _tell(self, study: optuna.Study, trial: keras_tuner.engine.trial.Trial) -> None:
@@ -395,7 +405,7 @@ class OptunaOracle(keras_tuner.Oracle):
     def _worst_value(self, study: optuna.Study) -> float:
         """The worst value of the feasible complete trials (0 before there is one)."""
         values = [
-            frozen.value
+            cast(float, frozen.value)  # A complete trial of a single-objective study has a value.
             for frozen in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
             if not any(value > 0 for value in frozen.constraints.values())
         ]
@@ -439,7 +449,7 @@ class OptunaOracle(keras_tuner.Oracle):
         self._optuna_numbers[trial.trial_id] = len(study.get_trials(deepcopy=False)) - 1
 
     def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+        state = cast("dict[str, Any]", super().get_state())
         state["optuna_trial_numbers"] = dict(self._optuna_numbers)
         return state
 

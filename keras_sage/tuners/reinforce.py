@@ -36,7 +36,7 @@ would.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 import keras
 import keras_tuner
@@ -73,7 +73,9 @@ class LayerwiseController(keras.layers.Layer):
     ```
     """
 
-    def __init__(self, spec: LayerwiseSpec, units: int = 32, lstm_layers: int = 2, seed: int = 0, **kwargs):
+    def __init__(
+        self, spec: LayerwiseSpec, units: int = 32, lstm_layers: int = 2, seed: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.spec = spec
         self.units = units
@@ -110,21 +112,23 @@ class LayerwiseController(keras.layers.Layer):
         self._first_step = tf.function(self._first_step_eager)
         self._layer_step = tf.function(self._layer_step_eager)
 
-    def _lstm(self, inputs: tf.Tensor, states: list) -> tuple[tf.Tensor, list]:
+    def _lstm(self, inputs: tf.Tensor, states: list[Any]) -> tuple[tf.Tensor, list[Any]]:
         new_states = []
         for cell, state in zip(self.cells, states, strict=True):
             inputs, state = cell(inputs, state)
             new_states.append(state)
         return inputs, new_states
 
-    def _first_step_eager(self) -> tuple:
+    def _first_step_eager(self) -> tuple[list[Any], tf.Tensor, tf.Tensor]:
         """Step 0: the LSTM states, log P̂_{N_l} from h_0, and W_src^T h_0 (the image's source score)."""
         zeros = tf.zeros((1, self.units))
         hidden, states = self._lstm(self.start, [[zeros, zeros] for _ in self.cells])
         log_probabilities = tf.nn.log_softmax(tf.matmul(hidden, self.num_layers_head)[0])
         return states, log_probabilities, tf.matmul(hidden, self.source_weight)[0, 0]
 
-    def _layer_step_eager(self, rows: tf.Tensor, states: list) -> tuple:
+    def _layer_step_eager(
+        self, rows: tf.Tensor, states: list[Any]
+    ) -> tuple[list[Any], tf.Tensor, tf.Tensor, tf.Tensor]:
         """Step l: reads the sum of the embedding rows of the previous choices.
 
         Returns:
@@ -162,6 +166,7 @@ class LayerwiseController(keras.layers.Layer):
             if values is not None:
                 index = _index_of(values, name, options)
             else:
+                assert rng is not None  # Exactly one of rng and values is given.
                 probabilities = np.exp(log_probabilities.astype(np.float64))
                 index = int(rng.choice(len(options), p=probabilities / probabilities.sum()))
             chosen[name] = options[index]
@@ -189,9 +194,12 @@ class LayerwiseController(keras.layers.Layer):
             if not sources:
                 continue
             # logit of P̂^c_{i,l} = W_src^T h_i + W_dst^T h_l, one per source i.
-            logits = tf.stack([source_scores[0 if s == "image" else s] for s in sources]) + destination_score
+            logits = (
+                tf.stack([source_scores[s if isinstance(s, int) else 0] for s in sources]) + destination_score
+            )
             names = [spec.connection(source, layer) for source in sources]
             if values is None:
+                assert rng is not None  # Exactly one of rng and values is given.
                 connected = rng.random(len(sources)) < tf.sigmoid(logits).numpy()
             else:
                 connected = np.array([_index_of(values, name, (False, True)) for name in names], dtype=bool)
@@ -425,7 +433,7 @@ class ReinforceOracle(keras_tuner.Oracle):
         self.updates = updates
 
     def get_state(self) -> dict[str, Any]:
-        state = super().get_state()
+        state = cast("dict[str, Any]", super().get_state())
         state["reinforce"] = {
             "batch": list(self._batch),
             "updates": self.updates,

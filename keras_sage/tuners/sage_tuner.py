@@ -21,7 +21,7 @@ import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import keras
 import keras_tuner
@@ -154,7 +154,7 @@ class SageTuner(keras_tuner.Tuner):
     def __init__(
         self,
         hypermodel: keras_tuner.HyperModel,
-        teacher: TeacherStore | str | os.PathLike,
+        teacher: TeacherStore | str | os.PathLike[str],
         alpha: float = DEFAULT_ALPHA,
         premature_epochs: int | None = None,
         premature_steps: int | None = None,
@@ -242,7 +242,9 @@ class SageTuner(keras_tuner.Tuner):
         )
         return self.scorer
 
-    def run_trial(self, trial: keras_tuner.engine.trial.Trial, *fit_args: Any, **fit_kwargs: Any) -> dict:
+    def run_trial(
+        self, trial: keras_tuner.engine.trial.Trial, *fit_args: Any, **fit_kwargs: Any
+    ) -> dict[str, Any]:
         """Builds, trains for the premature budget, and scores one candidate.
 
         Returns:
@@ -358,8 +360,8 @@ class SageTuner(keras_tuner.Tuner):
         """The cost of the search so far in examples processed by SGD: M1·E1 + M2·E2 (paper §4.3)."""
         return self.search_examples + self.rerank_examples
 
-    def get_state(self) -> dict:
-        state = super().get_state()
+    def get_state(self) -> dict[str, Any]:
+        state = cast("dict[str, Any]", super().get_state())
         state.update(
             {
                 "search_examples": self.search_examples,
@@ -369,20 +371,20 @@ class SageTuner(keras_tuner.Tuner):
         )
         return state
 
-    def set_state(self, state: dict) -> None:
+    def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.search_examples = int(state.get("search_examples", 0))
         self.rerank_examples = int(state.get("rerank_examples", 0))
         self.rerank_results = [RerankResult(**result) for result in state.get("rerank_results", [])]
 
     def _trial_seed(self, trial_id: str) -> int:
-        return (self.oracle.seed + int(trial_id)) % 2**31
+        return int((self.oracle.seed + int(trial_id)) % 2**31)
 
     def _fit(
         self,
         trial: keras_tuner.engine.trial.Trial,
         model: keras.Model,
-        fit_args: tuple,
+        fit_args: tuple[Any, ...],
         fit_kwargs: dict[str, Any],
         epochs: int | None,
         steps: int | None,

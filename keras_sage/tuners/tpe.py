@@ -13,7 +13,7 @@ import math
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import keras_tuner
 import numpy as np
@@ -173,14 +173,15 @@ class SplitOnceTPESampler(optuna.samplers.TPESampler):
     def _start_history(self) -> None:
         """Empties the cache: the finished trials' values and the last split."""
         self._history: FinishedTrialValues | None = None
-        self._split_key: tuple | None = None
+        self._split_key: tuple[int, int, tuple[int, ...]] | None = None
         self._below = np.empty(0, dtype=int)
         self._above = np.empty(0, dtype=int)
         self._history_lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         # The cache (which holds the study) is not pickled: the sampler pickles as a `TPESampler` does.
-        state = dict(super().__getstate__())
+        # `object.__getstate__` is typed as returning `object`; a sampler's state is its `__dict__`.
+        state = dict(cast("dict[str, Any]", super().__getstate__()))
         for name in ("_history", "_split_key", "_below", "_above", "_history_lock"):
             del state[name]
         return state
@@ -196,15 +197,15 @@ class SplitOnceTPESampler(optuna.samplers.TPESampler):
         if len(study.directions) > 1 or settings.gamma is None:
             # Multi-objective splits, and optuna's first suggestion, where it picks its default gamma.
             return _compat.tpe_sample_as_optuna(self, study, trial, search_space)
-        states = (TrialState.COMPLETE, TrialState.PRUNED)
+        states: tuple[TrialState, ...] = (TrialState.COMPLETE, TrialState.PRUNED)
         if settings.constant_liar:
             states += (TrialState.RUNNING,)
         trials = study.get_trials(deepcopy=False, states=states)
         running = [t for t in trials if t.state == TrialState.RUNNING]
         with self._history_lock:
-            self._split(study, trial, trials, running, settings.gamma)
-            below = self._history.observations(search_space, self._below)
-            above = self._history.observations(
+            history = self._split(study, trial, trials, running, settings.gamma)
+            below = history.observations(search_space, self._below)
+            above = history.observations(
                 search_space,
                 self._above,
                 [
@@ -222,24 +223,29 @@ class SplitOnceTPESampler(optuna.samplers.TPESampler):
         trials: list[FrozenTrial],
         running: list[FrozenTrial],
         gamma: Callable[[int], int],
-    ) -> None:
+    ) -> FinishedTrialValues:
         """Splits the finished trials into l(x)'s and g(x)'s, unless the history is the one split last.
 
         `trials` are the study's trials in the states the sampler reads (the asking `trial` among them
         with the constant liar), `running` those of them that are running.
+
+        Returns:
+            The history of the study's finished trials' values, which the split indexes.
         """
         if self._history is None or self._history.study is not study:
             self._history = FinishedTrialValues(study)
             self._split_key = None
+        history = self._history
         key = (trial.number, len(trials), tuple(t.number for t in running))
         if key == self._split_key:
-            return
-        self._history.add(trials)
+            return history
+        history.add(trials)
         others = [t for t in trials if t.number != trial.number]
         below, above = _compat.tpe_split_trials(study, others, gamma(len(trials) - len(running)))
         self._below = np.array([t.number for t in below], dtype=int)
         self._above = np.array([t.number for t in above if t.state != TrialState.RUNNING], dtype=int)
         self._split_key = key
+        return history
 
 
 class TPEOracle(OptunaOracle):
