@@ -41,6 +41,10 @@ DEFAULT_MAX_FEATURES = 4096
 # output, and no block is so thin that its matrix products run slowly.
 _MIN_BLOCK_BYTES = 32 * 2**20
 _MIN_BLOCK_ROWS = 1024
+# Beyond its blocks and output the numpy backend holds a few float64 vectors of one value per row (means,
+# norms) and numpy's buffers for casting to float64 in reductions (about 150 KB).
+_VECTORS_PER_ROW = 8
+_CAST_BUFFER_BYTES = 2**20
 
 
 class ConstantRepresentationWarning(UserWarning):
@@ -139,6 +143,34 @@ def feature_subsample_indices(n_features: int, max_features: int | None, seed: i
         raise ValueError(f"max_features must be at least 1, got {max_features}")
     chosen = np.random.default_rng(seed).choice(n_features, size=max_features, replace=False)
     return np.sort(chosen).astype(np.int64)
+
+
+def rdm_workspace_bytes(n: int, n_features: int) -> int:
+    """Returns the most memory `rdm` takes beyond its float32 input, for any metric, on the numpy backend.
+
+    That is the float32 upper triangle it returns, its blocks of prepared rows and their products, sized
+    as `_blocked_dissimilarities` chooses them (float32 for correlation and cosine, float64 for
+    euclidean), a few float64 vectors of one value per row, and numpy's casting buffers.
+
+    Args:
+        n: rows compared.
+        n_features: features of each row.
+
+    Returns:
+        Bytes.
+
+    Example:
+
+    ```python
+    rdm_workspace_bytes(5000, 4096)  # 125 MB: 50 MB of upper triangle, 73 MB of blocks
+    ```
+    """
+    blocks = 0
+    for item_bytes in (4, 8):
+        rows_per_block = _rows_per_block(n, n_features, item_bytes, input_bytes=4 * n * n_features)
+        row_blocks = 1 if rows_per_block == n else 2
+        blocks = max(blocks, item_bytes * rows_per_block * (row_blocks * n_features + rows_per_block))
+    return 4 * condensed_length(n) + blocks + 8 * _VECTORS_PER_ROW * n + _CAST_BUFFER_BYTES
 
 
 def rdm(
