@@ -11,7 +11,9 @@ images) it measures, each in a fresh subprocess:
 - training throughput of the same model (SGD, batch 128, after a warm-up), extrapolated to a 2-epoch
   trial on CIFAR's 45,000 training images (90,000 examples), the paper's premature budget.
 
-Run: `.venv/bin/python benchmarks/bench_objective.py [--repeats 3] [--quick]`; prints a Markdown table.
+Run: `.venv/bin/python benchmarks/bench_objective.py [--repeats 3] [--quick] [--config NAME ...]`; prints a
+Markdown table, then the S_i of each configuration (the same in every run: the model and teacher are
+seeded), to compare the scores of two versions of the code.
 """
 
 from __future__ import annotations
@@ -125,8 +127,9 @@ def measure(config: str, teacher_path: str, naive: bool) -> dict:
     objective.similarities(plain_cnn(1, 8), ["layer_1"])  # warm up the RDM code path
     with PeakMemory() as memory:
         started = time.perf_counter()
-        objective.similarities(model, endpoints)
+        similarities, _ = objective.similarities(model, endpoints)
         result["tg_seconds"] = time.perf_counter() - started
+    result["similarities"] = similarities
     result["tg_peak_bytes"] = memory.peak_bytes
 
     if naive:
@@ -150,6 +153,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="only the 1,000-probe configurations")
+    parser.add_argument(
+        "--config", action="append", choices=list(CONFIGS), help="only this configuration (repeatable)"
+    )
     parser.add_argument("--measure", nargs=3, metavar=("CONFIG", "TEACHER", "NAIVE"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.measure:
@@ -157,10 +163,10 @@ def main() -> None:
         print(json.dumps(measure(config, teacher_path, naive == "1")))
         return
 
-    rows = []
+    rows, similarities = [], {}
     with tempfile.TemporaryDirectory() as directory:
         for config, (_, _, n_probe, naive) in CONFIGS.items():
-            if arguments.quick and n_probe > 1000:
+            if (arguments.quick and n_probe > 1000) or (arguments.config and config not in arguments.config):
                 continue
             teacher_path = os.path.join(directory, f"teacher_{n_probe}.h5")
             if not os.path.exists(teacher_path):
@@ -174,6 +180,7 @@ def main() -> None:
                     text=True,
                 )
                 runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+            similarities[config] = runs[0].pop("similarities")
             median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
             trial_seconds = median["train_seconds_per_example"] * TRIAL_EXAMPLES
             rows.append(
@@ -195,6 +202,12 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
+    print()
+    for config, config_similarities in similarities.items():
+        print(
+            f"S_i, {config}: "
+            + ", ".join(f"{name} {value:.9f}" for name, value in config_similarities.items())
+        )
 
 
 if __name__ == "__main__":
