@@ -4,14 +4,18 @@ For each configuration (a plain CNN with E conv endpoints at 32×32×3, a teache
 images) it measures, each in a fresh subprocess:
 
 - `TeacherGuidedScorer.similarities` (features subsampled to 4,096 per endpoint inside the extractor,
-  batched, grouped to the 2 GB memory budget): wall time and peak resident memory above the level just
-  before the call (sampled every 5 ms from /proc/self/statm);
+  batched, grouped to the 2 GB memory budget): wall time, CPU time of all the process's threads, and
+  peak resident memory above the level just before the call (sampled every 5 ms from /proc/self/statm);
 - the naive peer where it fits in memory: `Model.predict` of every endpoint's full output, then the same
   subsample, RDMs and comparisons;
 - training throughput of the same model (SGD, batch 128, after a warm-up), extrapolated to a 2-epoch
-  trial on CIFAR's 45,000 training images (90,000 examples), the paper's premature budget.
+  trial on CIFAR's 45,000 training images (90,000 examples), the paper's premature budget; in wall time and
+  in CPU time. On a machine shared with other jobs the ratio of CPU times varies less than that of wall
+  times, which depends on what else ran during each part.
 
-Run: `.venv/bin/python benchmarks/bench_objective.py [--repeats 3] [--quick]`; prints a Markdown table.
+Run: `.venv/bin/python benchmarks/bench_objective.py [--repeats 3] [--quick] [--config NAME ...]`; prints a
+Markdown table, then the S_i of each configuration (the same in every run: the model and teacher are
+seeded), to compare the scores of two versions of the code.
 """
 
 from __future__ import annotations
@@ -117,16 +121,19 @@ def measure(config: str, teacher_path: str, naive: bool) -> dict:
     x = rng.standard_normal((128 * 6, 32, 32, 3), dtype=np.float32)
     y = rng.integers(0, 10, len(x))
     model.fit(x[:256], y[:256], batch_size=128, epochs=1, verbose=0)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     model.fit(x, y, batch_size=128, epochs=1, verbose=0)
     result["train_seconds_per_example"] = (time.perf_counter() - started) / len(x)
+    result["train_cpu_seconds_per_example"] = (time.process_time() - cpu_started) / len(x)
 
     objective = TeacherGuidedScorer(teacher)
     objective.similarities(plain_cnn(1, 8), ["layer_1"])  # warm up the RDM code path
     with PeakMemory() as memory:
-        started = time.perf_counter()
-        objective.similarities(model, endpoints)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        similarities, _ = objective.similarities(model, endpoints)
         result["tg_seconds"] = time.perf_counter() - started
+        result["tg_cpu_seconds"] = time.process_time() - cpu_started
+    result["similarities"] = similarities
     result["tg_peak_bytes"] = memory.peak_bytes
 
     if naive:
@@ -150,6 +157,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="only the 1,000-probe configurations")
+    parser.add_argument(
+        "--config", action="append", choices=list(CONFIGS), help="only this configuration (repeatable)"
+    )
     parser.add_argument("--measure", nargs=3, metavar=("CONFIG", "TEACHER", "NAIVE"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.measure:
@@ -157,10 +167,10 @@ def main() -> None:
         print(json.dumps(measure(config, teacher_path, naive == "1")))
         return
 
-    rows = []
+    rows, similarities = [], {}
     with tempfile.TemporaryDirectory() as directory:
         for config, (_, _, n_probe, naive) in CONFIGS.items():
-            if arguments.quick and n_probe > 1000:
+            if (arguments.quick and n_probe > 1000) or (arguments.config and config not in arguments.config):
                 continue
             teacher_path = os.path.join(directory, f"teacher_{n_probe}.h5")
             if not os.path.exists(teacher_path):
@@ -174,11 +184,14 @@ def main() -> None:
                     text=True,
                 )
                 runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+            similarities[config] = runs[0].pop("similarities")
             median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
             trial_seconds = median["train_seconds_per_example"] * TRIAL_EXAMPLES
+            trial_cpu_seconds = median["train_cpu_seconds_per_example"] * TRIAL_EXAMPLES
             rows.append(
                 f"| {config} | {median['tg_seconds']:.1f} | {median['tg_peak_bytes'] / 2**30:.2f} | "
                 f"{trial_seconds:.0f} | {100 * median['tg_seconds'] / trial_seconds:.1f}% | "
+                f"{100 * median['tg_cpu_seconds'] / trial_cpu_seconds:.1f}% | "
                 + (
                     f"{median['naive_seconds']:.1f} s, {median['naive_peak_bytes'] / 2**30:.2f} GiB "
                     f"({median['naive_peak_bytes'] / median['tg_peak_bytes']:.1f}× the memory)"
@@ -191,10 +204,16 @@ def main() -> None:
     print()
     print(
         "| configuration | TG time (s) | TG peak memory (GiB) | 2-epoch trial (s, extrapolated) | TG / trial "
-        "| naive peer (`Model.predict` of all endpoints) |"
+        "| TG / trial in CPU time | naive peer (`Model.predict` of all endpoints) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    print()
+    for config, config_similarities in similarities.items():
+        print(
+            f"S_i, {config}: "
+            + ", ".join(f"{name} {value:.9f}" for name, value in config_similarities.items())
+        )
 
 
 if __name__ == "__main__":

@@ -78,17 +78,39 @@ def layer_features(
     n_images = images.shape[0]
     buffers = [np.empty((n_images, count), dtype=np.float32) for count in kept_counts]
     progress = keras.utils.Progbar(n_images, verbose=verbose, unit_name="image")
+    forward = None
     for start in range(0, n_images, batch_size):
         batch = images[start : start + batch_size]
         batch = preprocessing(batch) if preprocessing is not None else np.asarray(batch, dtype=np.float32)
-        # Called eagerly: a feature model usually runs once per candidate, so tracing it would cost more
-        # than it saves.
-        kept = feature_model(batch, training=False)
+        if forward is None:
+            forward = _batch_forward(feature_model, batch, several_batches=n_images > batch_size)
+        kept = forward(batch)
         kept = kept if isinstance(kept, (list, tuple)) else [kept]
         for buffer, layer_kept in zip(buffers, kept, strict=True):
             buffer[start : start + batch_size] = keras.ops.convert_to_numpy(layer_kept)
         progress.update(min(start + batch_size, n_images))
     return buffers
+
+
+def _batch_forward(feature_model: Any, first_batch: Any, several_batches: bool) -> Callable[[Any], Any]:
+    """The feature model's forward pass on one batch: eager for a single batch, else a graph.
+
+    In a graph TensorFlow fuses each convolution with its bias and activation, so on a CPU a batch takes
+    about 0.6 of the time of an eager call, and tracing costs about one eager call: the graph pays from the
+    second batch on. It is traced once, for batches like the first of any size (`get_concrete_function`,
+    which also keeps a search's one tracing per candidate out of TensorFlow's frequent-retracing warning).
+    """
+    import tensorflow as tf
+
+    def call(batch: Any) -> Any:
+        return feature_model(batch, training=False)
+
+    if not several_batches:
+        return call
+    first_batch = tf.convert_to_tensor(first_batch)
+    batch_spec = tf.TensorSpec((None, *first_batch.shape[1:]), first_batch.dtype)
+    graph = tf.function(call).get_concrete_function(batch_spec)
+    return lambda batch: graph(tf.convert_to_tensor(batch, batch_spec.dtype))
 
 
 def _layer_output(model: Any, name: str) -> Any:

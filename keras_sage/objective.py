@@ -14,6 +14,10 @@ output is flattened and only a fixed random subsample of `max_features` features
 batches are fed one at a time into preallocated buffers (never `Model.predict`, which keeps every batch);
 each student RDM is compared with the teacher RDMs as soon as it exists and then dropped; and endpoints
 whose buffers would not fit `memory_budget` together are processed in groups, one forward pass per group.
+
+The teacher side is prepared once per scorer (`keras_sage.rsa.ReferenceRDMs`: each teacher RDM checked,
+and its mean and centred norm computed, once), so each endpoint costs one student RDM per RDM kind and one
+read of it for all the teacher RDMs of that kind.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import numpy as np
 
 from keras_sage import contract
 from keras_sage.features import layer_feature_counts, layer_features
-from keras_sage.rsa import DEFAULT_MAX_FEATURES, RDM, compare, rdm
+from keras_sage.rsa import DEFAULT_MAX_FEATURES, RDM, ReferenceRDMs, rdm
+from keras_sage.rsa.dissimilarity import rdm_workspace_bytes
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
 __all__ = [
@@ -43,10 +48,6 @@ __all__ = [
 
 DEFAULT_ALPHA = 1.0
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
-# Bytes of working memory one student RDM of n probe images takes beyond its features, per n²: the
-# square distance matrix and the temporaries of computing it, in float64. Reserved out of the memory
-# budget before the feature buffers are planned.
-RDM_WORKSPACE_BYTES_PER_PAIR = 24
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,9 @@ def plan_endpoint_groups(
     """Splits endpoints, in order, into groups whose feature buffers fit a memory budget together.
 
     Each group is one forward pass over the probe images; its buffers hold n_images × Σ features float32
-    values. A student RDM's own working memory (`RDM_WORKSPACE_BYTES_PER_PAIR` · n_images²) is reserved out
-    of the budget first. An endpoint too large for the budget on its own still gets a group of its own.
+    values. A student RDM's own working memory (`keras_sage.rsa.dissimilarity.rdm_workspace_bytes` for
+    the widest endpoint: its float32 upper triangle and row blocks) is reserved out of the budget first.
+    An endpoint too large for the budget on its own still gets a group of its own.
 
     Args:
         features_per_endpoint: The number of features kept for each endpoint (after subsampling).
@@ -110,7 +112,9 @@ def plan_endpoint_groups(
     Returns:
         Lists of endpoint positions, covering every endpoint once, in order.
     """
-    buffer_budget = memory_budget - RDM_WORKSPACE_BYTES_PER_PAIR * n_images * n_images
+    if not features_per_endpoint:
+        return []
+    buffer_budget = memory_budget - rdm_workspace_bytes(n_images, max(features_per_endpoint))
     groups: list[list[int]] = []
     group_bytes = 0
     for position, n_features in enumerate(features_per_endpoint):
@@ -200,6 +204,21 @@ class TeacherGuidedScorer:
             teacher.probe_labels is None
         ):
             raise ValueError(f"teacher file {teacher.path} has category-level RDMs but no probe labels")
+        # The teacher RDMs of each (metric, level), prepared once for every candidate's comparisons.
+        rdm_kinds = sorted(
+            {(teacher_rdm.metric, teacher_rdm.level) for teacher_rdm in self.teacher_rdms.values()}
+        )
+        self._references_by_kind = {
+            kind: ReferenceRDMs(
+                {
+                    name: teacher_rdm
+                    for name, teacher_rdm in self.teacher_rdms.items()
+                    if (teacher_rdm.metric, teacher_rdm.level) == kind
+                },
+                method=method,
+            )
+            for kind in rdm_kinds
+        }
 
     @property
     def teacher_layers(self) -> list[str]:
@@ -257,9 +276,6 @@ class TeacherGuidedScorer:
             count if self.max_features is None else min(count, self.max_features)
             for count in layer_feature_counts(model, endpoints)
         ]
-        rdm_kinds = sorted(
-            {(teacher_rdm.metric, teacher_rdm.level) for teacher_rdm in self.teacher_rdms.values()}
-        )
 
         best = {name: -math.inf for name in self.teacher_rdms}
         best_student_layers: dict[str, str] = {}
@@ -276,7 +292,7 @@ class TeacherGuidedScorer:
             for slot, position in enumerate(group):
                 # Each endpoint's buffer is released as soon as its RDMs exist.
                 endpoint_features, features[slot] = features[slot], None
-                for metric, level in rdm_kinds:
+                for (metric, level), references in self._references_by_kind.items():
                     student_rdm = rdm(
                         endpoint_features,
                         metric=metric,
@@ -285,10 +301,7 @@ class TeacherGuidedScorer:
                         max_features=None,
                         name=endpoints[position],
                     )
-                    for teacher_name, teacher_rdm in self.teacher_rdms.items():
-                        if (teacher_rdm.metric, teacher_rdm.level) != (metric, level):
-                            continue
-                        similarity = compare(teacher_rdm, student_rdm, method=self.method)
+                    for teacher_name, similarity in references.compare(student_rdm).items():
                         if similarity > best[teacher_name]:
                             best[teacher_name] = similarity
                             best_student_layers[teacher_name] = endpoints[position]

@@ -23,11 +23,13 @@ def test_counts_and_subsampled_features_match_the_full_outputs(model):
     full = keras.Model(model.input, [model.get_layer("first").output, model.get_layer("second").output])
     full_first, full_second = (np.asarray(output) for output in full(images))
 
-    first, second = layer_features(model, ["first", "second"], images, max_features=20, seed=7, batch_size=4)
-
     kept = feature_subsample_indices(144, 20, 7)
-    np.testing.assert_allclose(first, full_first.reshape(11, -1)[:, kept], rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(second, full_second, rtol=1e-6, atol=1e-6)  # 5 ≤ 20 features: all kept
+    for batch_size in (4, 11):  # a graph traced once for batches of 4, 4 and 3; one eager call
+        first, second = layer_features(
+            model, ["first", "second"], images, max_features=20, seed=7, batch_size=batch_size
+        )
+        np.testing.assert_allclose(first, full_first.reshape(11, -1)[:, kept], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(second, full_second, rtol=1e-6, atol=1e-6)  # 5 ≤ 20 features: all kept
 
 
 def test_preprocessing_is_applied_to_each_batch(model):

@@ -7,7 +7,6 @@ from scipy.spatial.distance import pdist
 from scipy.stats import pearsonr
 
 from keras_sage.objective import (
-    RDM_WORKSPACE_BYTES_PER_PAIR,
     TeacherGuidedScore,
     TeacherGuidedScorer,
     plan_endpoint_groups,
@@ -15,6 +14,7 @@ from keras_sage.objective import (
     teacher_guidance,
 )
 from keras_sage.rsa import feature_subsample_indices, rdm
+from keras_sage.rsa.dissimilarity import rdm_workspace_bytes
 from keras_sage.teachers import TeacherStore
 
 N_PROBE = 12
@@ -65,13 +65,18 @@ def make_teacher(path, model, probe, level="image", layers=("layer_1", "layer_3"
 
 def test_plan_endpoint_groups_fits_buffers_in_budget():
     n_images = 4
-    workspace = RDM_WORKSPACE_BYTES_PER_PAIR * n_images**2
-    # Room for 20 features of 4 images: endpoints of 10, 10, 10 features go as [0, 1], [2].
-    budget = workspace + 4 * n_images * 20
+    # Beyond the widest endpoint's RDM workspace, room for 20 features of 4 images: endpoints of 10, 10, 10
+    # features go as [0, 1], [2].
+    budget = rdm_workspace_bytes(n_images, 10) + 4 * n_images * 20
     assert plan_endpoint_groups([10, 10, 10], n_images, budget) == [[0, 1], [2]]
     assert plan_endpoint_groups([10, 10, 10], n_images, 10**9) == [[0, 1, 2]]
     # An endpoint larger than the budget still gets its own group.
+    budget = rdm_workspace_bytes(n_images, 100) + 4 * n_images * 20
     assert plan_endpoint_groups([100, 5, 5], n_images, budget) == [[0], [1, 2]]
+    # The 50 endpoints × 5,000 probes of benchmarks/bench_objective.py (4,096 features kept of 32×32×32 and
+    # 16×16×32 outputs, all 2,048 of 8×8×32) go in two forward passes.
+    bench_endpoints = [4096] * 33 + [2048] * 17
+    assert [len(group) for group in plan_endpoint_groups(bench_endpoints, 5000, 2 * 1024**3)] == [24, 26]
 
 
 def test_teacher_guidance_is_mean_of_similarities():
@@ -114,7 +119,7 @@ def test_grouped_forward_passes_give_the_same_similarities(tmp_path, probe):
     student = tiny_cnn(seed=2)
     one_pass = TeacherGuidedScorer(teacher, max_features=40).similarities(student, ENDPOINTS)
     # A budget that holds only the RDM workspace forces one endpoint per forward pass.
-    tight_budget = RDM_WORKSPACE_BYTES_PER_PAIR * N_PROBE**2 + 1
+    tight_budget = rdm_workspace_bytes(N_PROBE, 40) + 1
     assert plan_endpoint_groups([40, 40, 40], N_PROBE, tight_budget) == [[0], [1], [2]]
     grouped = TeacherGuidedScorer(teacher, max_features=40, memory_budget=tight_budget).similarities(
         student, ENDPOINTS

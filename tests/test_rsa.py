@@ -2,6 +2,7 @@
 
 import importlib
 import itertools
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -69,6 +70,23 @@ def test_numpy_rdm_in_many_blocks_equals_scipy(monkeypatch, metric):
     np.testing.assert_allclose(
         rsa.rdm(activations, metric=metric).values, reference_rdm(activations, metric), rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("small_blocks", [False, True])
+def test_rdm_workspace_bytes_bounds_the_numpy_backend_memory(monkeypatch, small_blocks):
+    if small_blocks:  # 11 to 15 blocks (182 or 134 rows) instead of one
+        monkeypatch.setattr(rdm_module, "_MIN_BLOCK_BYTES", 300 * 64 * 8)
+        monkeypatch.setattr(rdm_module, "_MIN_BLOCK_ROWS", 1)
+    activations = random_activations(n=2000, shape=(64,))
+    peaks = {}
+    for metric in rsa.METRICS:
+        tracemalloc.start()
+        rsa.rdm(activations, metric=metric, backend="numpy")
+        peaks[metric] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    bound = rdm_module.rdm_workspace_bytes(2000, 64)
+    assert max(peaks.values()) <= bound
+    assert max(peaks.values()) > 0.8 * bound  # a bound, not a guess many times too large
 
 
 def test_float64_and_integer_activations_are_accepted():
@@ -257,6 +275,59 @@ def test_compare_of_an_rdm_with_itself_is_one():
     values = rsa.rdm(random_activations()).values
     for method in rsa.COMPARE_METHODS:
         assert rsa.compare(values, values, method) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_reference_rdms_equal_float64_scipy_on_large_random_layers():
+    # 600 images: 179,700 pairs, so Pearson's r runs over two chunks. Teachers in float64 (pdist), as a
+    # stored teacher file's float32 RDMs, and the student layer from the float32 path end to end.
+    rng = np.random.default_rng(11)
+    hidden = rng.standard_normal((600, 20))
+    layers = [np.maximum(hidden @ rng.standard_normal((20, width)), 0.0) for width in (300, 500)]
+    teachers = {f"T{position}": pdist(layer, "correlation") for position, layer in enumerate(layers)}
+    student = np.maximum(hidden @ rng.standard_normal((20, 700)) + rng.standard_normal((600, 700)), 0.0)
+    expected_student = pdist(student, "correlation")
+    expected = {
+        name: scipy.stats.pearsonr(values, expected_student).statistic for name, values in teachers.items()
+    }
+    assert 0.2 < min(expected.values()) < max(expected.values()) < 0.99
+
+    student_rdm = rsa.rdm(student.astype(np.float32))
+    for teacher_values in (teachers, {name: values.astype(np.float32) for name, values in teachers.items()}):
+        similarities = rsa.ReferenceRDMs(teacher_values).compare(student_rdm)
+        assert list(similarities) == ["T0", "T1"]
+        for name, similarity in similarities.items():
+            assert similarity == pytest.approx(expected[name], abs=1e-6)
+            assert similarity == pytest.approx(rsa.compare(teacher_values[name], student_rdm), abs=1e-12)
+
+
+@pytest.mark.parametrize("method", rsa.COMPARE_METHODS)
+def test_reference_rdms_give_what_compare_gives(method):
+    a, b = rdm_pairs()["layers"]
+    ties = np.random.default_rng(8).integers(0, 4, len(b)).astype(np.float64)
+    references = rsa.ReferenceRDMs({"a": a, "ties": ties}, method=method)
+    assert references.names == ["a", "ties"]
+    similarities = references.compare(b)
+    assert similarities["a"] == pytest.approx(rsa.compare(a, b, method), abs=1e-12)
+    assert similarities["ties"] == pytest.approx(rsa.compare(ties, b, method), abs=1e-12)
+    assert similarities["a"] > 0.2
+
+
+def test_reference_rdms_name_constant_and_mismatched_rdms():
+    teacher = rsa.rdm(random_activations(n=10), name="teacher_block2")
+    with pytest.warns(rsa.ConstantRepresentationWarning):
+        constant = rsa.rdm(np.ones((10, 8), dtype=np.float32), name="dead_layer")
+    references = rsa.ReferenceRDMs({"block2": teacher, "flat": constant})
+    with pytest.warns(rsa.ConstantRepresentationWarning, match="reference 'flat'.*'dead_layer'.*is constant"):
+        similarities = references.compare(rsa.rdm(random_activations(seed=4, n=10)))
+    assert similarities["flat"] == 0.0 and similarities["block2"] != 0.0
+    with pytest.raises(ValueError, match=r"'teacher_block2'\) has n=10.*'student_conv1'\) has n=12"):
+        references.compare(rsa.rdm(random_activations(n=12), name="student_conv1"))
+    with pytest.raises(ValueError, match="rdm contains NaN"):
+        references.compare(np.where(np.arange(45) == 3, np.nan, 1.0))
+    with pytest.raises(ValueError, match="at least one"):
+        rsa.ReferenceRDMs({})
+    with pytest.raises(ValueError, match="method must be one of"):
+        rsa.ReferenceRDMs({"block2": teacher}, method="distance")
 
 
 def reference_cka(x, y):

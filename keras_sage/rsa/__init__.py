@@ -1,6 +1,6 @@
 """Representational similarity analysis: RDMs (the paper's §3.1) and how similar two of them are."""
 
-from keras_sage.rsa.compare import COMPARE_METHODS, compare, linear_cka
+from keras_sage.rsa.compare import COMPARE_METHODS, ReferenceRDMs, compare, linear_cka
 from keras_sage.rsa.dissimilarity import (
     BACKENDS,
     DEFAULT_MAX_FEATURES,
@@ -22,6 +22,7 @@ __all__ = [
     "METRICS",
     "RDM",
     "ConstantRepresentationWarning",
+    "ReferenceRDMs",
     "compare",
     "condensed_length",
     "feature_subsample_indices",

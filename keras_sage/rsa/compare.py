@@ -9,6 +9,8 @@ RDM or representation has no defined correlation: its similarity is 0, with a
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,34 +44,92 @@ def compare(rdm_a: RDM | np.ndarray, rdm_b: RDM | np.ndarray, method: str = "pea
     similarity = keras_sage.compare(teacher_rdm, student_rdm)  # the paper's corr(M^{T_i}, M^{C_j})
     ```
     """
-    if method not in COMPARE_METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, COMPARE_METHODS))}, got {method!r}")
+    _check_method(method)
     values_a, label_a = _upper_triangle(rdm_a, "rdm_a")
     values_b, label_b = _upper_triangle(rdm_b, "rdm_b")
-    n_a = rows_of_condensed(len(values_a), label_a)
-    n_b = rows_of_condensed(len(values_b), label_b)
-    if n_a != n_b:
-        raise ValueError(
-            f"cannot compare RDMs of different sizes: {label_a} has n={n_a}, {label_b} has n={n_b}"
-        )
-    for values, label in ((values_a, label_a), (values_b, label_b)):
-        if not np.isfinite(values).all():
-            raise ValueError(f"{label} contains NaN or inf")
-    constant = [label for values, label in ((values_a, label_a), (values_b, label_b)) if np.ptp(values) == 0]
-    if constant:
-        warnings.warn(
-            f"{' and '.join(constant)} is constant; its {method} correlation is undefined and is set to 0",
-            ConstantRepresentationWarning,
-            stacklevel=2,
-        )
+    _check_same_size(rows_of_condensed(len(values_a), label_a), label_a, values_b, label_b)
+    mean_a, mean_b = _finite_mean(values_a, label_a), _finite_mean(values_b, label_b)
+    if _warn_if_constant([(label_a, np.ptp(values_a) == 0), (label_b, np.ptp(values_b) == 0)], method):
         return 0.0
     if method == "pearson":
-        return _pearson(values_a, values_b)
-    if method == "spearman":
-        import scipy.stats  # imported here: it takes longer to import than the rest of keras_sage.rsa
+        return _pearson_with_each(values_b, mean_b, [_Centred.of(values_a, mean_a)])[0]
+    return _rank_correlation(values_a, values_b, method)
 
-        return _pearson(scipy.stats.rankdata(values_a), scipy.stats.rankdata(values_b))
-    return _kendall_tau_a(values_a, values_b)
+
+class ReferenceRDMs:
+    """RDMs prepared once to be compared with many others, as a teacher's RDMs are with every candidate's.
+
+    `compare(rdm)` gives, for every reference, what `keras_sage.compare(reference, rdm, method)` gives,
+    with less work: each reference is checked once, and for Pearson's r its mean and centred norm are
+    computed once and each compared RDM is read once for all the references together.
+
+    Args:
+        references: name → an `RDM` or a 1-D upper triangle; kept, not copied.
+        method: "pearson", "spearman" or "kendall", as for `compare`.
+
+    Raises:
+        ValueError: on no references, NaN or inf values, fewer than 3 rows, or an unknown `method`.
+
+    Example:
+
+    ```python
+    references = ReferenceRDMs(teacher.rdms())
+    references.compare(student_rdm)  # {"V4": 0.41, "IT": 0.33}
+    ```
+    """
+
+    def __init__(self, references: Mapping[str, RDM | np.ndarray], method: str = "pearson") -> None:
+        _check_method(method)
+        if not references:
+            raise ValueError("ReferenceRDMs needs at least one reference RDM")
+        self.method = method
+        self._references: dict[str, _Reference] = {}
+        for name, reference in references.items():
+            values, label = _upper_triangle(reference, f"reference {name!r}")
+            n = rows_of_condensed(len(values), label)
+            mean = _finite_mean(values, label)
+            constant = bool(np.ptp(values) == 0)
+            centred = _Centred.of(values, mean) if method == "pearson" and not constant else None
+            self._references[name] = _Reference(values, label, n, constant, centred)
+
+    @property
+    def names(self) -> list[str]:
+        """The names of the references, in order."""
+        return list(self._references)
+
+    def compare(self, rdm: RDM | np.ndarray) -> dict[str, float]:
+        """Correlates an RDM with every reference.
+
+        Args:
+            rdm: an `RDM`, or a 1-D upper triangle, over the references' number of rows.
+
+        Returns:
+            The correlation with each reference, by name, in the references' order; 0.0 with a
+            `ConstantRepresentationWarning` where either is constant.
+
+        Raises:
+            ValueError: on a size other than a reference's (naming both), NaN or inf values, or fewer
+                than 3 rows.
+        """
+        values, label = _upper_triangle(rdm, "rdm")
+        for reference in self._references.values():
+            _check_same_size(reference.n, reference.label, values, label)
+        mean = _finite_mean(values, label)
+        rdm_constant = bool(np.ptp(values) == 0)
+        similarities: dict[str, float] = {}
+        pearson_names = []
+        for name, reference in self._references.items():
+            constant = [(reference.label, reference.constant), (label, rdm_constant)]
+            if _warn_if_constant(constant, self.method):
+                similarities[name] = 0.0
+            elif self.method == "pearson":
+                pearson_names.append(name)
+            else:
+                similarities[name] = _rank_correlation(reference.values, values, self.method)
+        if pearson_names:
+            centred = [self._references[name].centred for name in pearson_names]
+            similarities.update(zip(pearson_names, _pearson_with_each(values, mean, centred), strict=True))
+        return {name: similarities[name] for name in self._references}
 
 
 def linear_cka(acts_a: Any, acts_b: Any) -> float:
@@ -133,22 +193,107 @@ def _upper_triangle(rdm: RDM | np.ndarray, parameter: str) -> tuple[np.ndarray, 
     return values, parameter
 
 
-def _pearson(values_a: np.ndarray, values_b: np.ndarray) -> float:
-    """Pearson's r with float64 accumulation; both inputs are known to be non-constant.
+@dataclass(frozen=True)
+class _Centred:
+    """An upper triangle with its float64 mean and centred sum of squares, for Pearson's r."""
 
-    Works through two small reused float64 buffers, so a large float32 RDM is never copied whole.
+    values: np.ndarray
+    mean: float
+    sum_of_squares: float
+
+    @classmethod
+    def of(cls, values: np.ndarray, mean: float) -> _Centred:
+        squares = sum(np.einsum("i,i->", centred, centred) for _, centred in _centred_chunks(values, mean))
+        return cls(values, mean, float(squares))
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """A reference RDM as `ReferenceRDMs` keeps it: checked once, centred once for Pearson's r."""
+
+    values: np.ndarray
+    label: str
+    n: int
+    constant: bool
+    centred: _Centred | None
+
+
+def _check_method(method: str) -> None:
+    if method not in COMPARE_METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, COMPARE_METHODS))}, got {method!r}")
+
+
+def _check_same_size(n_a: int, label_a: str, values_b: np.ndarray, label_b: str) -> None:
+    n_b = rows_of_condensed(len(values_b), label_b)
+    if n_a != n_b:
+        raise ValueError(
+            f"cannot compare RDMs of different sizes: {label_a} has n={n_a}, {label_b} has n={n_b}"
+        )
+
+
+def _finite_mean(values: np.ndarray, label: str) -> float:
+    """The float64 mean, which is finite exactly when every value is (a float64 sum of float32 values
+    cannot overflow)."""
+    mean = float(np.mean(values, dtype=np.float64))
+    if not np.isfinite(mean):
+        if not np.isfinite(values).all():
+            raise ValueError(f"{label} contains NaN or inf")
+        raise ValueError(f"{label} has values too large to sum in float64")
+    return mean
+
+
+def _warn_if_constant(labels_and_constant: list[tuple[str, bool]], method: str) -> bool:
+    """Warns, naming them, when some of the compared RDMs are constant; returns whether any is."""
+    constant = [label for label, is_constant in labels_and_constant if is_constant]
+    if constant:
+        warnings.warn(
+            f"{' and '.join(constant)} is constant; its {method} correlation is undefined and is set to 0",
+            ConstantRepresentationWarning,
+            stacklevel=3,
+        )
+    return bool(constant)
+
+
+def _centred_chunks(values: np.ndarray, mean: float) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields `(start, values[start:start + _CHUNK] − mean)` in float64, through one reused buffer."""
+    buffer = np.empty(min(_CHUNK, len(values)))
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        yield start, np.subtract(chunk, mean, out=buffer[: len(chunk)])
+
+
+def _pearson_with_each(values: np.ndarray, mean: float, references: Sequence[_Centred]) -> list[float]:
+    """Pearson's r of one upper triangle with each of several, all non-constant, with float64 accumulation.
+
+    One pass over `values` for all the references, through small reused float64 buffers, so a large
+    float32 RDM is never copied whole.
     """
-    mean_a, mean_b = np.mean(values_a, dtype=np.float64), np.mean(values_b, dtype=np.float64)
-    buffer_a, buffer_b = np.empty(_CHUNK), np.empty(_CHUNK)
-    cross = squares_a = squares_b = 0.0
-    for start in range(0, len(values_a), _CHUNK):
-        chunk_a, chunk_b = values_a[start : start + _CHUNK], values_b[start : start + _CHUNK]
-        centred_a = np.subtract(chunk_a, mean_a, out=buffer_a[: len(chunk_a)])
-        centred_b = np.subtract(chunk_b, mean_b, out=buffer_b[: len(chunk_b)])
-        cross += np.einsum("i,i->", centred_a, centred_b)
-        squares_a += np.einsum("i,i->", centred_a, centred_a)
-        squares_b += np.einsum("i,i->", centred_b, centred_b)
-    return float(np.clip(cross / np.sqrt(squares_a * squares_b), -1.0, 1.0))
+    reference_buffer = np.empty(min(_CHUNK, len(values)))
+    squares = 0.0
+    cross = [0.0] * len(references)
+    for start, centred in _centred_chunks(values, mean):
+        squares += np.einsum("i,i->", centred, centred)
+        for position, reference in enumerate(references):
+            reference_chunk = reference.values[start : start + len(centred)]
+            reference_centred = np.subtract(
+                reference_chunk, reference.mean, out=reference_buffer[: len(centred)]
+            )
+            cross[position] += np.einsum("i,i->", reference_centred, centred)
+    return [
+        float(np.clip(product / np.sqrt(squares * reference.sum_of_squares), -1.0, 1.0))
+        for product, reference in zip(cross, references, strict=True)
+    ]
+
+
+def _rank_correlation(values_a: np.ndarray, values_b: np.ndarray, method: str) -> float:
+    """Spearman's ρ or Kendall's τ_a of two non-constant upper triangles."""
+    if method == "spearman":
+        import scipy.stats  # imported here: it takes longer to import than the rest of keras_sage.rsa
+
+        ranks_a, ranks_b = scipy.stats.rankdata(values_a), scipy.stats.rankdata(values_b)
+        mean_b = float(np.mean(ranks_b))
+        return _pearson_with_each(ranks_b, mean_b, [_Centred.of(ranks_a, float(np.mean(ranks_a)))])[0]
+    return _kendall_tau_a(values_a, values_b)
 
 
 def _tied_pairs(values: np.ndarray) -> float:

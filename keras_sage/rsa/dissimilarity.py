@@ -41,6 +41,10 @@ DEFAULT_MAX_FEATURES = 4096
 # output, and no block is so thin that its matrix products run slowly.
 _MIN_BLOCK_BYTES = 32 * 2**20
 _MIN_BLOCK_ROWS = 1024
+# Beyond its blocks and output the numpy backend holds a few float64 vectors of one value per row (means,
+# norms) and numpy's buffers for casting to float64 in reductions (about 150 KB).
+_VECTORS_PER_ROW = 8
+_CAST_BUFFER_BYTES = 2**20
 
 
 class ConstantRepresentationWarning(UserWarning):
@@ -141,6 +145,34 @@ def feature_subsample_indices(n_features: int, max_features: int | None, seed: i
     return np.sort(chosen).astype(np.int64)
 
 
+def rdm_workspace_bytes(n: int, n_features: int) -> int:
+    """Returns the most memory `rdm` takes beyond its float32 input, for any metric, on the numpy backend.
+
+    That is the float32 upper triangle it returns, its blocks of prepared rows and their products, sized
+    as `_blocked_dissimilarities` chooses them (float32 for correlation and cosine, float64 for
+    euclidean), a few float64 vectors of one value per row, and numpy's casting buffers.
+
+    Args:
+        n: rows compared.
+        n_features: features of each row.
+
+    Returns:
+        Bytes.
+
+    Example:
+
+    ```python
+    rdm_workspace_bytes(5000, 4096)  # 125 MB: 50 MB of upper triangle, 73 MB of blocks
+    ```
+    """
+    blocks = 0
+    for item_bytes in (4, 8):
+        rows_per_block = _rows_per_block(n, n_features, item_bytes, input_bytes=4 * n * n_features)
+        row_blocks = 1 if rows_per_block == n else 2
+        blocks = max(blocks, item_bytes * rows_per_block * (row_blocks * n_features + rows_per_block))
+    return 4 * condensed_length(n) + blocks + 8 * _VECTORS_PER_ROW * n + _CAST_BUFFER_BYTES
+
+
 def rdm(
     activations: Any,
     metric: str = "correlation",
@@ -188,10 +220,12 @@ def rdm(
     _check_choice("backend", backend, BACKENDS)
     if backend == "auto":
         backend = _automatic_backend(activations)
-    compute = _numpy_dissimilarities if backend == "numpy" else _tensorflow_dissimilarities
-    values, degenerate_rows, n, n_features, n_features_used, categories = compute(
-        activations, metric, labels, level, max_features, seed, where
+    operations = _NumpyOperations() if backend == "numpy" else _TensorFlowOperations()
+    matrix, n_features, categories = _rows_to_compare(
+        operations, activations, labels, level, max_features, seed, where
     )
+    n, n_features_used = (int(size) for size in matrix.shape)
+    values, degenerate_rows = operations.dissimilarities(matrix, metric)
     if degenerate_rows:
         kind = "zero-variance" if metric == "correlation" else "all-zero"
         warnings.warn(
@@ -258,45 +292,89 @@ def _category_index(
     return categories, category_of_row
 
 
-def _numpy_dissimilarities(activations, metric, labels, level, max_features, seed, where):
-    matrix = np.asarray(activations)
-    if matrix.ndim < 2:
+def _rows_to_compare(
+    operations: _NumpyOperations | _TensorFlowOperations,
+    activations: Any,
+    labels: Any,
+    level: str,
+    max_features: int | None,
+    seed: int,
+    where: str,
+) -> tuple[Any, int, np.ndarray | None]:
+    """The argument prologue both backends share: checks, flattening, feature subsample, category means.
+
+    Returns:
+        `(matrix, n_features, categories)`: the rows to compare (rows × features used, in the backend's
+        array type), the features before subsampling, and the sorted labels for level "category" (else
+        None).
+    """
+    matrix = operations.as_array(activations)
+    if len(matrix.shape) < 2:
         raise ValueError(f"{where}: activations must have shape (n_images, ...), got {matrix.shape}")
-    matrix = matrix.reshape(len(matrix), -1)
-    if matrix.dtype not in (np.float32, np.float64):
-        matrix = matrix.astype(np.float32)
-    n_images, n_features = matrix.shape
-    # A row sum is finite exactly when the row is, and float64 accumulation cannot overflow float32 data.
-    row_sums = np.sum(matrix, axis=1, dtype=np.float64)
-    if not np.isfinite(row_sums).all():
-        _raise_not_finite(np.flatnonzero(~np.isfinite(matrix).all(axis=1)), where)
+    matrix = operations.flattened(matrix)
+    n_images, n_features = (int(size) for size in matrix.shape)
+    non_finite_rows = operations.non_finite_rows(matrix)
+    if len(non_finite_rows):
+        _raise_not_finite(non_finite_rows, where)
     categories, category_of_row = _category_index(labels, n_images, level, where)
     features = feature_subsample_indices(n_features, max_features, seed)
     if features is not None:
-        matrix, row_sums = matrix[:, features], None
+        matrix = operations.columns(matrix, features)
     if categories is not None:
         # F^c: row c is the mean activation pattern over the images of category c.
-        matrix = np.stack(
-            [matrix[category_of_row == c].mean(axis=0, dtype=np.float64) for c in range(len(categories))]
+        matrix = operations.category_means(matrix, category_of_row, len(categories))
+    _check_rows(int(matrix.shape[0]), level, where)
+    return matrix, n_features, categories
+
+
+class _NumpyOperations:
+    """The numpy backend: the array operations of the shared prologue, and the blocked kernel."""
+
+    def as_array(self, activations: Any) -> np.ndarray:
+        return np.asarray(activations)
+
+    def flattened(self, matrix: np.ndarray) -> np.ndarray:
+        matrix = matrix.reshape(len(matrix), -1)
+        if matrix.dtype in (np.float32, np.float64):
+            return matrix
+        return matrix.astype(np.float32)
+
+    def non_finite_rows(self, matrix: np.ndarray) -> np.ndarray:
+        # A row sum is finite exactly when the row is, and float64 accumulation cannot overflow float32 data.
+        if np.isfinite(np.sum(matrix, axis=1, dtype=np.float64)).all():
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+
+    def columns(self, matrix: np.ndarray, features: np.ndarray) -> np.ndarray:
+        return matrix[:, features]
+
+    def category_means(
+        self, matrix: np.ndarray, category_of_row: np.ndarray, n_categories: int
+    ) -> np.ndarray:
+        return np.stack(
+            [matrix[category_of_row == c].mean(axis=0, dtype=np.float64) for c in range(n_categories)]
         ).astype(np.float32)
-        row_sums = None
-    _check_rows(len(matrix), level, where)
-    values, degenerate_rows = _blocked_dissimilarities(matrix, metric, row_sums)
-    return values, degenerate_rows, len(matrix), n_features, matrix.shape[1], categories
+
+    def dissimilarities(self, matrix: np.ndarray, metric: str) -> tuple[np.ndarray, int]:
+        return _blocked_dissimilarities(matrix, metric)
 
 
-def _blocked_dissimilarities(
-    matrix: np.ndarray, metric: str, row_sums: np.ndarray | None = None
-) -> tuple[np.ndarray, int]:
-    """The numpy kernel: prepares rows block by block and multiplies block pairs on or above the diagonal.
+def _rows_per_block(n: int, n_features: int, item_bytes: int, input_bytes: int) -> int:
+    """Rows in each block of the numpy kernel: blocks of equal size whose rows and products each fit in
+    max(`_MIN_BLOCK_BYTES`, `_MIN_BLOCK_ROWS` rows, a quarter of the input)."""
+    block_bytes = max(_MIN_BLOCK_BYTES, _MIN_BLOCK_ROWS * n_features * item_bytes, input_bytes // 4)
+    most_rows = min(
+        n, max(1, block_bytes // (n_features * item_bytes)), math.isqrt(block_bytes // item_bytes)
+    )
+    return math.ceil(n / math.ceil(n / most_rows))
 
-    `row_sums` (float64) saves a pass over `matrix` when the caller has them already.
-    """
+
+def _blocked_dissimilarities(matrix: np.ndarray, metric: str) -> tuple[np.ndarray, int]:
+    """The numpy kernel: prepares rows block by block and multiplies block pairs on or above the diagonal."""
     n, n_features = matrix.shape
     compute_dtype = np.float64 if metric == "euclidean" else np.float32
     if metric == "correlation":
-        if row_sums is None:
-            row_sums = np.sum(matrix, axis=1, dtype=np.float64)
+        row_sums = np.sum(matrix, axis=1, dtype=np.float64)
         # Each row's mean, accumulated in float64 and rounded to the compute dtype: a centred row sums to
         # zero, so the remaining shift of half an ulp changes its correlations only at second order.
         offset = (row_sums / n_features).astype(compute_dtype)[:, None]
@@ -307,13 +385,7 @@ def _blocked_dissimilarities(
     else:
         offset = None
         degenerate = ~np.any(matrix, axis=1)
-    item_bytes = np.dtype(compute_dtype).itemsize
-    block_bytes = max(_MIN_BLOCK_BYTES, _MIN_BLOCK_ROWS * n_features * item_bytes, matrix.nbytes // 4)
-    # Blocks of equal size, each of whose rows and products fit in block_bytes.
-    most_rows = min(
-        n, max(1, block_bytes // (n_features * item_bytes)), math.isqrt(block_bytes // item_bytes)
-    )
-    rows_per_block = math.ceil(n / math.ceil(n / most_rows))
+    rows_per_block = _rows_per_block(n, n_features, np.dtype(compute_dtype).itemsize, matrix.nbytes)
     starts = range(0, n, rows_per_block)
     squared_norms = np.zeros(n, dtype=np.float64)
     blocks_with_norms = set()
@@ -373,28 +445,43 @@ def _write_upper_triangle(
             values[offset + first_column : offset + column_stop] = block[row, first_column - column_start :]
 
 
-def _tensorflow_dissimilarities(activations, metric, labels, level, max_features, seed, where):
+class _TensorFlowOperations:
+    """The TensorFlow backend: the array operations of the shared prologue, and the whole-matrix kernel."""
+
+    def __init__(self) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+
+    def as_array(self, activations: Any) -> Any:
+        return self.tf.convert_to_tensor(activations)
+
+    def flattened(self, matrix: Any) -> Any:
+        matrix = self.tf.reshape(matrix, (self.tf.shape(matrix)[0], -1))
+        if matrix.dtype in (self.tf.float32, self.tf.float64):
+            return matrix
+        return self.tf.cast(matrix, self.tf.float32)
+
+    def non_finite_rows(self, matrix: Any) -> np.ndarray:
+        finite_rows = self.tf.reduce_all(self.tf.math.is_finite(matrix), axis=1).numpy()
+        return np.flatnonzero(~finite_rows)
+
+    def columns(self, matrix: Any, features: np.ndarray) -> Any:
+        return self.tf.gather(matrix, features, axis=1)
+
+    def category_means(self, matrix: Any, category_of_row: np.ndarray, n_categories: int) -> Any:
+        return self.tf.math.unsorted_segment_mean(matrix, category_of_row, num_segments=n_categories)
+
+    def dissimilarities(self, matrix: Any, metric: str) -> tuple[np.ndarray, int]:
+        return _whole_matrix_dissimilarities(matrix, metric)
+
+
+def _whole_matrix_dissimilarities(matrix: Any, metric: str) -> tuple[np.ndarray, int]:
+    """The TensorFlow kernel: one n×n matrix product (`tf.linalg.matmul`, on a GPU when there is one)."""
     import tensorflow as tf
 
-    matrix = tf.convert_to_tensor(activations)
-    if matrix.shape.rank is None or matrix.shape.rank < 2:
-        raise ValueError(f"{where}: activations must have shape (n_images, ...), got {matrix.shape}")
-    compute_dtype = tf.float64 if metric == "euclidean" else tf.float32
-    matrix = tf.reshape(matrix, (tf.shape(matrix)[0], -1))
-    if matrix.dtype not in (tf.float32, tf.float64):
-        matrix = tf.cast(matrix, tf.float32)
-    n_images, n_features = (int(size) for size in matrix.shape)
-    finite_rows = tf.reduce_all(tf.math.is_finite(matrix), axis=1).numpy()
-    if not finite_rows.all():
-        _raise_not_finite(np.flatnonzero(~finite_rows), where)
-    categories, category_of_row = _category_index(labels, n_images, level, where)
-    features = feature_subsample_indices(n_features, max_features, seed)
-    if features is not None:
-        matrix = tf.gather(matrix, features, axis=1)
-    if categories is not None:
-        matrix = tf.math.unsorted_segment_mean(matrix, category_of_row, num_segments=len(categories))
     n = int(matrix.shape[0])
-    _check_rows(n, level, where)
+    compute_dtype = tf.float64 if metric == "euclidean" else tf.float32
     if metric == "correlation":
         degenerate = tf.reduce_max(matrix, axis=1) == tf.reduce_min(matrix, axis=1)
     elif metric == "cosine":
@@ -422,4 +509,4 @@ def _tensorflow_dissimilarities(activations, metric, labels, level, max_features
     upper = tf.range(n)[:, None] < tf.range(n)[None, :]
     values = tf.boolean_mask(tf.cast(dissimilarities, tf.float32), upper).numpy()
     degenerate_rows = int(tf.reduce_sum(tf.cast(degenerate, tf.int32)))
-    return values, degenerate_rows, n, n_features, int(matrix.shape[1]), categories
+    return values, degenerate_rows
