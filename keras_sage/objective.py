@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from keras_sage import contract
+from keras_sage._validation import check_positive_int
 from keras_sage.features import layer_feature_counts, layer_features
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, RDM, ReferenceRDMs, rdm
 from keras_sage.rsa.dissimilarity import rdm_workspace_bytes
@@ -161,7 +162,7 @@ class TeacherGuidedScorer:
 
     def __init__(
         self,
-        teacher: TeacherStore | str | os.PathLike,
+        teacher: TeacherStore | str | os.PathLike[str],
         alpha: float = DEFAULT_ALPHA,
         max_features: int | None = DEFAULT_MAX_FEATURES,
         batch_size: int = 128,
@@ -175,10 +176,9 @@ class TeacherGuidedScorer:
             teacher = TeacherStore.open(teacher)
         if not math.isfinite(alpha):
             raise ValueError(f"alpha must be a finite number; got {alpha}")
-        if max_features is not None and max_features < 1:
-            raise ValueError(f"max_features must be a positive integer or None; got {max_features}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size}")
+        if max_features is not None:
+            max_features = check_positive_int("max_features", max_features)
+        batch_size = check_positive_int("batch_size", batch_size)
         if not teacher.layer_names:
             raise ValueError(f"teacher file {teacher.path} holds no RDMs; register at least one layer")
         if expected_probe is not None:
@@ -280,14 +280,16 @@ class TeacherGuidedScorer:
         best = {name: -math.inf for name in self.teacher_rdms}
         best_student_layers: dict[str, str] = {}
         for group in plan_endpoint_groups(kept_counts, n_images, self.memory_budget):
-            features = layer_features(
-                model,
-                [endpoints[position] for position in group],
-                self.teacher.probe_images,
-                max_features=self.max_features,
-                seed=self.seed,
-                batch_size=self.batch_size,
-                preprocessing=self.probe_preprocessing,
+            features: list[np.ndarray | None] = list(
+                layer_features(
+                    model,
+                    [endpoints[position] for position in group],
+                    self.teacher.probe_images,
+                    max_features=self.max_features,
+                    seed=self.seed,
+                    batch_size=self.batch_size,
+                    preprocessing=self.probe_preprocessing,
+                )
             )
             for slot, position in enumerate(group):
                 # Each endpoint's buffer is released as soon as its RDMs exist.

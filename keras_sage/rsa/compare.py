@@ -127,7 +127,11 @@ class ReferenceRDMs:
             else:
                 similarities[name] = _rank_correlation(reference.values, values, self.method)
         if pearson_names:
-            centred = [self._references[name].centred for name in pearson_names]
+            centred = [
+                reference.centred
+                for name in pearson_names
+                if (reference := self._references[name]).centred is not None
+            ]
             similarities.update(zip(pearson_names, _pearson_with_each(values, mean, centred), strict=True))
         return {name: similarities[name] for name in self._references}
 
@@ -326,4 +330,4 @@ def _centred_columns(activations: Any, parameter: str) -> np.ndarray:
     column_means = np.mean(matrix, axis=0, dtype=np.float64)
     if not np.isfinite(column_means).all():
         raise ValueError(f"{parameter} contains NaN or inf")
-    return np.subtract(matrix, column_means, dtype=np.float32)
+    return np.asarray(np.subtract(matrix, column_means, dtype=np.float32), dtype=np.float32)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 METRICS = ("correlation", "euclidean", "cosine")
 LEVELS = ("image", "category")
@@ -320,7 +321,7 @@ def _rows_to_compare(
     features = feature_subsample_indices(n_features, max_features, seed)
     if features is not None:
         matrix = operations.columns(matrix, features)
-    if categories is not None:
+    if categories is not None and category_of_row is not None:
         # F^c: row c is the mean activation pattern over the images of category c.
         matrix = operations.category_means(matrix, category_of_row, len(categories))
     _check_rows(int(matrix.shape[0]), level, where)
@@ -374,13 +375,13 @@ def _blocked_dissimilarities(matrix: np.ndarray, metric: str) -> tuple[np.ndarra
     n, n_features = matrix.shape
     compute_dtype = np.float64 if metric == "euclidean" else np.float32
     if metric == "correlation":
-        row_sums = np.sum(matrix, axis=1, dtype=np.float64)
+        row_sums = np.asarray(np.sum(matrix, axis=1, dtype=np.float64))
         # Each row's mean, accumulated in float64 and rounded to the compute dtype: a centred row sums to
         # zero, so the remaining shift of half an ulp changes its correlations only at second order.
         offset = (row_sums / n_features).astype(compute_dtype)[:, None]
         degenerate = np.ptp(matrix, axis=1) == 0
     elif metric == "euclidean":
-        offset = np.mean(matrix, axis=0, dtype=np.float64)[None, :]  # the column mean
+        offset = np.asarray(np.mean(matrix, axis=0, dtype=np.float64))[None, :]  # the column mean
         degenerate = np.zeros(n, dtype=bool)
     else:
         offset = None
@@ -410,7 +411,9 @@ def _blocked_dissimilarities(matrix: np.ndarray, metric: str) -> tuple[np.ndarra
         return block
 
     values = np.empty(condensed_length(n), dtype=np.float32)
-    products_buffer = np.empty(rows_per_block * rows_per_block, dtype=compute_dtype)
+    products_buffer: npt.NDArray[np.floating[Any]] = np.empty(
+        rows_per_block * rows_per_block, dtype=compute_dtype
+    )
     for outer_start in starts:
         outer = prepare(outer_start, outer_buffer)
         for inner_start in starts[starts.index(outer_start) :]:
