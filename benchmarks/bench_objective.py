@@ -13,9 +13,11 @@ images) it measures, each in a fresh subprocess:
   in CPU time. On a machine shared with other jobs the ratio of CPU times varies less than that of wall
   times, which depends on what else ran during each part.
 
-Run: `.venv/bin/python benchmarks/bench_objective.py [--repeats 3] [--quick] [--config NAME ...]`; prints a
-Markdown table, then the S_i of each configuration (the same in every run: the model and teacher are
-seeded), to compare the scores of two versions of the code.
+Run: `.venv/bin/python benchmarks/bench_objective.py [--repeats 3] [--quick] [--config NAME ...]
+[--baseline DIRECTORY]`; prints a Markdown table, then the S_i of each configuration (the same in every run:
+the model and teacher are seeded). With `--baseline` the keras_sage package under DIRECTORY (an older
+commit's, from `git archive`) is measured too, in turns with this checkout's, and the ratio of their TG
+times is printed.
 """
 
 from __future__ import annotations
@@ -160,6 +162,12 @@ def main() -> None:
     parser.add_argument(
         "--config", action="append", choices=list(CONFIGS), help="only this configuration (repeatable)"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIRECTORY",
+        help="also measure the keras_sage package under DIRECTORY (e.g. `git archive` of an older commit), "
+        "in turns with this checkout's",
+    )
     parser.add_argument("--measure", nargs=3, metavar=("CONFIG", "TEACHER", "NAIVE"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.measure:
@@ -167,7 +175,11 @@ def main() -> None:
         print(json.dumps(measure(config, teacher_path, naive == "1")))
         return
 
-    rows, similarities = [], {}
+    # The code measured: this checkout's, and with --baseline the keras_sage found under another directory.
+    versions = {"": None}
+    if arguments.baseline:
+        versions[" (baseline)"] = arguments.baseline
+    rows, similarities, speedups = [], {}, []
     with tempfile.TemporaryDirectory() as directory:
         for config, (_, _, n_probe, naive) in CONFIGS.items():
             if (arguments.quick and n_probe > 1000) or (arguments.config and config not in arguments.config):
@@ -175,32 +187,29 @@ def main() -> None:
             teacher_path = os.path.join(directory, f"teacher_{n_probe}.h5")
             if not os.path.exists(teacher_path):
                 make_teacher(teacher_path, n_probe)
-            runs = []
-            for _ in range(arguments.repeats):
-                completed = subprocess.run(
-                    [sys.executable, __file__, "--measure", config, teacher_path, "1" if naive else "0"],
-                    check=True,
-                    capture_output=True,
-                    text=True,
+            runs = {label: [] for label in versions}
+            for repeat in range(arguments.repeats):
+                # The versions take turns, each first in every other repeat, so that on a shared machine
+                # both see the same load.
+                order = list(versions.items())
+                for label, code in order if repeat % 2 == 0 else order[::-1]:
+                    runs[label].append(measure_in_subprocess(config, teacher_path, naive, code))
+            for label, label_runs in runs.items():
+                similarities[config + label] = label_runs[0].pop("similarities")
+                rows.append(table_row(config + label, label_runs, naive))
+                print(rows[-1], flush=True)
+            if arguments.baseline:
+                ours, baseline = runs.values()
+                ratios = {
+                    kind: statistics.median(
+                        run[key] / peer[key] for run, peer in zip(ours, baseline, strict=True)
+                    )
+                    for kind, key in (("wall", "tg_seconds"), ("CPU", "tg_cpu_seconds"))
+                }
+                speedups.append(
+                    f"TG time / the baseline's, {config} (medians of the repeats' ratios): "
+                    f"wall {ratios['wall']:.2f}, CPU {ratios['CPU']:.2f}"
                 )
-                runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
-            similarities[config] = runs[0].pop("similarities")
-            median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-            trial_seconds = median["train_seconds_per_example"] * TRIAL_EXAMPLES
-            trial_cpu_seconds = median["train_cpu_seconds_per_example"] * TRIAL_EXAMPLES
-            rows.append(
-                f"| {config} | {median['tg_seconds']:.1f} | {median['tg_peak_bytes'] / 2**30:.2f} | "
-                f"{trial_seconds:.0f} | {100 * median['tg_seconds'] / trial_seconds:.1f}% | "
-                f"{100 * median['tg_cpu_seconds'] / trial_cpu_seconds:.1f}% | "
-                + (
-                    f"{median['naive_seconds']:.1f} s, {median['naive_peak_bytes'] / 2**30:.2f} GiB "
-                    f"({median['naive_peak_bytes'] / median['tg_peak_bytes']:.1f}× the memory)"
-                    if naive
-                    else "not run"
-                )
-                + " |"
-            )
-            print(rows[-1], flush=True)
     print()
     print(
         "| configuration | TG time (s) | TG peak memory (GiB) | 2-epoch trial (s, extrapolated) | TG / trial "
@@ -214,6 +223,38 @@ def main() -> None:
             f"S_i, {config}: "
             + ", ".join(f"{name} {value:.9f}" for name, value in config_similarities.items())
         )
+    print("\n".join(speedups))
+
+
+def measure_in_subprocess(config: str, teacher_path: str, naive: bool, code: str | None) -> dict:
+    """One measurement in a fresh process, of this checkout's keras_sage or of the one under `code`."""
+    environment = dict(os.environ, PYTHONPATH=code) if code else None
+    completed = subprocess.run(
+        [sys.executable, __file__, "--measure", config, teacher_path, "1" if naive else "0"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=environment,
+    )
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def table_row(label: str, runs: list[dict], naive: bool) -> str:
+    """The Markdown row of the medians of some runs."""
+    median = {key: statistics.median(run[key] for run in runs) for key in runs[0] if key != "similarities"}
+    trial_seconds = median["train_seconds_per_example"] * TRIAL_EXAMPLES
+    trial_cpu_seconds = median["train_cpu_seconds_per_example"] * TRIAL_EXAMPLES
+    naive_peer = (
+        f"{median['naive_seconds']:.1f} s, {median['naive_peak_bytes'] / 2**30:.2f} GiB "
+        f"({median['naive_peak_bytes'] / median['tg_peak_bytes']:.1f}× the memory)"
+        if naive
+        else "not run"
+    )
+    return (
+        f"| {label} | {median['tg_seconds']:.1f} | {median['tg_peak_bytes'] / 2**30:.2f} | "
+        f"{trial_seconds:.0f} | {100 * median['tg_seconds'] / trial_seconds:.1f}% | "
+        f"{100 * median['tg_cpu_seconds'] / trial_cpu_seconds:.1f}% | {naive_peer} |"
+    )
 
 
 if __name__ == "__main__":
