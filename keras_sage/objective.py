@@ -5,7 +5,9 @@ After its premature training a candidate is scored in two parts:
 - P, its premature performance: accuracy on the validation split.
 - TG, its teacher guidance: for every teacher RDM T_i in a `TeacherStore`,
   S_i = max_j r(T_i, C_j) over the RDMs C_j of the candidate's representation endpoints (computed on the
-  teacher's probe images), and TG = mean_i S_i.
+  teacher's probe images), and TG = mean_i S_i. The max over student layers is the paper's layer matching
+  (`layer_match="max"`); `"mean"` averages r over the endpoints instead, and `"fixed"` compares each teacher
+  layer with the one student endpoint a user maps it to (e.g. V4 with an early layer).
 
 The score is P + α·TG; α = 1 is the paper's choice for about 2 epochs of premature training (§4.1).
 
@@ -25,14 +27,14 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from keras_sage import contract
-from keras_sage._validation import check_positive_int
+from keras_sage._validation import check_choice, check_positive_int
 from keras_sage.features import layer_feature_counts, layer_features
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, RDM, ReferenceRDMs, rdm
 from keras_sage.rsa.dissimilarity import rdm_workspace_bytes
@@ -40,6 +42,7 @@ from keras_sage.teachers import TeacherStore, probe_fingerprint
 
 __all__ = [
     "DEFAULT_ALPHA",
+    "LAYER_MATCHES",
     "TeacherGuidedScore",
     "TeacherGuidedScorer",
     "plan_endpoint_groups",
@@ -49,6 +52,8 @@ __all__ = [
 
 DEFAULT_ALPHA = 1.0
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
+# How S_i is taken over the student endpoints j: max_j r (the paper's), mean_j r, or one mapped endpoint.
+LAYER_MATCHES = ("max", "mean", "fixed")
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,8 @@ class TeacherGuidedScore:
         teacher_guidance: TG = mean_i S_i.
         alpha: α, the weight of TG in the score.
         similarities: S_i for each teacher RDM name i, in the teacher file's order.
-        best_student_layers: For each teacher RDM name i, the student endpoint j with the highest r.
+        best_student_layers: For each teacher RDM name i, the student endpoint j with the highest r (with
+            `layer_match="fixed"`, the mapped endpoint).
     """
 
     premature_accuracy: float
@@ -150,6 +156,11 @@ class TeacherGuidedScorer:
             on; a teacher file whose probe fingerprint differs is refused.
         seed: Seed of the feature subsample.
         method: How two RDMs are compared (`keras_sage.rsa.compare`); the paper uses `"pearson"`.
+        layer_match: How S_i is taken over the student endpoints C_j: `"max"` (the paper's max_j r),
+            `"mean"` (mean_j r, every endpoint counts), or `"fixed"` (r with the one endpoint
+            `layer_mapping` names for teacher layer i; only those endpoints are computed).
+        layer_mapping: With `layer_match="fixed"`, teacher layer name → student endpoint name, for every
+            teacher layer. A candidate without a mapped endpoint fails with an error naming it.
 
     Example:
 
@@ -171,7 +182,10 @@ class TeacherGuidedScorer:
         expected_probe: tuple[np.ndarray, np.ndarray | None] | None = None,
         seed: int = 0,
         method: str = "pearson",
+        layer_match: str = "max",
+        layer_mapping: Mapping[str, str] | None = None,
     ) -> None:
+        check_choice("layer_match", layer_match, LAYER_MATCHES)
         if not isinstance(teacher, TeacherStore):
             teacher = TeacherStore.open(teacher)
         if not math.isfinite(alpha):
@@ -199,6 +213,8 @@ class TeacherGuidedScorer:
         self.probe_preprocessing = probe_preprocessing
         self.seed = int(seed)
         self.method = method
+        self.layer_match = layer_match
+        self.layer_mapping = _checked_layer_mapping(layer_match, layer_mapping, teacher)
         self.teacher_rdms: dict[str, RDM] = teacher.rdms()
         if any(teacher_rdm.level == "category" for teacher_rdm in self.teacher_rdms.values()) and (
             teacher.probe_labels is None
@@ -257,16 +273,31 @@ class TeacherGuidedScorer:
     def similarities(
         self, model: Any, endpoints: Sequence[str] | None = None
     ) -> tuple[dict[str, float], dict[str, str]]:
-        """S_i = max_j r(T_i, C_j) for every teacher RDM T_i, over the candidate's endpoints C_j.
+        """S_i for every teacher RDM T_i over the candidate's endpoints C_j, as `layer_match` says
+        (the paper's S_i = max_j r(T_i, C_j) by default).
 
         Args:
             model: A Keras model.
             endpoints: Names of its representation layers; defaults to `representation_endpoints(model)`.
+                With `layer_match="fixed"` the mapped endpoints are used and this is ignored.
 
         Returns:
-            `(similarities, best_student_layers)`: S_i by teacher layer, and the endpoint that gave it.
+            `(similarities, best_student_layers)`: S_i by teacher layer, and the endpoint with the highest r
+            (with `"fixed"`, the mapped one).
+
+        Raises:
+            ValueError: The model has no endpoints, or (with `"fixed"`) lacks a mapped endpoint.
         """
-        if endpoints is None:
+        if self.layer_mapping is not None:
+            layer_names = {layer.name for layer in model.layers}
+            for teacher_layer, endpoint in self.layer_mapping.items():
+                if endpoint not in layer_names:
+                    raise ValueError(
+                        f"model {model.name!r} has no layer {endpoint!r}, which layer_mapping maps teacher "
+                        f"layer {teacher_layer!r} to"
+                    )
+            endpoints = list(dict.fromkeys(self.layer_mapping.values()))
+        elif endpoints is None:
             endpoints = contract.representation_endpoints(model)
         endpoints = list(endpoints)
         if not endpoints:
@@ -279,6 +310,7 @@ class TeacherGuidedScorer:
 
         best = {name: -math.inf for name in self.teacher_rdms}
         best_student_layers: dict[str, str] = {}
+        total = dict.fromkeys(self.teacher_rdms, 0.0)
         for group in plan_endpoint_groups(kept_counts, n_images, self.memory_budget):
             features: list[np.ndarray | None] = list(
                 layer_features(
@@ -304,12 +336,44 @@ class TeacherGuidedScorer:
                         name=endpoints[position],
                     )
                     for teacher_name, similarity in references.compare(student_rdm).items():
-                        if similarity > best[teacher_name]:
+                        total[teacher_name] += similarity
+                        if self.layer_mapping is not None:
+                            if self.layer_mapping[teacher_name] == endpoints[position]:
+                                best[teacher_name] = similarity
+                                best_student_layers[teacher_name] = endpoints[position]
+                        elif similarity > best[teacher_name]:
                             best[teacher_name] = similarity
                             best_student_layers[teacher_name] = endpoints[position]
                     del student_rdm
                 del endpoint_features
+        if self.layer_match == "mean":
+            return {name: total[name] / len(endpoints) for name in best}, best_student_layers
         return {name: float(value) for name, value in best.items()}, best_student_layers
+
+
+def _checked_layer_mapping(
+    layer_match: str, layer_mapping: Mapping[str, str] | None, teacher: TeacherStore
+) -> dict[str, str] | None:
+    """The teacher layer → student endpoint mapping of `layer_match="fixed"`, checked against the teacher."""
+    if layer_match != "fixed":
+        if layer_mapping is not None:
+            raise ValueError(f'layer_mapping is used only with layer_match="fixed", not {layer_match!r}')
+        return None
+    if not layer_mapping:
+        raise ValueError(
+            'layer_match="fixed" needs layer_mapping: teacher layer name → student endpoint name'
+        )
+    unknown = [name for name in layer_mapping if name not in teacher.layer_names]
+    unmapped = [name for name in teacher.layer_names if name not in layer_mapping]
+    if unknown or unmapped:
+        problem = (
+            f"maps {unknown[0]!r}, which is not a layer of the teacher"
+            if unknown
+            else f"does not map the teacher layer {unmapped[0]!r}"
+        )
+        layers = ", ".join(teacher.layer_names)
+        raise ValueError(f"layer_mapping {problem}; teacher file {teacher.path} has layers {layers}")
+    return {str(name): str(endpoint) for name, endpoint in layer_mapping.items()}
 
 
 def premature_accuracy(model: Any, validation_data: Any, batch_size: int | None = None) -> float:

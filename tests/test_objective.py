@@ -114,6 +114,62 @@ def test_other_network_scores_lower_and_matches_scipy(tmp_path, probe):
     assert np.mean(list(similarities.values())) < 0.999
 
 
+def scipy_similarities(teacher: TeacherStore, student: keras.Model, images: np.ndarray) -> dict:
+    """r(T_i, C_j) for every teacher layer i and student endpoint j, from scipy, all features kept."""
+    features = activations(student, images)
+    return {
+        teacher_name: {
+            name: pearsonr(teacher_rdm.values, pdist(values, "correlation")).statistic
+            for name, values in features.items()
+        }
+        for teacher_name, teacher_rdm in teacher.rdms().items()
+    }
+
+
+def test_layer_match_mean_and_fixed_match_scipy(tmp_path, probe):
+    images, _ = probe
+    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
+    student = tiny_cnn(seed=2)
+    expected = scipy_similarities(teacher, student, images)
+
+    mean, _ = TeacherGuidedScorer(teacher, max_features=None, layer_match="mean").similarities(
+        student, ENDPOINTS
+    )
+    for teacher_name, by_endpoint in expected.items():
+        assert mean[teacher_name] == pytest.approx(np.mean(list(by_endpoint.values())), abs=1e-5)
+
+    # The mapping that is not the max: S_i is r with the mapped endpoint, even where another is higher.
+    mapping = {"T_layer_1": "layer_3", "T_layer_3": "layer_2"}
+    fixed = TeacherGuidedScorer(teacher, max_features=None, layer_match="fixed", layer_mapping=mapping)
+    similarities, chosen = fixed.similarities(student)
+    assert chosen == mapping
+    for teacher_name, endpoint in mapping.items():
+        assert similarities[teacher_name] == pytest.approx(expected[teacher_name][endpoint], abs=1e-5)
+
+
+def test_layer_match_refuses_bad_mappings(tmp_path, probe):
+    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
+    with pytest.raises(ValueError, match="layer_match must be one of 'max', 'mean', 'fixed', got 'best'"):
+        TeacherGuidedScorer(teacher, layer_match="best")
+    with pytest.raises(ValueError, match='layer_match="fixed" needs layer_mapping'):
+        TeacherGuidedScorer(teacher, layer_match="fixed")
+    with pytest.raises(ValueError, match="does not map the teacher layer 'T_layer_3'"):
+        TeacherGuidedScorer(teacher, layer_match="fixed", layer_mapping={"T_layer_1": "layer_1"})
+    with pytest.raises(ValueError, match="maps 'V4', which is not a layer of the teacher"):
+        TeacherGuidedScorer(
+            teacher, layer_match="fixed", layer_mapping={"V4": "layer_1", "T_layer_3": "layer_2"}
+        )
+    with pytest.raises(ValueError, match='only with layer_match="fixed"'):
+        TeacherGuidedScorer(teacher, layer_mapping={"T_layer_1": "layer_1"})
+    fixed = TeacherGuidedScorer(
+        teacher, layer_match="fixed", layer_mapping={"T_layer_1": "layer_1", "T_layer_3": "conv_9"}
+    )
+    with pytest.raises(
+        ValueError, match="has no layer 'conv_9', which layer_mapping maps teacher layer 'T_layer_3'"
+    ):
+        fixed.similarities(tiny_cnn(seed=2))
+
+
 def test_grouped_forward_passes_give_the_same_similarities(tmp_path, probe):
     teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
     student = tiny_cnn(seed=2)

@@ -9,6 +9,7 @@ import keras_tuner
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy.stats import spearmanr
 
 from keras_sage.analysis import plot_search, project_records, search_summary, trial_records
 from keras_sage.hypermodels import CandidateBuildError
@@ -162,6 +163,40 @@ def test_each_trial_writes_its_best_student_layers(searched):
         (searched["directory"] / "tg" / f"trial_{best_trial.trial_id}" / "teacher_guidance.json").read_text()
     )
     assert set(side_file["best_student_layers"].values()) <= {"layer_1", "layer_2"}
+    assert (side_file["similarity"], side_file["layer_match"], side_file["layer_mapping"]) == (
+        "pearson",
+        "max",
+        None,
+    )
+
+
+def test_a_fixed_layer_mapping_scores_and_records_the_mapped_layers(tmp_path, data, teacher_path):
+    mapping = {"L1": "layer_2", "L2": "layer_1"}
+    tuner = SageTuner(
+        TinySpace(),
+        teacher=teacher_path,
+        premature_epochs=1,
+        max_trials=1,
+        seed=5,
+        similarity="spearman",
+        layer_match="fixed",
+        layer_mapping=mapping,
+        directory=tmp_path,
+        project_name="fixed",
+    )
+    search(tuner, data)
+    (trial,) = tuner.oracle.trials.values()
+    side_file = json.loads(
+        (tmp_path / "fixed" / f"trial_{trial.trial_id}" / "teacher_guidance.json").read_text()
+    )
+    assert side_file["similarity"] == "spearman"
+    assert side_file["layer_mapping"] == side_file["best_student_layers"] == mapping
+    model = tuner.get_best_models(1)[0]
+    features = keras.Model(model.input, model.get_layer("layer_2").output)(data["probe_images"])
+    student = rdm(np.asarray(features).reshape(len(data["probe_images"]), -1))
+    teacher_rdm = TeacherStore.open(teacher_path).rdms()["L1"]
+    expected = spearmanr(teacher_rdm.values, student.values).statistic
+    assert trial.metrics.get_last_value("S_L1") == pytest.approx(expected, abs=1e-4)
 
 
 def test_the_cost_is_the_examples_of_the_premature_training(searched):

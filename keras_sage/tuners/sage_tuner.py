@@ -19,7 +19,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -129,6 +129,12 @@ class SageTuner(keras_tuner.Tuner):
         max_features: Features subsampled per student endpoint for its RDM.
         memory_budget: Bytes that student feature extraction may use (endpoints are grouped to fit).
         probe_batch_size: Probe images per forward pass.
+        similarity: How a student RDM is compared with a teacher RDM (`keras_sage.rsa.compare`'s
+            `method`); the paper's is `"pearson"`.
+        layer_match: How S_i is taken over the student endpoints: `"max"` (the paper's), `"mean"`, or
+            `"fixed"` with `layer_mapping` (teacher layer → student endpoint). Each trial's
+            `teacher_guidance.json` records the similarity and matching that scored it.
+        layer_mapping: Teacher layer name → student endpoint name, with `layer_match="fixed"`.
         **kwargs: Passed to `keras_tuner.Tuner`: `directory`, `project_name`, `overwrite`,
             `distribution_strategy`, `max_model_size`, `tuner_id`, ...
 
@@ -167,6 +173,9 @@ class SageTuner(keras_tuner.Tuner):
         max_features: int | None = DEFAULT_MAX_FEATURES,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         probe_batch_size: int = 128,
+        similarity: str = "pearson",
+        layer_match: str = "max",
+        layer_mapping: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("executions_per_trial", 1) != 1:
@@ -190,6 +199,9 @@ class SageTuner(keras_tuner.Tuner):
             probe_preprocessing=probe_preprocessing,
             expected_probe=probe,
             seed=0 if seed is None else seed,
+            method=similarity,
+            layer_match=layer_match,
+            layer_mapping=layer_mapping,
         )
         self.endpoints = endpoints
         # Examples processed by SGD: during the search (M1·E1) and during reranking (M2·E2).
@@ -294,6 +306,9 @@ class SageTuner(keras_tuner.Tuner):
             os.path.join(self.get_trial_dir(trial.trial_id), "teacher_guidance.json"),
             {
                 "alpha": result.alpha,
+                "similarity": self.scorer.method,
+                "layer_match": self.scorer.layer_match,
+                "layer_mapping": self.scorer.layer_mapping,
                 "similarities": result.similarities,
                 "best_student_layers": result.best_student_layers,
                 contract.EXAMPLES_PROCESSED: monitor.examples,
