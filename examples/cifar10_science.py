@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import os
 import tarfile
@@ -251,16 +252,24 @@ def augmented_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, s
     )
 
 
-def teacher_model(splits: Splits, scale: Scale, cache: Path, seed: int) -> tuple[keras.Model, dict]:
-    """The trained teacher and its record (validation accuracy, training time), trained once and cached."""
+def teacher_model(splits: Splits, scale: Scale, kept: Path, seed: int) -> tuple[keras.Model, dict]:
+    """The trained teacher and its record (validation accuracy, training time, weights fingerprint).
+
+    Trained once; its weights and record are kept in `kept` (the pools folder, committed beside the pools
+    they scored: the training is not bit-reproducible, since the augmentation's random ops run in a
+    parallel map, so a pool can only be extended with the very teacher that started it).
+    """
     stem = f"teacher-resnet{scale.teacher_depth}-{scale.image_size}px-e{scale.teacher_epochs}-seed{seed}"
-    weights_path, record_path = cache / f"{stem}.weights.h5", cache / f"{stem}.json"
+    weights_path, record_path = kept / f"{stem}.weights.h5", kept / f"{stem}.json"
     input_shape = splits.x_train.shape[1:]
     keras.utils.set_random_seed(seed)
     model = resnet_cifar(depth=scale.teacher_depth, num_classes=10, input_shape=input_shape)
     if weights_path.exists() and record_path.exists():
         model.load_weights(weights_path)
-        return model, json.loads(record_path.read_text())
+        record = json.loads(record_path.read_text())
+        if record.get("weights_fingerprint") != weights_fingerprint(model):
+            raise ValueError(f"teacher weights {weights_path} do not match the fingerprint in {record_path}")
+        return model, record
     train = augmented_batches(splits.x_train, splits.y_train, 128, seed)
     steps = scale.teacher_epochs * int(train.cardinality())
     model.compile(
@@ -285,23 +294,34 @@ def teacher_model(splits: Splits, scale: Scale, cache: Path, seed: int) -> tuple
         "validation_accuracy": float(accuracy),
         "training_seconds": round(seconds, 1),
         "machine": f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}",
+        "weights_fingerprint": weights_fingerprint(model),
     }
+    kept.mkdir(parents=True, exist_ok=True)
     model.save_weights(weights_path)
     write_atomically(record_path, lambda file: file.write(json.dumps(record, indent=2).encode()))
     print(f"teacher: validation accuracy {accuracy:.4f} after {seconds:.0f} s", flush=True)
     return model, record
 
 
+def weights_fingerprint(model: keras.Model) -> str:
+    """The first 16 hex digits of the SHA-256 of the model's weights (float32 bytes, in order)."""
+    digest = hashlib.sha256()
+    for weights in model.get_weights():
+        digest.update(np.ascontiguousarray(weights, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def teacher_files(
-    teacher: keras.Model, splits: Splits, scale: Scale, cache: Path, seed: int
+    teacher: keras.Model, fingerprint: str, splits: Splits, scale: Scale, cache: Path, seed: int
 ) -> tuple[Path, dict[str, str]]:
     """The teacher file and the control teachers' files (`TG_untrained`, `TG_labels`), registered once.
 
-    Every file holds the same probe images, standardized as the students see them.
+    Every file holds the same probe images, standardized as the students see them; the teacher's is named
+    by its weights' fingerprint.
     """
     probe = standardized(splits.x_probe)
     stem = f"{scale.image_size}px-probe{scale.probe_size}-seed{seed}"
-    teacher_path = cache / f"teacher-{stem}.h5"
+    teacher_path = cache / f"teacher{fingerprint[:8]}-{stem}.h5"
     untrained_path = cache / f"untrained-{stem}.h5"
     labels_path = cache / f"labels-{stem}.h5"
     if not teacher_path.exists():
@@ -415,13 +435,19 @@ def main(argv: list[str] | None = None) -> None:
     scale = SCALES[arguments.scale]
     arguments.cache.mkdir(parents=True, exist_ok=True)
     splits = split(cifar10_arrays(arguments.data, arguments.cache, scale.image_size), scale, arguments.seed)
-    teacher, record = teacher_model(splits, scale, arguments.cache, arguments.seed)
+    teacher, record = teacher_model(splits, scale, arguments.pools, arguments.seed)
     print(json.dumps(record, indent=2))
     if arguments.stage == "teacher":
         return
-    teacher_path, controls = teacher_files(teacher, splits, scale, arguments.cache, arguments.seed)
+    teacher_path, controls = teacher_files(
+        teacher, record["weights_fingerprint"], splits, scale, arguments.cache, arguments.seed
+    )
     arguments.pools.mkdir(parents=True, exist_ok=True)
-    name = f"cifar10-{scale.image_size}px-{arguments.scale}-seed{arguments.seed}"
+    # A pool is named by its teacher: rows scored by another teacher never enter it.
+    name = (
+        f"cifar10-{scale.image_size}px-{arguments.scale}-seed{arguments.seed}"
+        f"-teacher{record['weights_fingerprint'][:8]}"
+    )
     description = {
         "scale": dataclasses.asdict(scale),
         "budget_epochs": BUDGET_EPOCHS,
