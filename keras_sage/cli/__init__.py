@@ -5,6 +5,9 @@ keras-sage teacher register MODEL.keras --probe PROBE.npz [--layers a,b,c] -o te
 keras-sage teacher show teacher.h5
 keras-sage report POOL.jsonl [--out DIR]       # does the teacher help? predictivity, α, replay
 keras-sage report PROJECT_DIR [--out DIR]      # a finished search: trials, cost, best so far
+keras-sage search CONFIG.toml [--workers N]    # a whole search from a TOML config (keras_sage.search_config)
+keras-sage worker CONFIG.toml --chief HOST:PORT
+keras-sage probe CONFIG.toml -o PROBE.npz      # the probe set of the config's data, to register a teacher
 ```
 
 A probe file is an `.npz` with an array `images` (`(n, H, W, C)`, `uint8` or float) and, optionally, an
@@ -26,6 +29,7 @@ import numpy as np
 
 from keras_sage._errors import first_line
 from keras_sage._version import __version__
+from keras_sage.cli import search
 
 PROBE_IMAGES_KEY = "images"
 PROBE_LABELS_KEY = "labels"
@@ -134,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     report.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: 0)")
     report.set_defaults(handler=_report)
+    search.add_commands(commands)
     return parser
 
 
@@ -256,7 +261,3 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from keras_sage.teachers import TeacherFileError
 
     return (TeacherFileError, ValueError, OSError)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
