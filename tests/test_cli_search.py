@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from keras_sage.cli import main
+from keras_sage.cli.progress import format_duration
 from keras_sage.datasets import digits
 from keras_sage.rsa import rdm
 from keras_sage.teachers import TeacherStore, probe_fingerprint
@@ -75,7 +76,7 @@ def trial_states(project: Path) -> list[dict]:
 def results_table(out: str) -> list[list[str]]:
     """The rows of the printed results table, split into cells."""
     lines = out.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("trial ") and "score" in line)
+    start = next(i for i, line in enumerate(lines) if line.split() == ["trial", "score", "P", "TG", "params"])
     rows = []
     for line in lines[start + 2 :]:
         if line.startswith("cost:"):
@@ -102,10 +103,136 @@ def check_finished_search(folder: Path, name: str, out: str) -> None:
     assert f"cost: {tuner_state['search_examples']:,} examples processed" in out
 
 
+PROGRESS = re.compile(
+    r"trial (\d+)/3 · best score (\d\.\d{3}) \(P (\d\.\d{3}), TG (-?\d\.\d{3})\) · ETA (< 1 min|\d+ min)"
+)
+FAILED_LINE = re.compile(r"trial (\d+)/3 failed: (.+) \(traceback: (.+)\)")
+USER_SPACE = """\
+import keras, keras_tuner, numpy as np
+from keras_sage.hypermodels import CandidateBuildError
+
+
+class Space(keras_tuner.HyperModel):
+    def __init__(self, num_classes, input_shape, modes):
+        super().__init__()
+        self.num_classes, self.input_shape, self.modes = num_classes, input_shape, modes
+
+    def build(self, hp):
+        mode = hp.Choice("mode", self.modes)
+        if mode.startswith("unbuildable"):
+            raise CandidateBuildError("spatial size below 1 at layer_2")
+        image = keras.Input(self.input_shape)
+        x = keras.layers.Conv2D(hp.Int("filters", 2, 4), 3, activation="relu", name="layer_1")(image)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(image, keras.layers.Dense(self.num_classes, activation="softmax")(x))
+
+        def loss(y_true, y_pred):
+            value = keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+            return value * np.nan if mode.startswith("nan") else value
+
+        model.compile(optimizer="sgd", loss=loss, metrics=["accuracy"])
+        return model
+"""
+
+
 def test_search_from_a_config(folder, capsys):
     config = write_config(folder, "in_process")
     assert main(["search", str(config)]) == 0
-    check_finished_search(folder, "in_process", capsys.readouterr().out)
+    out = capsys.readouterr().out
+    check_finished_search(folder, "in_process", out)
+    states = {state["trial_id"]: state for state in trial_states(folder / "searches" / "in_process")}
+    best = -np.inf
+    numbers = []
+    for line in out.splitlines():
+        if not line or line.startswith("results in"):
+            break
+        progress, failed = PROGRESS.fullmatch(line), FAILED_LINE.fullmatch(line)
+        assert progress or failed, line
+        number = int((progress or failed).group(1))
+        numbers.append(number)
+        state = states[str(number - 1)]
+        if failed:
+            assert state["status"] == "FAILED" and failed.group(2) == state["message"]
+            continue
+        best = max(best, state["score"])
+        assert float(progress.group(2)) == pytest.approx(best, abs=5e-4)
+    assert numbers == [1, 2, 3]
+
+
+@pytest.fixture
+def user_space(folder, monkeypatch):
+    """A user's hypermodel module, `user_space.Space`, importable from the config."""
+    (folder / "user_space.py").write_text(USER_SPACE)
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
+def user_space_config(folder: Path, name: str, modes: list[str], **search) -> Path:
+    path = write_config(folder, name, oracle="random", max_trials=search.pop("max_trials", 3))
+    text = path.read_text().replace(
+        'name = "cnn"\nmax_layers = 2', f'name = "user_space:Space"\nmodes = {modes}'
+    )
+    extra = "".join(f"{key} = {value}\n" for key, value in search.items())
+    path.write_text(text.replace("[data]", extra + "[data]"))
+    return path
+
+
+def test_failed_trials_print_one_line_and_log_their_traceback(user_space, capsys):
+    config = user_space_config(
+        user_space, "failing", ["nan", "unbuildable", "ok"], max_consecutive_failed_trials=5
+    )
+    assert main(["search", str(config)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    failed = [FAILED_LINE.fullmatch(line) for line in captured.out.splitlines()]
+    failed = [match for match in failed if match]
+    reasons = sorted(match.group(2) for match in failed)
+    states = trial_states(user_space / "searches" / "failing")
+    assert len(failed) == sum(state["status"] == "FAILED" for state in states) >= 1
+    assert set(reasons) <= {
+        "candidate cannot be built: spatial size below 1 at layer_2",
+        "training diverged: the loss became NaN or infinite at step 1",
+    }
+    for match in failed:
+        log = Path(match.group(3))
+        assert log == user_space / "searches" / "failing" / f"trial_{int(match.group(1)) - 1}" / "trial.log"
+        assert log.read_text().startswith("Traceback (most recent call last):")
+
+
+def test_consecutive_failures_exit_1_naming_the_cause(user_space, capsys):
+    config = user_space_config(
+        user_space, "all_nan", ["nan1", "nan2", "nan3"], max_consecutive_failed_trials=2
+    )
+    assert main(["search", str(config), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "trial" not in captured.out
+    assert captured.err == (
+        "keras-sage: error: the search stopped after 2 failed trials in a row (trials 0, 1), all for the "
+        "same cause: training diverged: the loss became NaN or infinite at step 1; each trial's traceback "
+        "is in its folder's trial.log\n"
+    )
+
+
+def test_verbose_adds_the_trials_own_score_and_hyperparameters(user_space, capsys):
+    config = user_space_config(user_space, "verbose", ["ok"], max_trials=1)
+    assert main(["search", str(config), "-v"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    states = {state["trial_id"]: state for state in trial_states(user_space / "searches" / "verbose")}
+    first = next(i for i, line in enumerate(lines) if line.startswith("trial 1/1"))
+    score = states["0"]["score"]
+    assert re.fullmatch(
+        rf"trial 1/1 · score {score:.3f} \(P \d\.\d{{3}}, TG -?\d\.\d{{3}}\) in \d+ s · .*", lines[first]
+    )
+    values = states["0"]["hyperparameters"]["values"]
+    assert lines[first + 1] == "  " + ", ".join(f"{name}={value}" for name, value in values.items())
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "< 1 min"), (29, "< 1 min"), (31, "1 min"), (12 * 60, "12 min"), (125 * 60, "2 h 05 min")],
+)
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from keras_sage.analysis import plot_search, project_records, search_summary, tr
 from keras_sage.hypermodels import CandidateBuildError
 from keras_sage.rsa import rdm
 from keras_sage.teachers import TeacherStore
-from keras_sage.tuners.sage_tuner import SageTuner
+from keras_sage.tuners.sage_tuner import SageTuner, SearchStoppedError, failure_cause, failure_reason
 
 N_TRAIN = 40
 BATCH_SIZE = 16
@@ -313,8 +313,105 @@ def test_nan_and_unbuildable_candidates_are_failed_trials(tmp_path, data, teache
     search(tuner, data)
     trials = trial_files(tmp_path / "failures")
     assert [trial["status"] for trial in trials.values()] == ["FAILED", "FAILED", "COMPLETED"]
-    assert "training diverged" in trials["trial_0"]["message"]
-    assert "candidate cannot be built: spatial size below 1" in trials["trial_1"]["message"]
+    assert trials["trial_0"]["message"] == "training diverged: the loss became NaN or infinite at step 1"
+    assert trials["trial_1"]["message"] == "candidate cannot be built: spatial size below 1 at layer_2"
+
+
+def test_a_failed_trial_prints_one_line_and_logs_its_traceback(tmp_path, data, teacher_path, capsys):
+    script = [{"filters": 2, "mode": mode} for mode in ("nan", "unbuildable", "ok")]
+    tuner = SageTuner(
+        TinySpace(modes=("ok", "nan", "unbuildable")),
+        teacher=teacher_path,
+        oracle=ScriptedOracle(script),
+        premature_steps=3,
+        directory=tmp_path,
+        project_name="quiet_failures",
+    )
+    search(tuner, data)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    failures = [line for line in captured.out.splitlines() if " failed: " in line]
+    log_0, log_1 = (tmp_path / "quiet_failures" / f"trial_{i}" / "trial.log" for i in range(2))
+    diverged = "training diverged: the loss became NaN or infinite at step 1"
+    assert failures == [
+        f"Trial 0 failed: {diverged} (traceback in {log_0})",
+        f"Trial 1 failed: candidate cannot be built: spatial size below 1 at layer_2 (traceback in {log_1})",
+    ]
+    assert tuner.trial_log_path("0") == str(log_0)
+    traceback_0 = log_0.read_text()
+    assert traceback_0.startswith("Traceback (most recent call last):")
+    assert traceback_0.rstrip().endswith(
+        "FailedTrialError: training diverged: the loss became NaN or infinite at step 1"
+    )
+    assert "CandidateBuildError: spatial size below 1 at layer_2" in log_1.read_text()
+    assert not (tmp_path / "quiet_failures" / "trial_2" / "trial.log").exists()
+
+
+def test_verbose_0_prints_no_failure_line(tmp_path, data, teacher_path, capsys):
+    tuner = SageTuner(
+        TinySpace(modes=("ok", "nan")),
+        teacher=teacher_path,
+        oracle=ScriptedOracle([{"filters": 2, "mode": "nan"}]),
+        premature_steps=3,
+        directory=tmp_path,
+        project_name="silent",
+    )
+    search(tuner, data, verbose=0)
+    assert capsys.readouterr().out == ""
+    assert (tmp_path / "silent" / "trial_0" / "trial.log").is_file()
+
+
+@pytest.mark.parametrize(
+    ("modes", "causes"),
+    [
+        (
+            ("nan", "nan"),
+            "all for the same cause: training diverged: the loss became NaN or infinite at step 1",
+        ),
+        (("nan", "unbuildable"), "for these causes: 1× training diverged, 1× candidate cannot be built"),
+    ],
+)
+def test_consecutive_failures_stop_the_search_naming_their_causes(
+    tmp_path, data, teacher_path, modes, causes
+):
+    script = [{"filters": 2 + i, "mode": mode} for i, mode in enumerate([*modes, "ok"])]
+    tuner = SageTuner(
+        TinySpace(modes=("ok", "nan", "unbuildable")),
+        teacher=teacher_path,
+        oracle=ScriptedOracle(script, max_consecutive_failed_trials=2),
+        premature_steps=3,
+        directory=tmp_path,
+        project_name="stopped",
+    )
+    with pytest.raises(SearchStoppedError) as stopped:
+        search(tuner, data, verbose=0)
+    assert str(stopped.value) == (
+        f"the search stopped after 2 failed trials in a row (trials 0, 1), {causes}; "
+        "each trial's traceback is in its folder's trial.log"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "message", "reason"),
+    [
+        (
+            keras_tuner.errors.FailedTrialError("training diverged: at step 3"),
+            None,
+            "training diverged: at step 3",
+        ),
+        (ValueError("bad shape\nmore"), None, "ValueError: bad shape"),
+        (
+            None,
+            "Traceback ...\nkeras_tuner.src.errors.FailedTrialError: candidate cannot be built: x\n",
+            "candidate cannot be built: x",
+        ),
+        (None, "Traceback ...\nValueError: bad\n", "ValueError: bad"),
+        (None, None, "unknown reason"),
+    ],
+)
+def test_failure_reason(error, message, reason):
+    assert failure_reason(error, message) == reason
+    assert failure_cause(reason) == reason.split(":")[0]
 
 
 def test_resume_continues_the_trial_count_and_cost(tmp_path, data, teacher_path):

@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments after the program name; defaults to `sys.argv[1:]`.
 
     Returns:
-        The exit status: 0 on success, 2 on bad input.
+        The exit status: 0 on success, 1 when a search stopped because its trials kept failing, 2 on
+        bad input.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -53,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler(args)
     except Exception as error:
+        if _is_search_stop(error):
+            print(f"keras-sage: error: {first_line(error)}", file=sys.stderr)
+            return 1
         if not isinstance(error, _input_errors()):
             raise
         print(f"keras-sage: error: {first_line(error)}", file=sys.stderr)
@@ -254,6 +258,12 @@ def _report(args: argparse.Namespace) -> None:
         markdown = pool_report(rows, out, title=args.title or source.stem, n_boot=args.n_boot, seed=args.seed)
     print(markdown)
     print(f"\nwritten to {out}", file=sys.stderr)
+
+
+def _is_search_stop(error: Exception) -> bool:
+    """Whether the error is a search stopped by failed trials (imported only once a search has run)."""
+    tuners = sys.modules.get("keras_sage.tuners.sage_tuner")
+    return tuners is not None and isinstance(error, tuners.SearchStoppedError)
 
 
 def _input_errors() -> tuple[type[Exception], ...]:

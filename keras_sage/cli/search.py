@@ -230,11 +230,13 @@ def _probe(args: argparse.Namespace) -> None:
 
 def _build(config: Any, verbosity: int, tuner_id: str | None) -> tuple[Any, Any]:
     """The config's data and its tuner; a worker never overwrites the chief's project directory."""
+    from keras_sage.cli.progress import ProgressTuner
     from keras_sage.search_config import build_tuner, load_search_data
 
     data = load_search_data(config)
     overrides: dict[str, Any] = {} if tuner_id is None or tuner_id == CHIEF_TUNER_ID else {"overwrite": False}
-    tuner = build_tuner(config, data, **overrides)
+    prefix = "" if tuner_id is None else f"[{tuner_id}] "
+    tuner = build_tuner(config, data, ProgressTuner, verbosity=verbosity, prefix=prefix, **overrides)
     return tuner, data
 
 
