@@ -545,3 +545,131 @@ def test_a_subclass_gets_keras_tuners_epoch_and_batch_hooks(tmp_path, data, teac
         assert last_metric(trial, "score") == last_metric(trial, "premature_accuracy") + last_metric(
             trial, "teacher_guidance"
         )
+
+
+# Bad settings fail when the tuner is built, before any trial.
+
+
+def tuner_with(tmp_path, teacher, hypermodel=None, **kwargs) -> SageTuner:
+    return SageTuner(
+        hypermodel or TinySpace(),
+        teacher=teacher,
+        directory=tmp_path,
+        project_name="checked",
+        **{"max_trials": 1, **kwargs},
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"alpha": -0.5}, ValueError, "alpha must be a finite number of at least 0, got -0.5"),
+        ({"alpha": math.nan}, ValueError, "alpha must be a finite number of at least 0, got nan"),
+        ({"alpha": "1.0"}, TypeError, "alpha must be a number, got '1.0' (str)"),
+        ({"alpha": True}, TypeError, "alpha must be a number, got True (bool)"),
+        ({"premature_epochs": "2"}, ValueError, "premature_epochs must be a positive integer, got '2'"),
+        ({"premature_epochs": True}, ValueError, "premature_epochs must be a positive integer, got True"),
+        ({"premature_steps": 0}, ValueError, "premature_steps must be a positive integer, got 0"),
+        ({"premature_steps": 2.0}, ValueError, "premature_steps must be a positive integer, got 2.0"),
+        ({"max_trials": "3"}, ValueError, "max_trials must be a positive integer, got '3'"),
+    ],
+)
+def test_bad_alpha_or_budget_is_refused_naming_it(tmp_path, teacher_path, arguments, error, message):
+    with pytest.raises(error) as raised:
+        tuner_with(tmp_path, teacher_path, **arguments)
+    assert str(raised.value).startswith(message)
+    assert not (tmp_path / "checked").exists()
+
+
+def test_alpha_accepts_integers_and_numpy_numbers(tmp_path, teacher_path):
+    assert tuner_with(tmp_path, teacher_path, alpha=2).alpha == 2.0
+    assert tuner_with(tmp_path, teacher_path, alpha=np.float32(0.5), overwrite=True).alpha == 0.5
+
+
+def edited_teacher(tmp_path, teacher_path, edit) -> Path:
+    """A copy of the teacher file with `edit(h5py.File)` applied to it."""
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "edited.h5"
+    shutil.copy(teacher_path, path)
+    with h5py.File(path, "r+") as file:
+        edit(file)
+    return path
+
+
+def set_values(value):
+    def edit(file):
+        values = file["rdms/L1"][()]
+        values[:] = 1.0
+        values[2] = value
+        file["rdms/L1"][...] = values
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (set_values(np.nan), "RDM 'L1' holds NaN or infinite values"),
+        (set_values(np.inf), "RDM 'L1' holds NaN or infinite values"),
+        (set_values(1.0), "RDM 'L1' is constant (every pair of probe images equally dissimilar)"),
+    ],
+)
+def test_a_teacher_rdm_that_cannot_guide_is_refused(tmp_path, teacher_path, edit, message):
+    path = edited_teacher(tmp_path, teacher_path, edit)
+    with pytest.raises(ValueError) as raised:
+        tuner_with(tmp_path, path)
+    assert str(raised.value).startswith(f"teacher file {path}: {message}")
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "message"),
+    [
+        ("metric", "manhattan", "/rdms/L2 has metric 'manhattan'; this release knows correlation, euclidean"),
+        ("level", "pixel", "RDM 'L2' has level 'pixel'; expected one of image, category"),
+    ],
+)
+def test_a_teacher_of_unknown_metric_or_level_is_refused(tmp_path, teacher_path, attribute, value, message):
+    from keras_sage.teachers import TeacherFileError
+
+    path = edited_teacher(
+        tmp_path, teacher_path, lambda file: file["rdms/L2"].attrs.__setitem__(attribute, value)
+    )
+    with pytest.raises(TeacherFileError) as raised:
+        TeacherStore.open(path)
+    assert str(raised.value).startswith(f"{path}: {message}")
+    with pytest.raises(TeacherFileError):
+        tuner_with(tmp_path, path)
+
+
+def test_probe_images_of_another_shape_than_the_hypermodels_input_are_refused(tmp_path, teacher_path):
+    from keras_sage.hypermodels import CNNSearchSpace
+
+    space = CNNSearchSpace(max_layers=2, num_classes=3, input_shape=(16, 16, 1))
+    with pytest.raises(ValueError) as raised:
+        tuner_with(tmp_path, teacher_path, hypermodel=space)
+    assert str(raised.value) == (
+        f"teacher file {teacher_path}: its probe images have shape (8, 8, 1), but the hypermodel's input "
+        "shape is (16, 16, 1); register the teacher on probe images of the candidates' input shape (or "
+        "pass probe_preprocessing)"
+    )
+    tuner_with(tmp_path, teacher_path, hypermodel=space, probe_preprocessing=lambda images: images)
+
+
+def test_a_hypermodel_without_input_shape_is_checked_before_the_first_training(tmp_path, data, teacher_path):
+    class WideSpace(TinySpace):
+        def build(self, hp):
+            image = keras.Input((10, 10, 1))
+            x = keras.layers.Conv2D(2, 3, name="layer_1")(image)
+            model = keras.Model(image, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x)))
+            model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+
+    tuner = tuner_with(tmp_path, teacher_path, hypermodel=WideSpace(), max_trials=3)
+    with pytest.raises(
+        keras_tuner.errors.FatalValueError, match=r"the candidate's input shape is \(10, 10, 1\)"
+    ):
+        search(tuner, data)
+    assert tuner.search_examples == 0

@@ -206,6 +206,9 @@ class SageTuner(keras_tuner.Tuner):
             expected_probe=probe,
             seed=0 if seed is None else seed,
         )
+        self.probe_preprocessing = probe_preprocessing
+        if probe_preprocessing is None:
+            _check_probe_shape(self.scorer.teacher, getattr(hypermodel, "input_shape", None), "hypermodel's")
         self.endpoints = endpoints
         self._verbose = 1
         self._trial_errors: dict[str, Exception] = {}
@@ -216,6 +219,7 @@ class SageTuner(keras_tuner.Tuner):
         self.rerank_examples = 0
         self.rerank_results: list[RerankResult] = []
         if oracle is None:
+            max_trials = check_positive_int("max_trials", max_trials)
             oracle = keras_tuner.oracles.RandomSearchOracle(
                 objective=SCORE_OBJECTIVE,
                 max_trials=max_trials,
@@ -300,6 +304,12 @@ class SageTuner(keras_tuner.Tuner):
             model = _compat.build_model(self, hp)
         except contract.CandidateBuildError as error:
             raise keras_tuner.errors.FailedTrialError(f"candidate cannot be built: {error}") from error
+        if not self._probe_checked and self.probe_preprocessing is None:
+            try:
+                _check_probe_shape(self.scorer.teacher, model.input_shape, "candidate's")
+            except ValueError as error:
+                raise keras_tuner.errors.FatalValueError(str(error)) from None
+            self._probe_checked = True
 
         size = _size_metrics(model)
         monitor = self._fit(trial, model, fit_args, fit_kwargs, self.premature_epochs, self.premature_steps)
@@ -541,6 +551,26 @@ def _consecutive_failures(oracle: keras_tuner.Oracle) -> SearchStoppedError | No
         f"the search stopped after {limit} failed trials in a row (trials {ids}), {causes}; "
         f"each trial's traceback is in its folder's {TRIAL_LOG}"
     )
+
+
+def _check_probe_shape(teacher: TeacherStore, input_shape: Any, whose: str) -> None:
+    """Refuses a teacher whose probe images do not have the candidates' input shape (None: any size)."""
+    if not isinstance(input_shape, (tuple, list)) or not all(
+        size is None or isinstance(size, int) for size in input_shape
+    ):
+        return
+    expected = tuple(input_shape)
+    if len(expected) == len(teacher.probe_images.shape):
+        expected = expected[1:]
+    probe = tuple(teacher.probe_images.shape[1:])
+    if len(probe) != len(expected) or any(
+        size is not None and size != found for size, found in zip(expected, probe, strict=True)
+    ):
+        raise ValueError(
+            f"teacher file {teacher.path}: its probe images have shape {probe}, but the {whose} input shape "
+            f"is {expected}; register the teacher on probe images of the candidates' input shape (or pass "
+            "probe_preprocessing)"
+        )
 
 
 def _use_reported_objective(oracle: keras_tuner.Oracle) -> None:
