@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +39,38 @@ def check_positive_int(name: str, value: Any) -> int:
         number = 0
     if boolean or number < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return number
+
+
+def check_non_negative_number(name: str, value: Any) -> float:
+    """Returns `value` as a `float` if it is a finite real number of at least 0, else raises naming `name`.
+
+    Python and numpy integers and floats are accepted; booleans and strings are refused.
+
+    Args:
+        name: The parameter's name, as the error message shows it.
+        value: The value passed for it.
+
+    Returns:
+        `value` as a Python `float`.
+
+    Raises:
+        TypeError: If `value` is not a real number (a string, a boolean, None, ...).
+        ValueError: If it is negative, NaN or infinite.
+
+    Example:
+
+    ```python
+    alpha = check_non_negative_number("alpha", 1)  # 1.0
+    check_non_negative_number("alpha", "1.0")  # TypeError: alpha must be a number, got '1.0' (str).
+    ```
+    """
+    boolean = isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b"
+    if boolean or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be a finite number of at least 0, got {value!r}.")
     return number
 
 

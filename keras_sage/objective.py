@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from keras_sage import contract
-from keras_sage._validation import check_choice, check_positive_int
+from keras_sage._validation import check_choice, check_non_negative_number, check_positive_int
 from keras_sage.features import layer_feature_counts, layer_features
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, RDM, ReferenceRDMs, rdm
 from keras_sage.rsa.dissimilarity import rdm_workspace_bytes
@@ -45,6 +45,7 @@ __all__ = [
     "LAYER_MATCHES",
     "TeacherGuidedScore",
     "TeacherGuidedScorer",
+    "check_teacher_rdms",
     "plan_endpoint_groups",
     "premature_accuracy",
     "teacher_guidance",
@@ -99,6 +100,31 @@ def teacher_guidance(similarities: Sequence[float]) -> float:
     if len(similarities) == 0:
         raise ValueError("teacher guidance needs at least one teacher layer")
     return float(np.mean(similarities))
+
+
+def check_teacher_rdms(path: str | os.PathLike[str], teacher_rdms: dict[str, RDM]) -> None:
+    """Refuses teacher RDMs that cannot guide a search: NaN or infinite values, or all values equal.
+
+    A constant RDM (every pair of probe images equally dissimilar) gives S = 0 to every candidate.
+
+    Args:
+        path: The teacher file, for the message.
+        teacher_rdms: Its RDMs, by name.
+
+    Raises:
+        ValueError: Naming the file and the RDM.
+    """
+    for name, teacher_rdm in teacher_rdms.items():
+        values = np.asarray(teacher_rdm.values)
+        if not np.isfinite(values).all():
+            raise ValueError(
+                f"teacher file {path}: RDM {name!r} holds NaN or infinite values; register the teacher again"
+            )
+        if values.size and np.ptp(values) == 0:
+            raise ValueError(
+                f"teacher file {path}: RDM {name!r} is constant (every pair of probe images equally "
+                "dissimilar), so it scores every candidate S = 0; register it on varied probe images"
+            )
 
 
 def plan_endpoint_groups(
@@ -188,8 +214,7 @@ class TeacherGuidedScorer:
         check_choice("layer_match", layer_match, LAYER_MATCHES)
         if not isinstance(teacher, TeacherStore):
             teacher = TeacherStore.open(teacher)
-        if not math.isfinite(alpha):
-            raise ValueError(f"alpha must be a finite number; got {alpha}")
+        alpha = check_non_negative_number("alpha", alpha)
         if max_features is not None:
             max_features = check_positive_int("max_features", max_features)
         batch_size = check_positive_int("batch_size", batch_size)
@@ -216,6 +241,7 @@ class TeacherGuidedScorer:
         self.layer_match = layer_match
         self.layer_mapping = _checked_layer_mapping(layer_match, layer_mapping, teacher)
         self.teacher_rdms: dict[str, RDM] = teacher.rdms()
+        check_teacher_rdms(teacher.path, self.teacher_rdms)
         if any(teacher_rdm.level == "category" for teacher_rdm in self.teacher_rdms.values()) and (
             teacher.probe_labels is None
         ):

@@ -155,6 +155,36 @@ def test_tuner_utils_tuner_callback(tuner):
     assert calls == [(kind, "trial", 0) for kind in kinds]
 
 
+def test_config_debug_prints_failed_trial_tracebacks(tuner, capsys):
+    from keras_tuner.src import config
+
+    assert_private_api(config, "DEBUG", "keras_tuner.src.config.DEBUG", "keras-tuner")
+    assert_private_api(
+        keras_tuner.Tuner,
+        "_try_run_and_update_trial",
+        "keras_tuner.Tuner._try_run_and_update_trial",
+        "keras-tuner",
+        ["self", "trial"],
+    )
+    _compat.require_trial_end_hook()
+
+    def fail(trial, *args, **kwargs):
+        raise keras_tuner.errors.FailedTrialError("no good")
+
+    tuner.run_trial = fail
+    trial = new_trial(tuner)
+    tuner._try_run_and_update_trial(trial)
+    assert "Traceback" in capsys.readouterr().err
+    previous = config.DEBUG
+    with _compat.no_trial_tracebacks():
+        assert config.DEBUG is False
+        tuner._try_run_and_update_trial(trial)
+    assert config.DEBUG is previous
+    assert capsys.readouterr().err == ""
+    assert trial.status == "FAILED"
+    assert trial.message.startswith("Traceback") and "FailedTrialError: no good" in trial.message
+
+
 # KerasTuner's Oracle.
 
 

@@ -15,7 +15,7 @@ from keras_sage.analysis import plot_search, project_records, search_summary, tr
 from keras_sage.hypermodels import CandidateBuildError
 from keras_sage.rsa import rdm
 from keras_sage.teachers import TeacherStore
-from keras_sage.tuners.sage_tuner import SageTuner
+from keras_sage.tuners.sage_tuner import SageTuner, SearchStoppedError, failure_cause, failure_reason
 
 N_TRAIN = 40
 BATCH_SIZE = 16
@@ -348,8 +348,105 @@ def test_nan_and_unbuildable_candidates_are_failed_trials(tmp_path, data, teache
     search(tuner, data)
     trials = trial_files(tmp_path / "failures")
     assert [trial["status"] for trial in trials.values()] == ["FAILED", "FAILED", "COMPLETED"]
-    assert "training diverged" in trials["trial_0"]["message"]
-    assert "candidate cannot be built: spatial size below 1" in trials["trial_1"]["message"]
+    assert trials["trial_0"]["message"] == "training diverged: the loss became NaN or infinite at step 1"
+    assert trials["trial_1"]["message"] == "candidate cannot be built: spatial size below 1 at layer_2"
+
+
+def test_a_failed_trial_prints_one_line_and_logs_its_traceback(tmp_path, data, teacher_path, capsys):
+    script = [{"filters": 2, "mode": mode} for mode in ("nan", "unbuildable", "ok")]
+    tuner = SageTuner(
+        TinySpace(modes=("ok", "nan", "unbuildable")),
+        teacher=teacher_path,
+        oracle=ScriptedOracle(script),
+        premature_steps=3,
+        directory=tmp_path,
+        project_name="quiet_failures",
+    )
+    search(tuner, data)
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    failures = [line for line in captured.out.splitlines() if " failed: " in line]
+    log_0, log_1 = (tmp_path / "quiet_failures" / f"trial_{i}" / "trial.log" for i in range(2))
+    diverged = "training diverged: the loss became NaN or infinite at step 1"
+    assert failures == [
+        f"Trial 0 failed: {diverged} (traceback in {log_0})",
+        f"Trial 1 failed: candidate cannot be built: spatial size below 1 at layer_2 (traceback in {log_1})",
+    ]
+    assert tuner.trial_log_path("0") == str(log_0)
+    traceback_0 = log_0.read_text()
+    assert traceback_0.startswith("Traceback (most recent call last):")
+    assert traceback_0.rstrip().endswith(
+        "FailedTrialError: training diverged: the loss became NaN or infinite at step 1"
+    )
+    assert "CandidateBuildError: spatial size below 1 at layer_2" in log_1.read_text()
+    assert not (tmp_path / "quiet_failures" / "trial_2" / "trial.log").exists()
+
+
+def test_verbose_0_prints_no_failure_line(tmp_path, data, teacher_path, capsys):
+    tuner = SageTuner(
+        TinySpace(modes=("ok", "nan")),
+        teacher=teacher_path,
+        oracle=ScriptedOracle([{"filters": 2, "mode": "nan"}]),
+        premature_steps=3,
+        directory=tmp_path,
+        project_name="silent",
+    )
+    search(tuner, data, verbose=0)
+    assert capsys.readouterr().out == ""
+    assert (tmp_path / "silent" / "trial_0" / "trial.log").is_file()
+
+
+@pytest.mark.parametrize(
+    ("modes", "causes"),
+    [
+        (
+            ("nan", "nan"),
+            "all for the same cause: training diverged: the loss became NaN or infinite at step 1",
+        ),
+        (("nan", "unbuildable"), "for these causes: 1× training diverged, 1× candidate cannot be built"),
+    ],
+)
+def test_consecutive_failures_stop_the_search_naming_their_causes(
+    tmp_path, data, teacher_path, modes, causes
+):
+    script = [{"filters": 2 + i, "mode": mode} for i, mode in enumerate([*modes, "ok"])]
+    tuner = SageTuner(
+        TinySpace(modes=("ok", "nan", "unbuildable")),
+        teacher=teacher_path,
+        oracle=ScriptedOracle(script, max_consecutive_failed_trials=2),
+        premature_steps=3,
+        directory=tmp_path,
+        project_name="stopped",
+    )
+    with pytest.raises(SearchStoppedError) as stopped:
+        search(tuner, data, verbose=0)
+    assert str(stopped.value) == (
+        f"the search stopped after 2 failed trials in a row (trials 0, 1), {causes}; "
+        "each trial's traceback is in its folder's trial.log"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "message", "reason"),
+    [
+        (
+            keras_tuner.errors.FailedTrialError("training diverged: at step 3"),
+            None,
+            "training diverged: at step 3",
+        ),
+        (ValueError("bad shape\nmore"), None, "ValueError: bad shape"),
+        (
+            None,
+            "Traceback ...\nkeras_tuner.src.errors.FailedTrialError: candidate cannot be built: x\n",
+            "candidate cannot be built: x",
+        ),
+        (None, "Traceback ...\nValueError: bad\n", "ValueError: bad"),
+        (None, None, "unknown reason"),
+    ],
+)
+def test_failure_reason(error, message, reason):
+    assert failure_reason(error, message) == reason
+    assert failure_cause(reason) == reason.split(":")[0]
 
 
 def test_resume_continues_the_trial_count_and_cost(tmp_path, data, teacher_path):
@@ -483,3 +580,131 @@ def test_a_subclass_gets_keras_tuners_epoch_and_batch_hooks(tmp_path, data, teac
         assert last_metric(trial, "score") == last_metric(trial, "premature_accuracy") + last_metric(
             trial, "teacher_guidance"
         )
+
+
+# Bad settings fail when the tuner is built, before any trial.
+
+
+def tuner_with(tmp_path, teacher, hypermodel=None, **kwargs) -> SageTuner:
+    return SageTuner(
+        hypermodel or TinySpace(),
+        teacher=teacher,
+        directory=tmp_path,
+        project_name="checked",
+        **{"max_trials": 1, **kwargs},
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"alpha": -0.5}, ValueError, "alpha must be a finite number of at least 0, got -0.5"),
+        ({"alpha": math.nan}, ValueError, "alpha must be a finite number of at least 0, got nan"),
+        ({"alpha": "1.0"}, TypeError, "alpha must be a number, got '1.0' (str)"),
+        ({"alpha": True}, TypeError, "alpha must be a number, got True (bool)"),
+        ({"premature_epochs": "2"}, ValueError, "premature_epochs must be a positive integer, got '2'"),
+        ({"premature_epochs": True}, ValueError, "premature_epochs must be a positive integer, got True"),
+        ({"premature_steps": 0}, ValueError, "premature_steps must be a positive integer, got 0"),
+        ({"premature_steps": 2.0}, ValueError, "premature_steps must be a positive integer, got 2.0"),
+        ({"max_trials": "3"}, ValueError, "max_trials must be a positive integer, got '3'"),
+    ],
+)
+def test_bad_alpha_or_budget_is_refused_naming_it(tmp_path, teacher_path, arguments, error, message):
+    with pytest.raises(error) as raised:
+        tuner_with(tmp_path, teacher_path, **arguments)
+    assert str(raised.value).startswith(message)
+    assert not (tmp_path / "checked").exists()
+
+
+def test_alpha_accepts_integers_and_numpy_numbers(tmp_path, teacher_path):
+    assert tuner_with(tmp_path, teacher_path, alpha=2).alpha == 2.0
+    assert tuner_with(tmp_path, teacher_path, alpha=np.float32(0.5), overwrite=True).alpha == 0.5
+
+
+def edited_teacher(tmp_path, teacher_path, edit) -> Path:
+    """A copy of the teacher file with `edit(h5py.File)` applied to it."""
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "edited.h5"
+    shutil.copy(teacher_path, path)
+    with h5py.File(path, "r+") as file:
+        edit(file)
+    return path
+
+
+def set_values(value):
+    def edit(file):
+        values = file["rdms/L1"][()]
+        values[:] = 1.0
+        values[2] = value
+        file["rdms/L1"][...] = values
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (set_values(np.nan), "RDM 'L1' holds NaN or infinite values"),
+        (set_values(np.inf), "RDM 'L1' holds NaN or infinite values"),
+        (set_values(1.0), "RDM 'L1' is constant (every pair of probe images equally dissimilar)"),
+    ],
+)
+def test_a_teacher_rdm_that_cannot_guide_is_refused(tmp_path, teacher_path, edit, message):
+    path = edited_teacher(tmp_path, teacher_path, edit)
+    with pytest.raises(ValueError) as raised:
+        tuner_with(tmp_path, path)
+    assert str(raised.value).startswith(f"teacher file {path}: {message}")
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "message"),
+    [
+        ("metric", "manhattan", "/rdms/L2 has metric 'manhattan'; this release knows correlation, euclidean"),
+        ("level", "pixel", "RDM 'L2' has level 'pixel'; expected one of image, category"),
+    ],
+)
+def test_a_teacher_of_unknown_metric_or_level_is_refused(tmp_path, teacher_path, attribute, value, message):
+    from keras_sage.teachers import TeacherFileError
+
+    path = edited_teacher(
+        tmp_path, teacher_path, lambda file: file["rdms/L2"].attrs.__setitem__(attribute, value)
+    )
+    with pytest.raises(TeacherFileError) as raised:
+        TeacherStore.open(path)
+    assert str(raised.value).startswith(f"{path}: {message}")
+    with pytest.raises(TeacherFileError):
+        tuner_with(tmp_path, path)
+
+
+def test_probe_images_of_another_shape_than_the_hypermodels_input_are_refused(tmp_path, teacher_path):
+    from keras_sage.hypermodels import CNNSearchSpace
+
+    space = CNNSearchSpace(max_layers=2, num_classes=3, input_shape=(16, 16, 1))
+    with pytest.raises(ValueError) as raised:
+        tuner_with(tmp_path, teacher_path, hypermodel=space)
+    assert str(raised.value) == (
+        f"teacher file {teacher_path}: its probe images have shape (8, 8, 1), but the hypermodel's input "
+        "shape is (16, 16, 1); register the teacher on probe images of the candidates' input shape (or "
+        "pass probe_preprocessing)"
+    )
+    tuner_with(tmp_path, teacher_path, hypermodel=space, probe_preprocessing=lambda images: images)
+
+
+def test_a_hypermodel_without_input_shape_is_checked_before_the_first_training(tmp_path, data, teacher_path):
+    class WideSpace(TinySpace):
+        def build(self, hp):
+            image = keras.Input((10, 10, 1))
+            x = keras.layers.Conv2D(2, 3, name="layer_1")(image)
+            model = keras.Model(image, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x)))
+            model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+
+    tuner = tuner_with(tmp_path, teacher_path, hypermodel=WideSpace(), max_trials=3)
+    with pytest.raises(
+        keras_tuner.errors.FatalValueError, match=r"the candidate's input shape is \(10, 10, 1\)"
+    ):
+        search(tuner, data)
+    assert tuner.search_examples == 0

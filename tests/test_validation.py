@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from keras_sage._validation import check_choice, check_positive_int
+from keras_sage._validation import check_choice, check_non_negative_number, check_positive_int
 
 
 @pytest.mark.parametrize("value", [1, 7, 2**40, np.int64(7), np.uint8(7), np.int32(1)])
@@ -34,3 +34,26 @@ def test_another_value_is_refused_with_the_name_the_value_and_the_choices(value)
     message = f"layout must be one of 'cifar', 'imagenet', got {value!r}."
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         check_choice("layout", value, ("cifar", "imagenet"))
+
+
+@pytest.mark.parametrize("value", [0, 1, 2.5, np.float32(0.25), np.int64(3)])
+def test_check_non_negative_number_returns_a_float(value):
+    result = check_non_negative_number("alpha", value)
+    assert type(result) is float and result == float(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        (-0.1, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+        (np.bool_(False), TypeError),
+        (None, TypeError),
+    ],
+)
+def test_check_non_negative_number_refuses(value, error):
+    with pytest.raises(error, match=r"^alpha must be"):
+        check_non_negative_number("alpha", value)

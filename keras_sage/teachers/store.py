@@ -37,7 +37,7 @@ from keras_sage._atomic import write_atomically
 from keras_sage._errors import first_line
 from keras_sage._validation import check_choice
 from keras_sage._version import __version__
-from keras_sage.rsa import LEVELS, RDM
+from keras_sage.rsa import LEVELS, METRICS, RDM
 
 FORMAT = "keras-sage-teacher"
 FORMAT_VERSION = 1
@@ -246,6 +246,10 @@ class TeacherStore:
             if missing:
                 raise fail(f"/rdms/{name} lacks attribute(s) {', '.join(missing)}")
             info = {attr: _python(dataset.attrs[attr]) for attr in _LAYER_ATTRS}
+            if info["metric"] not in METRICS:
+                raise fail(
+                    f"/rdms/{name} has metric {info['metric']!r}; this release knows {', '.join(METRICS)}"
+                )
             categories = dataset.attrs.get("categories")
             try:
                 store._check_rdm_shape(name, info["n"], info["level"], categories, dataset.shape)

@@ -2,7 +2,7 @@
 
 from keras_sage.tuners.optuna_oracle import OptunaOracle
 from keras_sage.tuners.reinforce import LayerwiseController, ReinforceOracle
-from keras_sage.tuners.sage_tuner import SageTuner
+from keras_sage.tuners.sage_tuner import SageTuner, SearchStoppedError
 from keras_sage.tuners.tpe import TPEOracle
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "OptunaOracle",
     "ReinforceOracle",
     "SageTuner",
+    "SearchStoppedError",
     "TPEOracle",
 ]

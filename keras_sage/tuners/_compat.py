@@ -11,10 +11,11 @@ there first, with the same names in its message.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.metadata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import keras
@@ -182,6 +183,35 @@ def tuner_callback(
     api = "keras_tuner.src.engine.tuner_utils.TunerCallback"
     module = _private_module("keras_tuner.src.engine.tuner_utils", api, "keras-tuner")
     return _attribute(module, "TunerCallback", api, "keras-tuner")(tuner, trial)
+
+
+def require_trial_end_hook() -> None:
+    """Checks that KerasTuner still ends each trial through `Tuner.on_trial_end` (keras-tuner 1.4.8).
+
+    `SageTuner.on_trial_end` overrides it to log a failed trial's traceback to the trial's folder and to
+    give it a one-line message; `Tuner.on_trial_end` is public, but that KerasTuner calls it right after
+    `Tuner._try_run_and_update_trial` set the trial's status and message is not.
+    """
+    _require_tuner("_try_run_and_update_trial")
+    _require_tuner("on_trial_end")
+
+
+@contextlib.contextmanager
+def no_trial_tracebacks() -> Iterator[None]:
+    """Stops KerasTuner from printing the traceback of every failed trial while the context is open.
+
+    `BaseTuner._try_run_and_update_trial` prints it when `keras_tuner.src.config.DEBUG` is true, which is
+    its default (checked on keras-tuner 1.4.8); the traceback is still kept in the trial's message. The
+    flag is restored when the context closes.
+    """
+    api = "keras_tuner.src.config.DEBUG"
+    module = _private_module("keras_tuner.src.config", api, "keras-tuner")
+    previous = _attribute(module, "DEBUG", api, "keras-tuner")
+    module.DEBUG = False
+    try:
+        yield
+    finally:
+        module.DEBUG = previous
 
 
 # KerasTuner's Oracle.

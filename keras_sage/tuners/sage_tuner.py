@@ -29,6 +29,7 @@ import numpy as np
 
 from keras_sage import contract
 from keras_sage._atomic import write_atomically
+from keras_sage._errors import first_line
 from keras_sage._validation import check_positive_int
 from keras_sage.model_size import count_flops
 from keras_sage.objective import (
@@ -45,6 +46,13 @@ SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 # Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
 # more failed trials in a row than KerasTuner's default of 3 before it stops the search.
 DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS = 10
+# A failed trial's traceback, in its trial folder.
+TRIAL_LOG = "trial.log"
+_FAILED_STATUSES = (keras_tuner.engine.trial.TrialStatus.FAILED, keras_tuner.engine.trial.TrialStatus.INVALID)
+
+
+class SearchStoppedError(RuntimeError):
+    """The search stopped because too many trials failed in a row; the message says for which causes."""
 
 
 @dataclass(frozen=True)
@@ -96,9 +104,16 @@ class SageTuner(keras_tuner.Tuner):
     `overwrite=False` are KerasTuner's.
 
     A candidate that cannot be built (`CandidateBuildError`) or whose loss becomes NaN or infinite is a
-    FAILED trial whose message says why; the search goes on. KerasTuner stops a search after
-    `max_consecutive_failed_trials` failures in a row; the oracle this class creates allows
+    FAILED trial whose message is one line saying why (printed, unless `search(verbose=0)`); its traceback
+    goes to `trial.log` in the trial's folder (`trial_log_path`), not to the terminal. The search goes on
+    until `max_consecutive_failed_trials` trials fail in a row; then it stops with a `SearchStoppedError`
+    that names the causes those trials shared. The oracle this class creates allows
     `DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS` (10), an oracle you pass keeps its own setting.
+
+    Bad settings fail when the tuner is built, before any training: α negative, not finite or not a
+    number, a budget that is not a positive integer, a teacher whose RDMs are not finite or constant or
+    whose metric or level is unknown, and probe images whose shape is not the hypermodel's
+    `input_shape` (checked at the first trial's build for a hypermodel without that attribute).
 
     As in KerasTuner, a subclass may override `on_epoch_begin`, `on_epoch_end`, `on_batch_begin` and
     `on_batch_end` (each called with the trial, the model, the epoch or batch and its logs) while a
@@ -203,12 +218,20 @@ class SageTuner(keras_tuner.Tuner):
             layer_match=layer_match,
             layer_mapping=layer_mapping,
         )
+        self.probe_preprocessing = probe_preprocessing
+        if probe_preprocessing is None:
+            _check_probe_shape(self.scorer.teacher, getattr(hypermodel, "input_shape", None), "hypermodel's")
         self.endpoints = endpoints
+        self._verbose = 1
+        self._trial_errors: dict[str, Exception] = {}
+        self._probe_checked = False
+        _compat.require_trial_end_hook()
         # Examples processed by SGD: during the search (M1·E1) and during reranking (M2·E2).
         self.search_examples = 0
         self.rerank_examples = 0
         self.rerank_results: list[RerankResult] = []
         if oracle is None:
+            max_trials = check_positive_int("max_trials", max_trials)
             oracle = keras_tuner.oracles.RandomSearchOracle(
                 objective=SCORE_OBJECTIVE,
                 max_trials=max_trials,
@@ -267,6 +290,15 @@ class SageTuner(keras_tuner.Tuner):
         Raises:
             keras_tuner.errors.FailedTrialError: The candidate cannot be built or its training diverged.
         """
+        try:
+            return self._run_trial(trial, *fit_args, **fit_kwargs)
+        except Exception as error:
+            self._trial_errors[trial.trial_id] = error
+            raise
+
+    def _run_trial(
+        self, trial: keras_tuner.engine.trial.Trial, *fit_args: Any, **fit_kwargs: Any
+    ) -> dict[str, Any]:
         validation_data = fit_kwargs.pop("validation_data", None)
         if validation_data is None:
             raise keras_tuner.errors.FatalValueError(
@@ -284,6 +316,12 @@ class SageTuner(keras_tuner.Tuner):
             model = _compat.build_model(self, hp)
         except contract.CandidateBuildError as error:
             raise keras_tuner.errors.FailedTrialError(f"candidate cannot be built: {error}") from error
+        if not self._probe_checked and self.probe_preprocessing is None:
+            try:
+                _check_probe_shape(self.scorer.teacher, model.input_shape, "candidate's")
+            except ValueError as error:
+                raise keras_tuner.errors.FatalValueError(str(error)) from None
+            self._probe_checked = True
 
         size = _size_metrics(model)
         monitor = self._fit(trial, model, fit_args, fit_kwargs, self.premature_epochs, self.premature_steps)
@@ -315,6 +353,46 @@ class SageTuner(keras_tuner.Tuner):
             },
         )
         return {**result.metrics(), **size, contract.EXAMPLES_PROCESSED: float(monitor.examples)}
+
+    def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        """Runs the search, as KerasTuner's `Tuner.search` does; a failed trial prints one line.
+
+        Args:
+            *fit_args: Training data, as for `keras.Model.fit` (e.g. `x, y`, or a dataset).
+            **fit_kwargs: `validation_data` (required), `batch_size`, `callbacks`, and `verbose` (0 prints
+                nothing per trial).
+        """
+        self._verbose = int(fit_kwargs.get("verbose", 1))
+        with _compat.no_trial_tracebacks():
+            super().search(*fit_args, **fit_kwargs)
+
+    def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        """Ends a trial; a failed one gets a one-line message and its traceback goes to its `trial.log`.
+
+        Raises:
+            SearchStoppedError: `max_consecutive_failed_trials` trials failed in a row; the message names
+                their causes.
+        """
+        if trial.status in _FAILED_STATUSES:
+            error = self._trial_errors.pop(trial.trial_id, None)
+            reason = failure_reason(error, trial.message)
+            log = self.trial_log_path(trial.trial_id)
+            traceback_text = str(trial.message or reason)
+            write_atomically(log, lambda file: file.write(traceback_text.encode()))
+            trial.message = reason
+            if self._verbose:
+                print(f"Trial {trial.trial_id} failed: {reason} (traceback in {log})", flush=True)
+        try:
+            super().on_trial_end(trial)
+        except RuntimeError as error:
+            stopped = _consecutive_failures(self.oracle)
+            if stopped is None:
+                raise
+            raise stopped from None
+
+    def trial_log_path(self, trial_id: str) -> str:
+        """The file that holds a failed trial's traceback, in the trial's folder."""
+        return os.path.join(self.get_trial_dir(trial_id), TRIAL_LOG)
 
     def rerank(
         self,
@@ -433,6 +511,81 @@ class SageTuner(keras_tuner.Tuner):
             **fit_kwargs,
         )
         return monitor
+
+
+def failure_reason(error: BaseException | None, message: str | None = None) -> str:
+    """One line saying why a trial failed.
+
+    Args:
+        error: The exception the trial raised, if known.
+        message: KerasTuner's message of the trial (its traceback), used when `error` is not known.
+
+    Returns:
+        A `FailedTrialError`'s message as it is ("training diverged: ...", "candidate cannot be built:
+        ..."), any other error as "Type: its first line".
+    """
+    if error is not None:
+        if isinstance(error, keras_tuner.errors.FailedTrialError):
+            return first_line(error)
+        return f"{type(error).__name__}: {first_line(error)}"
+    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return "unknown reason"
+    kind, separator, text = lines[-1].partition(": ")
+    kind = kind.rsplit(".", 1)[-1]
+    if not separator:
+        return kind
+    return text if kind == "FailedTrialError" else f"{kind}: {text}"
+
+
+def failure_cause(reason: str) -> str:
+    """The cause in a failure reason: what comes before its first colon ("training diverged")."""
+    return reason.split(":", 1)[0].strip() or reason
+
+
+def _consecutive_failures(oracle: keras_tuner.Oracle) -> SearchStoppedError | None:
+    """The error that says which causes the last failed trials shared, if they stopped the search."""
+    limit = getattr(oracle, "max_consecutive_failed_trials", None)
+    end_order = getattr(oracle, "end_order", None)
+    if not limit or end_order is None or len(end_order) < limit:
+        return None
+    failed = keras_tuner.engine.trial.TrialStatus.FAILED
+    trials = [oracle.trials[trial_id] for trial_id in end_order[-limit:]]
+    if any(trial.status != failed for trial in trials):
+        return None
+    reasons = [failure_reason(None, trial.message) for trial in trials]
+    counts: dict[str, int] = {}
+    for reason in reasons:
+        counts[failure_cause(reason)] = counts.get(failure_cause(reason), 0) + 1
+    ids = ", ".join(trial.trial_id for trial in trials)
+    if len(counts) == 1:
+        causes = f"all for the same cause: {reasons[-1]}"
+    else:
+        causes = "for these causes: " + ", ".join(f"{count}× {cause}" for cause, count in counts.items())
+    return SearchStoppedError(
+        f"the search stopped after {limit} failed trials in a row (trials {ids}), {causes}; "
+        f"each trial's traceback is in its folder's {TRIAL_LOG}"
+    )
+
+
+def _check_probe_shape(teacher: TeacherStore, input_shape: Any, whose: str) -> None:
+    """Refuses a teacher whose probe images do not have the candidates' input shape (None: any size)."""
+    if not isinstance(input_shape, (tuple, list)) or not all(
+        size is None or isinstance(size, int) for size in input_shape
+    ):
+        return
+    expected = tuple(input_shape)
+    if len(expected) == len(teacher.probe_images.shape):
+        expected = expected[1:]
+    probe = tuple(teacher.probe_images.shape[1:])
+    if len(probe) != len(expected) or any(
+        size is not None and size != found for size, found in zip(expected, probe, strict=True)
+    ):
+        raise ValueError(
+            f"teacher file {teacher.path}: its probe images have shape {probe}, but the {whose} input shape "
+            f"is {expected}; register the teacher on probe images of the candidates' input shape (or pass "
+            "probe_preprocessing)"
+        )
 
 
 def _use_reported_objective(oracle: keras_tuner.Oracle) -> None:

@@ -5,6 +5,9 @@ keras-sage teacher register MODEL.keras --probe PROBE.npz [--layers a,b,c] -o te
 keras-sage teacher show teacher.h5
 keras-sage report POOL.jsonl [--out DIR]       # does the teacher help? predictivity, α, replay
 keras-sage report PROJECT_DIR [--out DIR]      # a finished search: trials, cost, best so far
+keras-sage search CONFIG.toml [--workers N]    # a whole search from a TOML config (keras_sage.search_config)
+keras-sage worker CONFIG.toml --chief HOST:PORT
+keras-sage probe CONFIG.toml -o PROBE.npz      # the probe set of the config's data, to register a teacher
 ```
 
 A probe file is an `.npz` with an array `images` (`(n, H, W, C)`, `uint8` or float) and, optionally, an
@@ -26,6 +29,7 @@ import numpy as np
 
 from keras_sage._errors import first_line
 from keras_sage._version import __version__
+from keras_sage.cli import search
 
 PROBE_IMAGES_KEY = "images"
 PROBE_LABELS_KEY = "labels"
@@ -38,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments after the program name; defaults to `sys.argv[1:]`.
 
     Returns:
-        The exit status: 0 on success, 2 on bad input.
+        The exit status: 0 on success, 1 when a search stopped because its trials kept failing, 2 on
+        bad input.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -49,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler(args)
     except Exception as error:
+        if _is_search_stop(error):
+            print(f"keras-sage: error: {first_line(error)}", file=sys.stderr)
+            return 1
         if not isinstance(error, _input_errors()):
             raise
         print(f"keras-sage: error: {first_line(error)}", file=sys.stderr)
@@ -134,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
     report.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: 0)")
     report.set_defaults(handler=_report)
+    search.add_commands(commands)
     return parser
 
 
@@ -251,12 +260,14 @@ def _report(args: argparse.Namespace) -> None:
     print(f"\nwritten to {out}", file=sys.stderr)
 
 
+def _is_search_stop(error: Exception) -> bool:
+    """Whether the error is a search stopped by failed trials (imported only once a search has run)."""
+    tuners = sys.modules.get("keras_sage.tuners.sage_tuner")
+    return tuners is not None and isinstance(error, tuners.SearchStoppedError)
+
+
 def _input_errors() -> tuple[type[Exception], ...]:
     """The errors that mean bad input (reported in one line), not a bug (reported with a traceback)."""
     from keras_sage.teachers import TeacherFileError
 
     return (TeacherFileError, ValueError, OSError)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
