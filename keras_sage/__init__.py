@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from keras_sage.objective import TeacherGuidedScorer
     from keras_sage.rsa import RDM, compare, linear_cka, rdm
     from keras_sage.teachers import TeacherFileError, TeacherStore, register_recordings, register_teacher
-    from keras_sage.tuners import OptunaOracle, ReinforceOracle, SageTuner, TPEOracle
+    from keras_sage.tuners import OptunaOracle, ReinforceOracle, SageHyperband, SageTuner, TPEOracle
 
 # Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -50,6 +50,7 @@ _EXPORTS: dict[str, str] = {
     "register_recordings": "keras_sage.teachers",
     "TeacherGuidedScorer": "keras_sage.objective",
     "SageTuner": "keras_sage.tuners",
+    "SageHyperband": "keras_sage.tuners",
     "CNNSearchSpace": "keras_sage.hypermodels",
     "CellSearchSpace": "keras_sage.hypermodels",
     "CellStructure": "keras_sage.hypermodels",
@@ -76,6 +77,7 @@ __all__ = [
     "DatasetNotAvailableError",
     "OptunaOracle",
     "ReinforceOracle",
+    "SageHyperband",
     "SageTuner",
     "TFDSSplits",
     "TPEOracle",

@@ -1,5 +1,6 @@
 """Search algorithms (KerasTuner oracles) and the tuner that scores candidates with a teacher."""
 
+from keras_sage.tuners.hyperband import SageHyperband
 from keras_sage.tuners.optuna_oracle import OptunaOracle
 from keras_sage.tuners.reinforce import LayerwiseController, ReinforceOracle
 from keras_sage.tuners.sage_tuner import SageTuner, SearchStoppedError
@@ -9,6 +10,7 @@ __all__ = [
     "LayerwiseController",
     "OptunaOracle",
     "ReinforceOracle",
+    "SageHyperband",
     "SageTuner",
     "SearchStoppedError",
     "TPEOracle",

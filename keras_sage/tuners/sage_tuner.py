@@ -323,8 +323,10 @@ class SageTuner(keras_tuner.Tuner):
                 raise keras_tuner.errors.FatalValueError(str(error)) from None
             self._probe_checked = True
 
+        self._warm_start(trial, model)
         size = _size_metrics(model)
-        monitor = self._fit(trial, model, fit_args, fit_kwargs, self.premature_epochs, self.premature_steps)
+        epochs, steps, initial_epoch = self._premature_budget(trial)
+        monitor = self._fit(trial, model, fit_args, fit_kwargs, epochs, steps, initial_epoch=initial_epoch)
         self.search_examples += monitor.examples
         if monitor.diverged_at_step is not None:
             raise keras_tuner.errors.FailedTrialError(
@@ -353,6 +355,17 @@ class SageTuner(keras_tuner.Tuner):
             },
         )
         return {**result.metrics(), **size, contract.EXAMPLES_PROCESSED: float(monitor.examples)}
+
+    def _premature_budget(self, trial: keras_tuner.engine.trial.Trial) -> tuple[int | None, int | None, int]:
+        """The trial's training: `(epochs, steps, initial_epoch)`; here the premature budget, from scratch.
+
+        A subclass with a budget per trial (`SageHyperband`'s rungs) overrides this.
+        """
+        return self.premature_epochs, self.premature_steps, 0
+
+    def _warm_start(self, trial: keras_tuner.engine.trial.Trial, model: keras.Model) -> None:
+        """Loads the weights a trial's candidate starts from; here none: every candidate trains from its
+        initialization. A subclass that continues earlier trials (`SageHyperband`) overrides this."""
 
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
         """Runs the search, as KerasTuner's `Tuner.search` does; a failed trial prints one line.
@@ -481,8 +494,11 @@ class SageTuner(keras_tuner.Tuner):
         fit_kwargs: dict[str, Any],
         epochs: int | None,
         steps: int | None,
+        initial_epoch: int = 0,
     ) -> _TrainingMonitor:
         """Trains `model` for `epochs` epochs or `steps` SGD steps; returns what the monitor counted.
+
+        With `initial_epoch` (Keras's meaning) it trains the epochs from `initial_epoch` up to `epochs`.
 
         The search's callbacks are copied for the trial, and KerasTuner's tuner callback calls this tuner's
         `on_epoch_*` and `on_batch_*` hooks, as `keras_tuner.Tuner.run_trial` does.
@@ -507,6 +523,7 @@ class SageTuner(keras_tuner.Tuner):
             model,
             *fit_args,
             epochs=epochs,
+            initial_epoch=initial_epoch,
             callbacks=[*callbacks, _compat.tuner_callback(self, trial), monitor],
             **fit_kwargs,
         )
