@@ -1,6 +1,13 @@
 """Representational similarity analysis: RDMs (the paper's §3.1) and how similar two of them are."""
 
-from keras_sage.rsa.compare import COMPARE_METHODS, ReferenceRDMs, compare, linear_cka
+from keras_sage.rsa.compare import (
+    COMPARE_METHODS,
+    ReferenceRDMs,
+    centred_gram,
+    compare,
+    linear_cka,
+    linear_cka_gram,
+)
 from keras_sage.rsa.dissimilarity import (
     BACKENDS,
     DEFAULT_MAX_FEATURES,
@@ -23,10 +30,12 @@ __all__ = [
     "RDM",
     "ConstantRepresentationWarning",
     "ReferenceRDMs",
+    "centred_gram",
     "compare",
     "condensed_length",
     "feature_subsample_indices",
     "linear_cka",
+    "linear_cka_gram",
     "rdm",
     "rows_of_condensed",
 ]
