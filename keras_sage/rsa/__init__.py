@@ -8,6 +8,7 @@ from keras_sage.rsa.compare import (
     linear_cka,
     linear_cka_gram,
 )
+from keras_sage.rsa.crossvalidated import CROSSVALIDATED_METRICS, crossvalidated_rdm
 from keras_sage.rsa.dissimilarity import (
     BACKENDS,
     DEFAULT_MAX_FEATURES,
@@ -20,10 +21,12 @@ from keras_sage.rsa.dissimilarity import (
     rdm,
     rows_of_condensed,
 )
+from keras_sage.rsa.interop import from_rsatoolbox, to_rsatoolbox
 
 __all__ = [
     "BACKENDS",
     "COMPARE_METHODS",
+    "CROSSVALIDATED_METRICS",
     "DEFAULT_MAX_FEATURES",
     "LEVELS",
     "METRICS",
@@ -33,9 +36,12 @@ __all__ = [
     "centred_gram",
     "compare",
     "condensed_length",
+    "crossvalidated_rdm",
     "feature_subsample_indices",
+    "from_rsatoolbox",
     "linear_cka",
     "linear_cka_gram",
     "rdm",
     "rows_of_condensed",
+    "to_rsatoolbox",
 ]
