@@ -22,16 +22,28 @@ from keras_sage.rsa.dissimilarity import (
     rows_of_condensed,
 )
 from keras_sage.rsa.interop import from_rsatoolbox, to_rsatoolbox
+from keras_sage.rsa.noise_ceiling import (
+    DEFAULT_SPLITS,
+    NoiseCeiling,
+    NoiseCeilingError,
+    NoiseCeilingWarning,
+    noise_ceiling,
+    normalised_similarities,
+)
 
 __all__ = [
     "BACKENDS",
     "COMPARE_METHODS",
     "CROSSVALIDATED_METRICS",
     "DEFAULT_MAX_FEATURES",
+    "DEFAULT_SPLITS",
     "LEVELS",
     "METRICS",
     "RDM",
     "ConstantRepresentationWarning",
+    "NoiseCeiling",
+    "NoiseCeilingError",
+    "NoiseCeilingWarning",
     "ReferenceRDMs",
     "centred_gram",
     "compare",
@@ -41,6 +53,8 @@ __all__ = [
     "from_rsatoolbox",
     "linear_cka",
     "linear_cka_gram",
+    "noise_ceiling",
+    "normalised_similarities",
     "rdm",
     "rows_of_condensed",
     "to_rsatoolbox",

@@ -23,7 +23,18 @@ from keras_sage._errors import first_line
 from keras_sage._validation import check_choice, check_positive_int
 from keras_sage.contract import representation_endpoints
 from keras_sage.features import layer_feature_counts, layer_features
-from keras_sage.rsa import DEFAULT_MAX_FEATURES, LEVELS, METRICS, rdm
+from keras_sage.rsa import (
+    COMPARE_METHODS,
+    DEFAULT_MAX_FEATURES,
+    DEFAULT_SPLITS,
+    LEVELS,
+    METRICS,
+    NoiseCeiling,
+    NoiseCeilingError,
+    NoiseCeilingWarning,
+    noise_ceiling,
+    rdm,
+)
 from keras_sage.teachers.store import (
     TeacherStore,
     probe_fingerprint,
@@ -32,6 +43,10 @@ from keras_sage.teachers.store import (
 )
 
 DEFAULT_BATCH_SIZE = 64
+# A region whose noise ceiling (√ split-half reliability) is below this is warned about at registration:
+# even a perfect model would reach a similarity below it, and candidates' similarities would differ mostly
+# by noise.
+DEFAULT_MIN_CEILING = 0.3
 
 
 def register_teacher(
@@ -136,12 +151,23 @@ def register_recordings(
     seed: int = 0,
     source: str | None = None,
     overwrite: bool = False,
+    ceiling_method: str = "pearson",
+    n_splits: int = DEFAULT_SPLITS,
+    min_ceiling: float | None = DEFAULT_MIN_CEILING,
 ) -> TeacherStore:
     """Stores the RDMs of measured responses (one per brain region) on a probe set in a teacher file.
 
     Each region's responses are an array of shape `(n_images, n_sites)`, or
     `(n_images, n_sites, n_repeats)` whose repeats are averaged. The average ignores NaN, so repeats that
     were not recorded can be NaN; a site with no recorded repeat for some image is an error.
+
+    With repeats, each region's noise ceiling is stored with its RDM (`keras_sage.rsa.noise_ceiling`:
+    the Spearman–Brown corrected split-half reliability over `n_splits` random splits of the repeats,
+    with its spread, and rsatoolbox's lower and upper noise ceiling), computed with `ceiling_method`, the
+    comparison the search will score with; `TeacherStore.noise_ceilings()` reads them back and
+    `keras_sage.rsa.normalised_similarities` divides similarities by them. A `NoiseCeilingWarning` names
+    each region whose ceiling is below `min_ceiling`, and each region whose ceiling cannot be computed
+    (no repeats, or a single one).
 
     If `path` already exists it must hold the same probe set; the new RDMs are added to it and every
     other stored RDM is kept.
@@ -159,6 +185,9 @@ def register_recordings(
         seed: Seed of the site subsample.
         source: Where the recordings came from; defaults to their file's path.
         overwrite: Whether to replace RDMs of the same names already in the file.
+        ceiling_method: The comparison method of the noise ceilings (see `keras_sage.rsa.COMPARE_METHODS`).
+        n_splits: Random splits of the repeats into halves for the split-half reliability.
+        min_ceiling: Warn about regions whose ceiling (√ reliability) is below this; `None` never warns.
 
     Returns:
         The teacher file, writable.
@@ -174,6 +203,8 @@ def register_recordings(
     images = probe_images_as_stored(probe_images)
     labels = probe_labels_as_stored(probe_labels, images.shape[0])
     _check_choices(metric, level, labels)
+    check_choice("ceiling_method", ceiling_method, COMPARE_METHODS)
+    check_positive_int("n_splits", n_splits)
     if isinstance(responses, Mapping):
         regions = dict(responses)
         source = source if source is not None else ""
@@ -191,9 +222,67 @@ def register_recordings(
         )
         for name, array in averaged.items()
     }
+    ceilings = {}
+    for name, array in regions.items():
+        ceiling = _region_ceiling(
+            name, array, metric, ceiling_method, labels, level, max_features, seed, n_splits, min_ceiling
+        )
+        if ceiling is not None:
+            ceilings[name] = ceiling
     store = existing or TeacherStore.create(path, images, labels, overwrite=True)
-    store.add_rdms(rdms, kind="neural-region", source=source, overwrite=overwrite)
+    store.add_rdms(rdms, kind="neural-region", source=source, overwrite=overwrite, ceilings=ceilings)
     return store
+
+
+def _region_ceiling(
+    name: str,
+    responses: Any,
+    metric: str,
+    method: str,
+    labels: np.ndarray | None,
+    level: str,
+    max_features: int | None,
+    seed: int,
+    n_splits: int,
+    min_ceiling: float | None,
+) -> NoiseCeiling | None:
+    """A region's noise ceiling, warning when it is below `min_ceiling` or cannot be computed."""
+    array = np.asarray(responses)
+    if array.ndim != 3 or array.shape[2] < 2:
+        repeats = "no repeats axis" if array.ndim != 3 else "a single repeat"
+        warnings.warn(
+            f"region {name!r}: the responses have {repeats}, so the region's noise ceiling cannot be "
+            "computed; pass responses of shape (n_images, n_sites, n_repeats) with 2 or more repeats",
+            NoiseCeilingWarning,
+            stacklevel=3,
+        )
+        return None
+    try:
+        ceiling = noise_ceiling(
+            array,
+            metric=metric,
+            method=method,
+            labels=labels,
+            level=level,
+            max_features=max_features,
+            seed=seed,
+            n_splits=n_splits,
+            name=name,
+        )
+    except NoiseCeilingError as error:
+        warnings.warn(str(error), NoiseCeilingWarning, stacklevel=3)
+        return None
+    if min_ceiling is not None and ceiling.ceiling < min_ceiling:
+        warnings.warn(
+            f"region {name!r}: its noise ceiling is {ceiling.ceiling:.3f} (split-half reliability "
+            f"{ceiling.reliability:.3f} ± {ceiling.reliability_std:.3f} over "
+            f"{len(ceiling.split_reliabilities)} splits of {ceiling.n_repeats} repeats), below "
+            f"{min_ceiling}: even a perfect model would be barely similar to its RDM, so it can hardly "
+            "guide a search",
+            NoiseCeilingWarning,
+            stacklevel=3,
+        )
+    return ceiling
 
 
 def load_responses(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
