@@ -122,9 +122,33 @@ def probe_labels_as_stored(labels: Any, n_images: int) -> np.ndarray | None:
     return np.asarray(labels, dtype=np.int64)
 
 
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise ValueError(f"an RDM name must be a non-empty string without '/'; got {name!r}")
+def check_rdm_name(name: Any, what: str = "an RDM name") -> None:
+    """Checks that HDF5 can hold `name` as the name of an RDM, before anything is computed or written.
+
+    A name must be a non-empty string other than "." and "..", without "/" (HDF5's path separator) or
+    NUL (where HDF5 would cut it), that UTF-8 can encode.
+
+    Args:
+        name: The layer or region name.
+        what: How to name it in the error message, e.g. "region name".
+
+    Raises:
+        ValueError: The name cannot be stored; the message says why.
+    """
+    problem = None
+    if not isinstance(name, str):
+        problem = f"must be a string, got {type(name).__name__}"
+    elif not name or name in (".", ".."):
+        problem = "must not be empty, '.' or '..'"
+    elif "/" in name or "\x00" in name:
+        problem = "must be written without '/' or NUL (HDF5 reads them as a path separator, an end of name)"
+    else:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "must be encodable as UTF-8"
+    if problem is not None:
+        raise ValueError(f"{what} {name!r} cannot be stored in a teacher file: it {problem}")
 
 
 @dataclass
@@ -424,7 +448,7 @@ class TeacherStore:
         layers = layers or {}
         new_layers = {}
         for name, rdm in rdms.items():
-            _check_name(name)
+            check_rdm_name(name)
             if name in self._layers and not overwrite:
                 raise ValueError(f"{self.path} already has an RDM named {name!r}; pass overwrite=True")
             values = np.asarray(rdm.values, dtype=np.float32)
