@@ -1,11 +1,19 @@
+import importlib
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
 import h5py
 import keras
 import numpy as np
 import pytest
 
-from keras_sage.rsa import rdm
+from keras_sage.rsa import ConstantRepresentationWarning, rdm
 from keras_sage.teachers import TeacherStore, register_recordings, register_teacher
 from keras_sage.teachers.register import default_teacher_layers
+
+register_module = importlib.import_module("keras_sage.teachers.register")
 
 N_IMAGES = 10
 
@@ -140,9 +148,14 @@ def test_bad_arguments(tmp_path, model, probe):
     with pytest.raises(FileNotFoundError, match=r"missing\.keras"):
         register_teacher(tmp_path / "missing.keras", images, path=path, verbose=0)
     corrupt = tmp_path / "corrupt.keras"
-    corrupt.write_bytes(b"not a zip file")
-    with pytest.raises(ValueError, match=r"corrupt\.keras: cannot load the Keras model"):
+    corrupt.write_bytes(np.random.default_rng(1).bytes(2000))
+    with pytest.raises(ValueError, match=r"corrupt\.keras: not a Keras model file") as raised:
         register_teacher(corrupt, images, path=path, verbose=0)
+    assert "not found" not in str(raised.value)
+    with zipfile.ZipFile(tmp_path / "other.keras", "w") as archive:
+        archive.writestr("notes.txt", "a zip archive, but not a saved model")
+    with pytest.raises(ValueError, match=r"other\.keras: cannot load the Keras model"):
+        register_teacher(tmp_path / "other.keras", images, path=path, verbose=0)
     inputs = keras.Input((8, 8, 1))
     unsafe = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
     unsafe.save(tmp_path / "unsafe.keras")
@@ -215,3 +228,112 @@ def test_bad_recordings(tmp_path, probe):
     with pytest.raises(ValueError, match=r"must be an \.npz or an HDF5 file"):
         register_recordings(text, images, path=path)
     assert not path.exists()
+
+
+# Registration refuses what cannot guide a search, before anything is written.
+
+
+def dead_model() -> keras.Model:
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    alive = keras.layers.Dense(6, activation="relu", name="alive")(x)
+    dead = keras.layers.Dense(4, kernel_initializer="zeros", name="dead")(alive)
+    return keras.Model(inputs, keras.layers.Dense(3, name="classifier")(dead), name="dead_model")
+
+
+def test_a_layer_outputting_zeros_is_an_error_naming_it_unless_allowed(tmp_path, probe):
+    images, _ = probe
+    path = tmp_path / "teacher.h5"
+    model = dead_model()
+    with pytest.raises(
+        ValueError, match=r"layer 'dead' of model 'dead_model' gives the same values.*allow_constant"
+    ):
+        register_teacher(model, images, layers=["alive", "dead"], path=path, verbose=0)
+    assert not path.exists()
+    with pytest.warns(ConstantRepresentationWarning, match="'dead'"):
+        store = register_teacher(
+            model, images, layers=["alive", "dead"], path=path, verbose=0, allow_constant=True
+        )
+    assert np.ptp(store.rdm("dead").values) == 0
+
+
+def test_constant_and_single_site_regions_are_errors_naming_them(tmp_path, probe):
+    images, _ = probe
+    path = tmp_path / "monkey.h5"
+    flat = np.full((N_IMAGES, 5), 3.0)
+    with pytest.raises(ValueError, match=r"region 'V4' gives the same values for every probe image"):
+        register_recordings({"IT": recordings(0)["IT"], "V4": flat}, images, path=path)
+    # Different for each image, but no variance across sites: every correlation distance is 1.
+    flat_rows = np.repeat(np.arange(N_IMAGES, dtype=np.float64)[:, None], 5, axis=1)
+    with pytest.raises(ValueError, match=r"region 'pIT' has a constant RDM: every dissimilarity is 1 "):
+        register_recordings({"pIT": flat_rows}, images, path=path)
+    with pytest.raises(ValueError, match=r"region 'aIT' has 1 site\(s\); .* at least 2 sites"):
+        register_recordings({"aIT": np.arange(N_IMAGES * 1.0)[:, None]}, images, path=path)
+    assert not path.exists()
+    with pytest.warns(ConstantRepresentationWarning):
+        store = register_recordings({"V4": flat}, images, path=path, allow_constant=True)
+    assert store.layer_names == ["V4"]
+
+
+@pytest.mark.parametrize("name", ["V4/left", "IT\x00", "", ".", "\udc80", 4])
+def test_region_names_hdf5_cannot_hold_are_errors_before_anything_is_written(tmp_path, probe, name):
+    images, _ = probe
+    path = tmp_path / "monkey.h5"
+    with pytest.raises(ValueError, match=r"region name .* cannot be stored in a teacher file"):
+        register_recordings({"IT": recordings(0)["IT"], name: recordings(0)["IT"]}, images, path=path)
+    assert not path.exists()
+
+
+def test_non_real_overflowing_ragged_and_empty_responses_name_the_region(tmp_path, probe):
+    images, _ = probe
+    path = tmp_path / "monkey.h5"
+    responses = recordings(0)["IT"]
+    with pytest.raises(
+        ValueError, match=r"region 'V4': responses must be real numbers; got dtype complex128"
+    ):
+        register_recordings({"V4": responses + 1j}, images, path=path)
+    with pytest.raises(ValueError, match=r"region 'V4': responses up to 1e\+39 overflow float32"):
+        register_recordings({"V4": np.where(np.arange(7) == 2, 1e39, responses)}, images, path=path)
+    ragged = [[1.0, 2.0, 3.0]] * (N_IMAGES - 1) + [[1.0, 2.0]]
+    with pytest.raises(
+        ValueError, match=r"region 'V4': responses must be a rectangular array; they are ragged"
+    ):
+        register_recordings({"V4": ragged}, images, path=path)
+    with pytest.raises(ValueError, match=r"region 'V4' has 0 site\(s\)"):
+        register_recordings({"V4": np.empty((N_IMAGES, 0))}, images, path=path)
+    with pytest.raises(ValueError, match=r"region 'V4': responses have no repeats"):
+        register_recordings({"V4": np.empty((N_IMAGES, 4, 0))}, images, path=path)
+    with pytest.raises(ValueError, match=r"region 'V4' has responses to 0 images"):
+        register_recordings({"V4": np.empty((0, 4))}, images, path=path)
+    assert not path.exists()
+
+
+def test_a_read_only_directory_is_reported_before_the_forward_pass(tmp_path, model, probe, monkeypatch):
+    images, _ = probe
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+
+    def no_forward_pass(*args, **kwargs):
+        raise AssertionError("the forward pass ran before the directory was checked")
+
+    monkeypatch.setattr(register_module, "layer_features", no_forward_pass)
+    real_temporary_file = tempfile.TemporaryFile
+
+    def refused_in_directory(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == directory:
+            raise PermissionError(13, "Permission denied")
+        return real_temporary_file(*args, dir=dir, **kwargs)
+
+    # Root writes into a read-only directory anyway, so the refusal is simulated where chmod cannot.
+    if os.geteuid() == 0:
+        monkeypatch.setattr(tempfile, "TemporaryFile", refused_in_directory)
+    else:
+        directory.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match=rf"directory {directory} is not writable"):
+            register_teacher(model, images, layers=["conv1"], path=directory / "teacher.h5", verbose=0)
+        with pytest.raises(PermissionError, match=rf"directory {directory} is not writable"):
+            register_recordings(recordings(0), images, path=directory / "monkey.h5")
+    finally:
+        directory.chmod(0o700)
+    assert list(directory.iterdir()) == []

@@ -1,6 +1,14 @@
 """Representational similarity analysis: RDMs (the paper's §3.1) and how similar two of them are."""
 
-from keras_sage.rsa.compare import COMPARE_METHODS, ReferenceRDMs, compare, linear_cka
+from keras_sage.rsa.compare import (
+    COMPARE_METHODS,
+    ReferenceRDMs,
+    centred_gram,
+    compare,
+    linear_cka,
+    linear_cka_gram,
+)
+from keras_sage.rsa.crossvalidated import CROSSVALIDATED_METRICS, crossvalidated_rdm
 from keras_sage.rsa.dissimilarity import (
     BACKENDS,
     DEFAULT_MAX_FEATURES,
@@ -13,20 +21,41 @@ from keras_sage.rsa.dissimilarity import (
     rdm,
     rows_of_condensed,
 )
+from keras_sage.rsa.interop import from_rsatoolbox, to_rsatoolbox
+from keras_sage.rsa.noise_ceiling import (
+    DEFAULT_SPLITS,
+    NoiseCeiling,
+    NoiseCeilingError,
+    NoiseCeilingWarning,
+    noise_ceiling,
+    normalised_similarities,
+)
 
 __all__ = [
     "BACKENDS",
     "COMPARE_METHODS",
+    "CROSSVALIDATED_METRICS",
     "DEFAULT_MAX_FEATURES",
+    "DEFAULT_SPLITS",
     "LEVELS",
     "METRICS",
     "RDM",
     "ConstantRepresentationWarning",
+    "NoiseCeiling",
+    "NoiseCeilingError",
+    "NoiseCeilingWarning",
     "ReferenceRDMs",
+    "centred_gram",
     "compare",
     "condensed_length",
+    "crossvalidated_rdm",
     "feature_subsample_indices",
+    "from_rsatoolbox",
     "linear_cka",
+    "linear_cka_gram",
+    "noise_ceiling",
+    "normalised_similarities",
     "rdm",
     "rows_of_condensed",
+    "to_rsatoolbox",
 ]

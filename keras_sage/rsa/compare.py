@@ -1,13 +1,28 @@
 """Similarity of two representations: RDM upper-triangle correlations (§3.1) and linear CKA.
 
 The paper scores a student layer against a teacher layer with Pearson's r between the upper triangles of
-their RDMs; Spearman's ρ and Kendall's τ_a are the rank-based alternatives common in RSA. A constant
-RDM or representation has no defined correlation: its similarity is 0, with a
-`ConstantRepresentationWarning`, never NaN.
+their RDMs. Beside it, the comparisons rsatoolbox offers and recommends:
+
+- "spearman": Pearson's r of the ranks (ties get their average rank);
+- "kendall": Kendall's τ_a (ties count as neither concordant nor discordant);
+- "rho-a": Spearman's ρ_A, the expected Spearman correlation when ties are broken at random:
+  12 Σ (r_a − r̄)(r_b − r̄) / (N³ − N) over the N entries' average ranks. Unlike "spearman" it is not
+  renormalised by the ranks' spread, so a tied RDM (a categorical model) cannot reach 1 by its ties;
+- "cosine_cov" and "corr_cov": the cosine (respectively the correlation) of two RDMs after whitening by the
+  covariance of RDM entries that independent, identically distributed pattern noise induces (Diedrichsen et
+  al., 2021, rsatoolbox's default `sigma_k`). Whitening that way is the same as comparing the double-centred
+  matrices −½ H D H (H = I − 11ᵀ/n) with the Frobenius inner product, which is what is computed here, from
+  the upper triangle, row sums and total of each RDM, without forming an n×n matrix. For `corr_cov` each
+  RDM's mean entry is subtracted first. For squared-Euclidean RDMs `cosine_cov` is linear CKA.
+
+A constant RDM or representation has no defined correlation: its similarity is 0, with a
+`ConstantRepresentationWarning`, never NaN ("cosine_cov" is defined for a constant RDM; there only an
+all-zero RDM is degenerate).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +32,7 @@ import numpy as np
 
 from keras_sage.rsa.dissimilarity import RDM, ConstantRepresentationWarning, rows_of_condensed
 
-COMPARE_METHODS = ("pearson", "spearman", "kendall")
+COMPARE_METHODS = ("pearson", "spearman", "kendall", "rho-a", "corr_cov", "cosine_cov")
 
 _CHUNK = 2**17  # values per float64 chunk in Pearson's r
 
@@ -28,11 +43,13 @@ def compare(rdm_a: RDM | np.ndarray, rdm_b: RDM | np.ndarray, method: str = "pea
     Args:
         rdm_a: an `RDM`, or a 1-D array holding an upper triangle in row-major order.
         rdm_b: the same, over the same number of rows.
-        method: "pearson" (the paper), "spearman", or "kendall" (τ_a: ties count as neither concordant
-            nor discordant, and the denominator is every pair).
+        method: "pearson" (the paper), "spearman", "kendall" (τ_a: ties count as neither concordant
+            nor discordant, and the denominator is every pair), "rho-a" (Spearman's ρ_A, rsatoolbox's
+            recommendation for models with tied dissimilarities), "corr_cov" or "cosine_cov" (whitened by
+            the covariance of RDM entries, as rsatoolbox defines them); see the module docstring.
 
     Returns:
-        The correlation as a float; 0.0 when either RDM is constant.
+        The similarity as a float; 0.0 when either RDM is constant (all-zero for "cosine_cov").
 
     Raises:
         ValueError: on RDMs of different sizes (naming both), NaN or inf values, fewer than 3 rows, or an
@@ -49,23 +66,25 @@ def compare(rdm_a: RDM | np.ndarray, rdm_b: RDM | np.ndarray, method: str = "pea
     values_b, label_b = _upper_triangle(rdm_b, "rdm_b")
     _check_same_size(rows_of_condensed(len(values_a), label_a), label_a, values_b, label_b)
     mean_a, mean_b = _finite_mean(values_a, label_a), _finite_mean(values_b, label_b)
-    if _warn_if_constant([(label_a, np.ptp(values_a) == 0), (label_b, np.ptp(values_b) == 0)], method):
+    degenerate = [(label_a, _degenerate(values_a, method)), (label_b, _degenerate(values_b, method))]
+    if _warn_if_degenerate(degenerate, method):
         return 0.0
     if method == "pearson":
         return _pearson_with_each(values_b, mean_b, [_Centred.of(values_a, mean_a)])[0]
-    return _rank_correlation(values_a, values_b, method)
+    return _similarity(_prepared(values_a, method), _prepared(values_b, method), method)
 
 
 class ReferenceRDMs:
     """RDMs prepared once to be compared with many others, as a teacher's RDMs are with every candidate's.
 
     `compare(rdm)` gives, for every reference, what `keras_sage.compare(reference, rdm, method)` gives,
-    with less work: each reference is checked once, and for Pearson's r its mean and centred norm are
-    computed once and each compared RDM is read once for all the references together.
+    with less work: each reference is checked and prepared once (for Pearson's r its mean and centred
+    norm, for the rank methods its ranks, for the whitened methods its row sums), and for Pearson's r each
+    compared RDM is read once for all the references together.
 
     Args:
         references: name → an `RDM` or a 1-D upper triangle; kept, not copied.
-        method: "pearson", "spearman" or "kendall", as for `compare`.
+        method: one of `COMPARE_METHODS`, as for `compare`.
 
     Raises:
         ValueError: on no references, NaN or inf values, fewer than 3 rows, or an unknown `method`.
@@ -88,9 +107,10 @@ class ReferenceRDMs:
             values, label = _upper_triangle(reference, f"reference {name!r}")
             n = rows_of_condensed(len(values), label)
             mean = _finite_mean(values, label)
-            constant = bool(np.ptp(values) == 0)
+            constant = _degenerate(values, method)
             centred = _Centred.of(values, mean) if method == "pearson" and not constant else None
-            self._references[name] = _Reference(values, label, n, constant, centred)
+            prepared = _prepared(values, method) if method != "pearson" and not constant else None
+            self._references[name] = _Reference(values, label, n, constant, centred, prepared)
 
     @property
     def names(self) -> list[str]:
@@ -104,8 +124,8 @@ class ReferenceRDMs:
             rdm: an `RDM`, or a 1-D upper triangle, over the references' number of rows.
 
         Returns:
-            The correlation with each reference, by name, in the references' order; 0.0 with a
-            `ConstantRepresentationWarning` where either is constant.
+            The similarity with each reference, by name, in the references' order; 0.0 with a
+            `ConstantRepresentationWarning` where either is constant (all-zero for "cosine_cov").
 
         Raises:
             ValueError: on a size other than a reference's (naming both), NaN or inf values, or fewer
@@ -115,17 +135,19 @@ class ReferenceRDMs:
         for reference in self._references.values():
             _check_same_size(reference.n, reference.label, values, label)
         mean = _finite_mean(values, label)
-        rdm_constant = bool(np.ptp(values) == 0)
+        rdm_constant = _degenerate(values, self.method)
+        prepared = None
         similarities: dict[str, float] = {}
         pearson_names = []
         for name, reference in self._references.items():
             constant = [(reference.label, reference.constant), (label, rdm_constant)]
-            if _warn_if_constant(constant, self.method):
+            if _warn_if_degenerate(constant, self.method):
                 similarities[name] = 0.0
             elif self.method == "pearson":
                 pearson_names.append(name)
-            else:
-                similarities[name] = _rank_correlation(reference.values, values, self.method)
+            elif reference.prepared is not None:
+                prepared = prepared if prepared is not None else _prepared(values, self.method)
+                similarities[name] = _similarity(reference.prepared, prepared, self.method)
         if pearson_names:
             centred = [
                 reference.centred
@@ -187,6 +209,89 @@ def linear_cka(acts_a: Any, acts_b: Any) -> float:
     return float(cross / (norm_a * norm_b))
 
 
+def centred_gram(activations: Any) -> np.ndarray:
+    """The centred Gram matrix H X Xᵀ H of a layer's activations (H = I − 11ᵀ/n), what linear CKA needs.
+
+    It is n×n whatever the layer's width, so it is what a teacher file can store for CKA in place of
+    the activations. For a squared-Euclidean RDM D of the same activations it equals −½ H D H.
+
+    Args:
+        activations: array (n_images, ...); axes after the first are flattened.
+
+    Returns:
+        The float64 (n_images, n_images) matrix.
+
+    Raises:
+        ValueError: on NaN or inf, or fewer than 3 images.
+
+    Example:
+
+    ```python
+    gram = keras_sage.rsa.centred_gram(teacher_activations)
+    keras_sage.rsa.linear_cka_gram(gram, keras_sage.rsa.centred_gram(student_activations))
+    ```
+    """
+    centred = _centred_columns(activations, "activations").astype(np.float64)
+    return np.asarray(centred @ centred.T)
+
+
+def linear_cka_gram(gram_a: Any, gram_b: Any) -> float:
+    """Linear CKA from two Gram matrices of the same images: ⟨K_c, L_c⟩_F / (‖K_c‖_F ‖L_c‖_F).
+
+    The matrices are centred (K_c = H K H) here, so plain Gram matrices X Xᵀ and the output of
+    `centred_gram` give the same value; `linear_cka_gram(centred_gram(x), centred_gram(y))` is
+    `linear_cka(x, y)`.
+
+    Args:
+        gram_a: array (n_images, n_images), a Gram (kernel) matrix of one representation.
+        gram_b: the same for another representation of the same images.
+
+    Returns:
+        CKA in [0, 1] for positive semi-definite inputs; 0.0 when either centred matrix is zero.
+
+    Raises:
+        ValueError: on matrices that are not square, of different sizes, hold NaN or inf, or cover fewer
+            than 3 images.
+
+    Example:
+
+    ```python
+    keras_sage.rsa.linear_cka_gram(teacher_gram, student_activations @ student_activations.T)
+    ```
+    """
+    centred = [_double_centred(gram_a, "gram_a"), _double_centred(gram_b, "gram_b")]
+    if len(centred[0]) != len(centred[1]):
+        raise ValueError(
+            f"cannot compare Gram matrices of different numbers of images: gram_a is {len(centred[0])}×"
+            f"{len(centred[0])}, gram_b is {len(centred[1])}×{len(centred[1])}"
+        )
+    norm_a, norm_b = (float(np.linalg.norm(matrix)) for matrix in centred)
+    if norm_a == 0 or norm_b == 0:
+        zero = " and ".join(name for name, norm in (("gram_a", norm_a), ("gram_b", norm_b)) if norm == 0)
+        warnings.warn(
+            f"{zero} is zero once centred (the same representation for every image); its CKA is "
+            "undefined and is set to 0",
+            ConstantRepresentationWarning,
+            stacklevel=2,
+        )
+        return 0.0
+    return float(np.vdot(centred[0], centred[1]) / (norm_a * norm_b))
+
+
+def _double_centred(matrix: Any, parameter: str) -> np.ndarray:
+    square = np.asarray(matrix, dtype=np.float64)
+    if square.ndim != 2 or square.shape[0] != square.shape[1]:
+        raise ValueError(
+            f"{parameter} must be a square (n_images, n_images) matrix, got shape {square.shape}"
+        )
+    if len(square) < 3:
+        raise ValueError(f"{parameter}: CKA needs at least 3 images, got {len(square)}")
+    if not np.isfinite(square).all():
+        raise ValueError(f"{parameter} contains NaN or inf")
+    square = square - square.mean(axis=0, keepdims=True)
+    return np.asarray(square - square.mean(axis=1, keepdims=True))
+
+
 def _upper_triangle(rdm: RDM | np.ndarray, parameter: str) -> tuple[np.ndarray, str]:
     if isinstance(rdm, RDM):
         label = f"{parameter} (layer {rdm.name!r})" if rdm.name is not None else parameter
@@ -220,6 +325,22 @@ class _Reference:
     n: int
     constant: bool
     centred: _Centred | None
+    prepared: _Prepared | None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An upper triangle prepared for a method other than Pearson's r.
+
+    `vector`: the values (kendall), the centred average ranks (spearman, rho-a), or the entries of the
+    matrix to double-centre (cosine_cov; corr_cov less its mean entry), float64. `row_sums` (the whitened
+    methods) are that matrix's row sums, and `square_norm` is ‖vector‖² (ranks) or ‖H A H‖²_F (whitened).
+    """
+
+    vector: np.ndarray
+    n: int
+    row_sums: np.ndarray | None = None
+    square_norm: float = 0.0
 
 
 def _check_method(method: str) -> None:
@@ -246,16 +367,24 @@ def _finite_mean(values: np.ndarray, label: str) -> float:
     return mean
 
 
-def _warn_if_constant(labels_and_constant: list[tuple[str, bool]], method: str) -> bool:
-    """Warns, naming them, when some of the compared RDMs are constant; returns whether any is."""
-    constant = [label for label, is_constant in labels_and_constant if is_constant]
-    if constant:
+def _degenerate(values: np.ndarray, method: str) -> bool:
+    """Whether an RDM has no defined similarity under `method`: constant, or all zero for cosine_cov."""
+    if method == "cosine_cov":
+        return not np.any(values)
+    return bool(np.ptp(values) == 0)
+
+
+def _warn_if_degenerate(labels_and_degenerate: list[tuple[str, bool]], method: str) -> bool:
+    """Warns, naming them, when some of the compared RDMs are degenerate; returns whether any is."""
+    degenerate = [label for label, is_degenerate in labels_and_degenerate if is_degenerate]
+    if degenerate:
+        what = "all zero" if method == "cosine_cov" else "constant"
         warnings.warn(
-            f"{' and '.join(constant)} is constant; its {method} correlation is undefined and is set to 0",
+            f"{' and '.join(degenerate)} is {what}; its {method} similarity is undefined and is set to 0",
             ConstantRepresentationWarning,
             stacklevel=3,
         )
-    return bool(constant)
+    return bool(degenerate)
 
 
 def _centred_chunks(values: np.ndarray, mean: float) -> Iterator[tuple[int, np.ndarray]]:
@@ -289,15 +418,59 @@ def _pearson_with_each(values: np.ndarray, mean: float, references: Sequence[_Ce
     ]
 
 
-def _rank_correlation(values_a: np.ndarray, values_b: np.ndarray, method: str) -> float:
-    """Spearman's ρ or Kendall's τ_a of two non-constant upper triangles."""
-    if method == "spearman":
+def _prepared(values: np.ndarray, method: str) -> _Prepared:
+    """Prepares a non-degenerate upper triangle for `_similarity` (any method but "pearson")."""
+    n = rows_of_condensed(len(values), "rdm")
+    if method == "kendall":
+        return _Prepared(values, n)
+    if method in ("spearman", "rho-a"):
         import scipy.stats  # imported here: it takes longer to import than the rest of keras_sage.rsa
 
-        ranks_a, ranks_b = scipy.stats.rankdata(values_a), scipy.stats.rankdata(values_b)
-        mean_b = float(np.mean(ranks_b))
-        return _pearson_with_each(ranks_b, mean_b, [_Centred.of(ranks_a, float(np.mean(ranks_a)))])[0]
-    return _kendall_tau_a(values_a, values_b)
+        # Average ranks always sum to N(N + 1)/2, so their mean is exactly (N + 1)/2.
+        ranks = scipy.stats.rankdata(values) - (len(values) + 1) / 2
+        return _Prepared(ranks, n, square_norm=float(np.dot(ranks, ranks)))
+    entries = np.asarray(values, dtype=np.float64)
+    if method == "corr_cov":
+        entries = entries - np.mean(entries)
+    prepared = _Prepared(entries, n, row_sums=_row_sums(entries, n))
+    return dataclasses.replace(prepared, square_norm=_double_centred_inner(prepared, prepared))
+
+
+def _similarity(a: _Prepared, b: _Prepared, method: str) -> float:
+    """The similarity of two prepared, non-degenerate upper triangles (any method but "pearson")."""
+    if method == "kendall":
+        return _kendall_tau_a(a.vector, b.vector)
+    if method == "rho-a":
+        entries = float(len(a.vector))
+        return float(12.0 * np.dot(a.vector, b.vector) / (entries**3 - entries))
+    inner = np.dot(a.vector, b.vector) if method == "spearman" else _double_centred_inner(a, b)
+    return float(np.clip(inner / np.sqrt(a.square_norm * b.square_norm), -1.0, 1.0))
+
+
+def _row_sums(upper: np.ndarray, n: int) -> np.ndarray:
+    """Row sums of the symmetric, zero-diagonal n×n matrix whose upper triangle is `upper`, float64."""
+    sums = np.zeros(n)
+    start = 0
+    for row in range(n - 1):
+        stop = start + n - 1 - row
+        segment = upper[start:stop]  # the entries (row, row + 1), ..., (row, n − 1)
+        sums[row] += np.sum(segment, dtype=np.float64)
+        sums[row + 1 :] += segment
+        start = stop
+    return sums
+
+
+def _double_centred_inner(a: _Prepared, b: _Prepared) -> float:
+    """⟨H A H, H B H⟩_F for symmetric, zero-diagonal A and B given by their upper triangles.
+
+    With row sums r and totals s = Σ r: ⟨HAH, HBH⟩ = ⟨HAH, B⟩ = 2 a·b − (2/n) r_a·r_b + s_a s_b / n².
+    """
+    assert a.row_sums is not None and b.row_sums is not None  # Prepared for a whitened method.
+    n = a.n
+    total_a, total_b = float(np.sum(a.row_sums)), float(np.sum(b.row_sums))
+    return float(
+        2.0 * np.dot(a.vector, b.vector) - 2.0 / n * np.dot(a.row_sums, b.row_sums) + total_a * total_b / n**2
+    )
 
 
 def _tied_pairs(values: np.ndarray) -> float:

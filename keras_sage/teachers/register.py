@@ -19,19 +19,37 @@ from typing import Any
 import h5py
 import numpy as np
 
+from keras_sage._atomic import check_writable_directory
 from keras_sage._errors import first_line
 from keras_sage._validation import check_choice, check_positive_int
 from keras_sage.contract import representation_endpoints
 from keras_sage.features import layer_feature_counts, layer_features
-from keras_sage.rsa import DEFAULT_MAX_FEATURES, LEVELS, METRICS, rdm
+from keras_sage.rsa import (
+    COMPARE_METHODS,
+    DEFAULT_MAX_FEATURES,
+    DEFAULT_SPLITS,
+    LEVELS,
+    METRICS,
+    RDM,
+    NoiseCeiling,
+    NoiseCeilingError,
+    NoiseCeilingWarning,
+    noise_ceiling,
+    rdm,
+)
 from keras_sage.teachers.store import (
     TeacherStore,
+    check_rdm_name,
     probe_fingerprint,
     probe_images_as_stored,
     probe_labels_as_stored,
 )
 
 DEFAULT_BATCH_SIZE = 64
+# A region whose noise ceiling (√ split-half reliability) is below this is warned about at registration:
+# even a perfect model would reach a similarity below it, and candidates' similarities would differ mostly
+# by noise.
+DEFAULT_MIN_CEILING = 0.3
 
 
 def register_teacher(
@@ -47,6 +65,7 @@ def register_teacher(
     seed: int = 0,
     overwrite: bool = False,
     verbose: int = 1,
+    allow_constant: bool = False,
 ) -> TeacherStore:
     """Stores the RDMs of a trained Keras model's layers on a probe set in a teacher file.
 
@@ -65,7 +84,10 @@ def register_teacher(
        last layer with a flat output (e.g. the hidden `Dense` before the classifier).
 
     If `path` already exists it must hold the same probe set; the new RDMs are added to it and every
-    other stored RDM is kept.
+    other stored RDM is kept. Everything that can be checked is checked before the forward pass (the
+    arguments, the layer names, that the directory can be written); nothing is written unless every RDM
+    was computed. A layer whose representation is the same for every probe image (e.g. all zeros), or
+    whose RDM is constant, cannot guide a search and is an error unless `allow_constant`.
 
     Args:
         model_or_path: A `keras.Model`, or the path of a `.keras` file (loaded with `safe_mode=True`).
@@ -81,6 +103,7 @@ def register_teacher(
         seed: Seed of the feature subsample.
         overwrite: Whether to replace RDMs of the same names already in the file.
         verbose: 1 shows a progress bar, 0 is silent.
+        allow_constant: Store constant representations (with a warning) instead of raising.
 
     Returns:
         The teacher file, writable.
@@ -117,10 +140,20 @@ def register_teacher(
     )
     rdms = {}
     for name, features_kept, n_features in zip(layer_names, features, feature_counts, strict=True):
-        layer_rdm = rdm(features_kept, metric=metric, labels=labels, level=level, seed=seed, name=name)
+        what = f"layer {name!r} of model {model.name!r}"
+        layer_rdm = _checked_rdm(
+            what,
+            features_kept,
+            allow_constant,
+            metric=metric,
+            labels=labels,
+            level=level,
+            seed=seed,
+            name=name,
+        )
         # The features were subsampled before the RDM; record the layer's full width and the seed used.
         rdms[name] = dataclasses.replace(layer_rdm, n_features=n_features, seed=seed)
-    store = existing or TeacherStore.create(path, images, labels, overwrite=True)
+    store = existing or TeacherStore(path, images, labels, writable=True)
     store.add_rdms(rdms, kind="model-layer", source=source, overwrite=overwrite)
     return store
 
@@ -136,12 +169,24 @@ def register_recordings(
     seed: int = 0,
     source: str | None = None,
     overwrite: bool = False,
+    ceiling_method: str = "pearson",
+    n_splits: int = DEFAULT_SPLITS,
+    min_ceiling: float | None = DEFAULT_MIN_CEILING,
+    allow_constant: bool = False,
 ) -> TeacherStore:
     """Stores the RDMs of measured responses (one per brain region) on a probe set in a teacher file.
 
     Each region's responses are an array of shape `(n_images, n_sites)`, or
     `(n_images, n_sites, n_repeats)` whose repeats are averaged. The average ignores NaN, so repeats that
     were not recorded can be NaN; a site with no recorded repeat for some image is an error.
+
+    With repeats, each region's noise ceiling is stored with its RDM (`keras_sage.rsa.noise_ceiling`:
+    the Spearman–Brown corrected split-half reliability over `n_splits` random splits of the repeats,
+    with its spread, and rsatoolbox's lower and upper noise ceiling), computed with `ceiling_method`, the
+    comparison the search will score with; `TeacherStore.noise_ceilings()` reads them back and
+    `keras_sage.rsa.normalised_similarities` divides similarities by them. A `NoiseCeilingWarning` names
+    each region whose ceiling is below `min_ceiling`, and each region whose ceiling cannot be computed
+    (no repeats, or a single one).
 
     If `path` already exists it must hold the same probe set; the new RDMs are added to it and every
     other stored RDM is kept.
@@ -159,6 +204,10 @@ def register_recordings(
         seed: Seed of the site subsample.
         source: Where the recordings came from; defaults to their file's path.
         overwrite: Whether to replace RDMs of the same names already in the file.
+        ceiling_method: The comparison method of the noise ceilings (see `keras_sage.rsa.COMPARE_METHODS`).
+        n_splits: Random splits of the repeats into halves for the split-half reliability.
+        min_ceiling: Warn about regions whose ceiling (√ reliability) is below this; `None` never warns.
+        allow_constant: Store constant responses (with a warning) instead of raising.
 
     Returns:
         The teacher file, writable.
@@ -174,6 +223,8 @@ def register_recordings(
     images = probe_images_as_stored(probe_images)
     labels = probe_labels_as_stored(probe_labels, images.shape[0])
     _check_choices(metric, level, labels)
+    check_choice("ceiling_method", ceiling_method, COMPARE_METHODS)
+    check_positive_int("n_splits", n_splits)
     if isinstance(responses, Mapping):
         regions = dict(responses)
         source = source if source is not None else ""
@@ -182,18 +233,86 @@ def register_recordings(
         source = source if source is not None else str(responses)
     if not regions:
         raise ValueError(f"no regions in the responses{f' of {source}' if source else ''}")
+    for name in regions:
+        check_rdm_name(name, "region name")
     averaged = {name: average_repeats(name, array, images.shape[0]) for name, array in regions.items()}
     existing = _existing_store(path, images, labels, list(averaged), overwrite)
 
     rdms = {
-        name: rdm(
-            array, metric=metric, labels=labels, level=level, max_features=max_features, seed=seed, name=name
+        name: _checked_rdm(
+            f"region {name!r}",
+            array,
+            allow_constant,
+            metric=metric,
+            labels=labels,
+            level=level,
+            max_features=max_features,
+            seed=seed,
+            name=name,
         )
         for name, array in averaged.items()
     }
-    store = existing or TeacherStore.create(path, images, labels, overwrite=True)
-    store.add_rdms(rdms, kind="neural-region", source=source, overwrite=overwrite)
+    ceilings = {}
+    for name, array in regions.items():
+        ceiling = _region_ceiling(
+            name, array, metric, ceiling_method, labels, level, max_features, seed, n_splits, min_ceiling
+        )
+        if ceiling is not None:
+            ceilings[name] = ceiling
+    store = existing or TeacherStore(path, images, labels, writable=True)
+    store.add_rdms(rdms, kind="neural-region", source=source, overwrite=overwrite, ceilings=ceilings)
     return store
+
+
+def _region_ceiling(
+    name: str,
+    responses: Any,
+    metric: str,
+    method: str,
+    labels: np.ndarray | None,
+    level: str,
+    max_features: int | None,
+    seed: int,
+    n_splits: int,
+    min_ceiling: float | None,
+) -> NoiseCeiling | None:
+    """A region's noise ceiling, warning when it is below `min_ceiling` or cannot be computed."""
+    array = np.asarray(responses)
+    if array.ndim != 3 or array.shape[2] < 2:
+        repeats = "no repeats axis" if array.ndim != 3 else "a single repeat"
+        warnings.warn(
+            f"region {name!r}: the responses have {repeats}, so the region's noise ceiling cannot be "
+            "computed; pass responses of shape (n_images, n_sites, n_repeats) with 2 or more repeats",
+            NoiseCeilingWarning,
+            stacklevel=3,
+        )
+        return None
+    try:
+        ceiling = noise_ceiling(
+            array,
+            metric=metric,
+            method=method,
+            labels=labels,
+            level=level,
+            max_features=max_features,
+            seed=seed,
+            n_splits=n_splits,
+            name=name,
+        )
+    except NoiseCeilingError as error:
+        warnings.warn(str(error), NoiseCeilingWarning, stacklevel=3)
+        return None
+    if min_ceiling is not None and ceiling.ceiling < min_ceiling:
+        warnings.warn(
+            f"region {name!r}: its noise ceiling is {ceiling.ceiling:.3f} (split-half reliability "
+            f"{ceiling.reliability:.3f} ± {ceiling.reliability_std:.3f} over "
+            f"{len(ceiling.split_reliabilities)} splits of {ceiling.n_repeats} repeats), below "
+            f"{min_ceiling}: even a perfect model would be barely similar to its RDM, so it can hardly "
+            "guide a search",
+            NoiseCeilingWarning,
+            stacklevel=3,
+        )
+    return ceiling
 
 
 def load_responses(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -222,30 +341,75 @@ def average_repeats(region: str, responses: Any, n_images: int) -> np.ndarray:
     """A region's responses as `(n_images, n_sites)`: repeats (a last axis) averaged, ignoring NaN.
 
     Raises:
-        ValueError: The shape is wrong, the number of images differs from the probe set, or some image has
-            no recorded repeat at some site.
+        ValueError: naming the region, when the responses are ragged, not real numbers, of the wrong
+            shape, for another number of images than the probe set, of fewer than 2 sites or no repeats,
+            beyond the float32 range, or when some image has no recorded repeat at some site.
     """
-    responses = np.asarray(responses)
-    if not np.issubdtype(responses.dtype, np.number):
-        raise ValueError(f"region {region!r}: responses must be numeric; got dtype {responses.dtype}")
+    where = f"region {region!r}"
+    try:
+        responses = np.asarray(responses)
+    except ValueError as error:
+        raise ValueError(
+            f"{where}: responses must be a rectangular array; they are ragged ({error})"
+        ) from None
+    if responses.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: responses must be real numbers; got dtype {responses.dtype}")
     if responses.ndim not in (2, 3):
         raise ValueError(
-            f"region {region!r}: responses must have shape (n_images, n_sites) or "
+            f"{where}: responses must have shape (n_images, n_sites) or "
             f"(n_images, n_sites, n_repeats); got {responses.shape}"
         )
     if responses.shape[0] != n_images:
         raise ValueError(
-            f"region {region!r} has responses to {responses.shape[0]} images but the probe set has {n_images}"
+            f"{where} has responses to {responses.shape[0]} images but the probe set has {n_images}"
         )
+    if responses.shape[1] < 2:
+        raise ValueError(
+            f"{where} has {responses.shape[1]} site(s); an RDM of a region needs at least 2 sites (the "
+            "correlation of single values is undefined)"
+        )
+    if responses.ndim == 3 and responses.shape[2] == 0:
+        raise ValueError(f"{where}: responses have no repeats (shape {responses.shape})")
     responses = responses.astype(np.float64)
+    largest = float(np.nanmax(np.abs(responses), initial=0.0, where=np.isfinite(responses)))
+    if largest > np.finfo(np.float32).max:
+        raise ValueError(
+            f"{where}: responses up to {largest:.3g} overflow float32, in which RDMs are computed; "
+            "rescale them"
+        )
     if responses.ndim == 3:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" for all-NaN repeats
             responses = np.nanmean(responses, axis=-1)
     missing = int(np.count_nonzero(~np.isfinite(responses)))
     if missing:
-        raise ValueError(f"region {region!r}: {missing} (image, site) responses have no finite value")
+        raise ValueError(f"{where}: {missing} (image, site) responses have no finite value")
     return np.asarray(responses, dtype=np.float64)
+
+
+def _checked_rdm(what: str, features: Any, allow_constant: bool, **rdm_arguments: Any) -> RDM:
+    """The RDM of a layer's or region's features; a constant representation is an error naming `what`
+    unless `allow_constant`. An RDM that is not finite (an overflow) is always an error."""
+    features = np.asarray(features)
+    if (
+        not allow_constant
+        and features.size
+        and np.ptp(features.reshape(len(features), -1), axis=0).max() == 0
+    ):
+        raise ValueError(
+            f"{what} gives the same values for every probe image (e.g. all zeros); it cannot guide a "
+            "search. Pass allow_constant=True to store its constant RDM anyway"
+        )
+    computed = rdm(features, **rdm_arguments)
+    if not np.isfinite(computed.values).all():
+        raise ValueError(f"{what}: its RDM has NaN or inf values (the responses overflow); rescale them")
+    if not allow_constant and np.ptp(computed.values) == 0:
+        raise ValueError(
+            f"{what} has a constant RDM: every dissimilarity is {computed.values[0]:g} (e.g. no image's "
+            "pattern varies across units); it cannot guide a search. Pass allow_constant=True to "
+            "store it anyway"
+        )
+    return computed
 
 
 def default_teacher_layers(model: Any) -> list[str]:
@@ -287,6 +451,8 @@ def _load_model(model_or_path: Any) -> tuple[Any, str]:
         raise FileNotFoundError(f"model file not found: {path}")
     if path.suffix != ".keras":
         raise ValueError(f"{path}: expected a Keras model saved as .keras")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a Keras model file (a .keras file is a zip archive; this one is not)")
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:
@@ -297,6 +463,8 @@ def _load_model(model_or_path: Any) -> tuple[Any, str]:
 def _check_layer_names(model: Any, layer_names: Sequence[str]) -> None:
     if not layer_names:
         raise ValueError(f"model {model.name!r}: no layers to register; name them with layers=[...]")
+    for name in layer_names:
+        check_rdm_name(name, "layer name")
     valid = [layer.name for layer in model.layers]
     unknown = [name for name in layer_names if name not in valid]
     if unknown:
@@ -338,11 +506,10 @@ def _existing_store(
 ) -> TeacherStore | None:
     """The teacher file at `path` opened for adding `names`, or `None` if there is none yet.
 
-    Checked before any work is done: the file's directory must exist; an existing file must hold the same
-    probe set, and must not hold any of `names` already unless `overwrite`.
+    Checked before any work is done: the file's directory must exist and be writable; an existing file
+    must hold the same probe set, and must not hold any of `names` already unless `overwrite`.
     """
-    if not Path(path).parent.is_dir():
-        raise FileNotFoundError(f"cannot write {path}: directory {Path(path).parent} does not exist")
+    check_writable_directory(path)
     if not Path(path).exists():
         return None
     store = TeacherStore.open(path, writable=True)

@@ -12,7 +12,14 @@ Layout (format version 1):
                  attrs: kind ("model-layer" | "neural-region"), source, layer, metric, level
                  ("image" | "category"), n, n_features, n_features_used, seed
                  (+ categories, for category-level RDMs); /rdms keeps the order RDMs were added
+                 optional, for recordings registered with repeats (`keras_sage.rsa.NoiseCeiling`):
+                 reliability, reliability_std (float64), split_reliabilities (float64 array, one per
+                 split), noise_ceiling_lower, noise_ceiling_upper (float64, NaN when some repeat is
+                 missing), noise_ceiling_method (the comparison method), n_repeats
 ```
+
+The noise-ceiling attributes are optional: files written before they existed open unchanged, and a
+release that does not know them ignores them. They are all present or all absent.
 
 Every write goes to a temporary file in the same directory that then replaces the old file
 (`os.replace`), so a crash mid-write leaves the previous file intact. Reading uses HDF5 mode `"r"`.
@@ -37,13 +44,23 @@ from keras_sage._atomic import write_atomically
 from keras_sage._errors import first_line
 from keras_sage._validation import check_choice
 from keras_sage._version import __version__
-from keras_sage.rsa import LEVELS, METRICS, RDM
+from keras_sage.rsa import LEVELS, METRICS, RDM, NoiseCeiling
 
 FORMAT = "keras-sage-teacher"
 FORMAT_VERSION = 1
 READABLE_FORMAT_VERSIONS = (1,)
 KINDS = ("model-layer", "neural-region")
 _LAYER_ATTRS = ("kind", "source", "layer", "metric", "level", "n", "n_features", "n_features_used", "seed")
+# The optional noise-ceiling attributes of an RDM, and the `NoiseCeiling` field each holds.
+_CEILING_ATTRS = {
+    "reliability": "reliability",
+    "reliability_std": "reliability_std",
+    "split_reliabilities": "split_reliabilities",
+    "noise_ceiling_lower": "lower",
+    "noise_ceiling_upper": "upper",
+    "noise_ceiling_method": "method",
+    "n_repeats": "n_repeats",
+}
 
 
 class TeacherFileError(Exception):
@@ -105,9 +122,33 @@ def probe_labels_as_stored(labels: Any, n_images: int) -> np.ndarray | None:
     return np.asarray(labels, dtype=np.int64)
 
 
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
-        raise ValueError(f"an RDM name must be a non-empty string without '/'; got {name!r}")
+def check_rdm_name(name: Any, what: str = "an RDM name") -> None:
+    """Checks that HDF5 can hold `name` as the name of an RDM, before anything is computed or written.
+
+    A name must be a non-empty string other than "." and "..", without "/" (HDF5's path separator) or
+    NUL (where HDF5 would cut it), that UTF-8 can encode.
+
+    Args:
+        name: The layer or region name.
+        what: How to name it in the error message, e.g. "region name".
+
+    Raises:
+        ValueError: The name cannot be stored; the message says why.
+    """
+    problem = None
+    if not isinstance(name, str):
+        problem = f"must be a string, got {type(name).__name__}"
+    elif not name or name in (".", ".."):
+        problem = "must not be empty, '.' or '..'"
+    elif "/" in name or "\x00" in name:
+        problem = "must be written without '/' or NUL (HDF5 reads them as a path separator, an end of name)"
+    else:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            problem = "must be encodable as UTF-8"
+    if problem is not None:
+        raise ValueError(f"{what} {name!r} cannot be stored in a teacher file: it {problem}")
 
 
 @dataclass
@@ -117,6 +158,7 @@ class _Layer:
     info: dict[str, Any]
     values: np.ndarray | None = None
     categories: np.ndarray | None = None
+    ceiling: NoiseCeiling | None = None
 
 
 class TeacherStore:
@@ -255,7 +297,8 @@ class TeacherStore:
                 store._check_rdm_shape(name, info["n"], info["level"], categories, dataset.shape)
             except ValueError as error:
                 raise fail(str(error)) from None
-            store._layers[name] = _Layer(info, categories=categories)
+            ceiling = _ceiling_from_attrs(dataset.attrs, f"/rdms/{name}", fail)
+            store._layers[name] = _Layer(info, categories=categories, ceiling=ceiling)
         return store
 
     def rdm(self, name: str) -> RDM:
@@ -289,6 +332,18 @@ class TeacherStore:
             KeyError: No RDM has that name; the message lists the stored names.
         """
         return dict(self._layer(name).info)
+
+    def noise_ceiling(self, name: str) -> NoiseCeiling | None:
+        """The noise ceiling stored with a region's RDM, or `None` (a model layer, no repeats, an older file).
+
+        Raises:
+            KeyError: No RDM has that name; the message lists the stored names.
+        """
+        return self._layer(name).ceiling
+
+    def noise_ceilings(self) -> dict[str, NoiseCeiling]:
+        """The noise ceiling of every RDM that has one, by name (see `keras_sage.rsa.NoiseCeiling`)."""
+        return {name: layer.ceiling for name, layer in self._layers.items() if layer.ceiling is not None}
 
     def _values(self, name: str) -> np.ndarray:
         layer = self._layers[name]
@@ -373,6 +428,7 @@ class TeacherStore:
         source: str = "",
         layers: Mapping[str, str] | None = None,
         overwrite: bool = False,
+        ceilings: Mapping[str, NoiseCeiling] | None = None,
     ) -> None:
         """Adds several RDMs with one rewrite of the file; every other stored RDM is kept.
 
@@ -382,6 +438,7 @@ class TeacherStore:
             source: Where the RDMs came from (a model path, a recording file).
             layers: The model layer or brain region of each name; defaults to the name.
             overwrite: Whether to replace RDMs already stored under the same names.
+            ceilings: The noise ceiling of some of the names, stored with their RDMs.
 
         Raises:
             TeacherFileError: The store was opened read-only.
@@ -395,7 +452,7 @@ class TeacherStore:
         layers = layers or {}
         new_layers = {}
         for name, rdm in rdms.items():
-            _check_name(name)
+            check_rdm_name(name)
             if name in self._layers and not overwrite:
                 raise ValueError(f"{self.path} already has an RDM named {name!r}; pass overwrite=True")
             values = np.asarray(rdm.values, dtype=np.float32)
@@ -412,7 +469,8 @@ class TeacherStore:
                 "n_features_used": int(rdm.n_features_used),
                 "seed": int(rdm.seed),
             }
-            new_layers[name] = _Layer(info, values=values, categories=categories)
+            ceiling = (ceilings or {}).get(name)
+            new_layers[name] = _Layer(info, values=values, categories=categories, ceiling=ceiling)
         for name in self._layers:
             self._values(name)
         previous = dict(self._layers)
@@ -469,6 +527,9 @@ class TeacherStore:
                         dataset.attrs[attr] = value
                     if layer.categories is not None:
                         dataset.attrs["categories"] = layer.categories
+                    if layer.ceiling is not None:
+                        for attr, field in _CEILING_ATTRS.items():
+                            dataset.attrs[attr] = getattr(layer.ceiling, field)
 
         write_atomically(self.path, write_hdf5)
 
@@ -485,6 +546,30 @@ def _reading(path: Path) -> Iterator[h5py.File]:
             yield file
     except OSError as error:
         raise TeacherFileError(f"{path}: the file is damaged or truncated ({first_line(error)})") from None
+
+
+def _ceiling_from_attrs(attrs: Any, where: str, fail: Any) -> NoiseCeiling | None:
+    """The `NoiseCeiling` in a dataset's attributes, `None` if it has none; `fail` names a partial one."""
+    present = [attr for attr in _CEILING_ATTRS if attr in attrs]
+    if not present:
+        return None
+    if len(present) < len(_CEILING_ATTRS):
+        missing = [attr for attr in _CEILING_ATTRS if attr not in attrs]
+        raise fail(f"{where} has a noise ceiling without attribute(s) {', '.join(missing)}")
+    fields = {field: _python(attrs[attr]) for attr, field in _CEILING_ATTRS.items()}
+    fields["split_reliabilities"] = np.asarray(attrs["split_reliabilities"], dtype=np.float64).reshape(-1)
+    try:
+        return NoiseCeiling(
+            reliability=float(fields["reliability"]),
+            reliability_std=float(fields["reliability_std"]),
+            split_reliabilities=fields["split_reliabilities"],
+            lower=float(fields["lower"]),
+            upper=float(fields["upper"]),
+            method=str(fields["method"]),
+            n_repeats=int(fields["n_repeats"]),
+        )
+    except (TypeError, ValueError) as error:
+        raise fail(f"{where} has an invalid noise ceiling ({error})") from None
 
 
 def _python(value: Any) -> Any:
