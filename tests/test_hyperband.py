@@ -23,7 +23,11 @@ class TinySpace(keras_tuner.HyperModel):
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name="layer_1")(image)
         x = keras.layers.GlobalAveragePooling2D()(x)
         model = keras.Model(image, keras.layers.Dense(3, activation="softmax")(x))
-        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return model
 
 
@@ -33,10 +37,12 @@ class RecordingHyperband(SageHyperband):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.started_from: dict[str, list[np.ndarray]] = {}
+        self.started_at_step: dict[str, int] = {}
 
     def _warm_start(self, trial, model) -> None:
         super()._warm_start(trial, model)
         self.started_from[trial.trial_id] = [np.array(weights) for weights in model.get_weights()]
+        self.started_at_step[trial.trial_id] = int(model.optimizer.iterations.numpy())
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +87,10 @@ def test_promoted_trials_continue_their_parents_weights_and_count_only_new_epoch
         assert trial.metrics.get_last_value("examples_processed") == (epochs - initial_epoch) * N_TRAIN
         parent = values.get("tuner/trial_id")
         if parent is None:
-            assert initial_epoch == 0
+            assert initial_epoch == 0 and searched.started_at_step[trial.trial_id] == 0
             continue
+        # The optimizer continues where the parent's stopped: its steps (2 batches per epoch) and momentum.
+        assert searched.started_at_step[trial.trial_id] == initial_epoch * N_TRAIN // BATCH_SIZE
         promoted += 1
         parent_model = TinySpace().build(searched.oracle.trials[parent].hyperparameters)
         parent_model.load_weights(_compat.checkpoint_path(searched, parent))

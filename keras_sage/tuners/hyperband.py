@@ -4,9 +4,10 @@ KerasTuner's `HyperbandOracle` (Li et al., 2018) runs brackets of successive hal
 a few epochs, the best 1/`factor` of them by the objective continue to `factor` times as many, and so on
 up to `max_epochs`. With `SageHyperband` the objective at every rung is the teacher-guided score, so TG
 takes part in each promotion (the paper scores once, after a fixed premature budget; §5 leaves cheaper
-fidelities for later). A promoted trial starts from the weights its parent trial saved (KerasTuner's
-`tuner/trial_id`) and trains the epochs from `tuner/initial_epoch` to `tuner/epochs`, as KerasTuner's own
-`Hyperband` tuner does; only those epochs count in `search_cost()`.
+fidelities for later). A promoted trial starts from the weights and optimizer state its parent trial
+saved (KerasTuner's `tuner/trial_id`; KerasTuner's own `Hyperband` tuner restores the weights only) and
+trains the epochs from `tuner/initial_epoch` to `tuner/epochs`; only those epochs count in
+`search_cost()`.
 """
 
 from __future__ import annotations
@@ -90,7 +91,12 @@ class SageHyperband(SageTuner):
         return int(values["tuner/epochs"]), None, int(values["tuner/initial_epoch"])
 
     def _warm_start(self, trial: keras_tuner.engine.trial.Trial, model: keras.Model) -> None:
-        """A promoted trial starts from the weights its parent trial (`tuner/trial_id`) was scored with."""
+        """A promoted trial continues its parent trial (`tuner/trial_id`): the weights it was scored with
+        and its optimizer's state (step count, momentum), so the rung's epochs continue its training."""
         parent = trial.hyperparameters.values.get("tuner/trial_id")
-        if parent is not None:
-            model.load_weights(_compat.checkpoint_path(self, str(parent)))
+        if parent is None:
+            return
+        if model.optimizer is not None and not model.optimizer.built:
+            with model.distribute_strategy.scope():
+                model.optimizer.build(model.trainable_variables)
+        model.load_weights(_compat.checkpoint_path(self, str(parent)))
