@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import math
 import os
 import sys
@@ -310,8 +311,11 @@ def _toml_type(value: Any) -> str:
 
 
 def _toml_repr(value: Any) -> str:
+    """A value as TOML writes it (`true`, `"text"`, `1.5`)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
     return repr(value)
 
 
@@ -445,7 +449,8 @@ def build_hypermodel(config: SearchConfig, data: SearchData) -> Any:
     for key, value in shape.items():
         if key not in arguments and (accepted is None or key in accepted):
             arguments[key] = value
-    own = None if accepted is None else [key for key in accepted if key not in (*shape, "self")]
+    # The section's `name` picks the hypermodel; a HyperModel's own `name` argument is not set from it.
+    own = None if accepted is None else [key for key in accepted if key not in (*shape, "self", "name")]
     _check_arguments(config, "hypermodel", name, arguments, own, set(shape))
     try:
         return factory(**arguments)
