@@ -1,6 +1,7 @@
 """`keras-sage search CONFIG.toml` (and `worker`, `probe`) on a tiny digits config: 8×8 images, 3 steps."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -488,3 +489,44 @@ def test_oracle_names_are_ours_then_optunas_samplers():
     for name in names[3:]:
         assert issubclass(getattr(optuna.samplers, name), optuna.samplers.BaseSampler)
     assert "BaseSampler" not in names and "PartialFixedSampler" not in names
+
+
+ABORTING_SPACE = """\
+import os
+from pathlib import Path
+
+from user_space import Space
+
+
+class AbortOnce(Space):
+    \"\"\"Crashes its process (SIGABRT, as glibc does on a corrupted heap) at its first build after the
+    space was declared, once.\"\"\"
+
+    def build(self, hp):
+        marker = Path(__file__).with_name("aborted")
+        if hp.values and not marker.exists():
+            marker.write_text("")
+            os.abort()
+        return super().build(hp)
+"""
+
+
+@pytest.mark.slow
+def test_trials_per_process_replaces_a_crashed_process(user_space):
+    (user_space / "aborting_space.py").write_text(ABORTING_SPACE)
+    config = user_space_config(user_space, "per_process", ["ok"])
+    config.write_text(config.read_text().replace("user_space:Space", "aborting_space:AbortOnce"))
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_sage.cli", "search", str(config), "--trials-per-process", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(user_space), *sys.path])},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the search process died (SIGABRT); a new one resumes the search" in result.stdout
+    states = trial_states(user_space / "searches" / "per_process")
+    completed = [state for state in states if state["status"] == "COMPLETED"]
+    assert len(completed) >= 2
+    assert re.search(rf"{len(completed)} completed", result.stdout)
