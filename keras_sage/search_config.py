@@ -515,7 +515,7 @@ def build_oracle(config: SearchConfig, hypermodel: Any) -> Any:
     """
     import keras_tuner
 
-    from keras_sage.tuners import OptunaOracle, ReinforceOracle, TPEOracle
+    from keras_sage.tuners import OptunaOracle, ReinforceOracle, TPEOracle, _compat
     from keras_sage.tuners.sage_tuner import SCORE_OBJECTIVE
 
     name = config.oracle["name"]
@@ -537,7 +537,10 @@ def build_oracle(config: SearchConfig, hypermodel: Any) -> Any:
             _check_arguments(config, "oracle", name, arguments, _oracle_arguments(oracle_class))
             if name == "reinforce":
                 common["search_space"] = hypermodel
-            return oracle_class(**common, **arguments)
+            oracle = oracle_class(**common, **arguments)
+            # KerasTuner's random search reads a seed of 0 as none; TPE and REINFORCE keep it themselves.
+            _compat.keep_oracle_seed(oracle, config.search["seed"])
+            return oracle
         sampler_class = _optuna_samplers()[name]
         sampler_keys = _accepted_arguments(sampler_class)
         oracle_keys = _oracle_arguments(OptunaOracle)

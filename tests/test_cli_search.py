@@ -530,3 +530,13 @@ def test_trials_per_process_replaces_a_crashed_process(user_space):
     completed = [state for state in states if state["status"] == "COMPLETED"]
     assert len(completed) >= 2
     assert re.search(rf"{len(completed)} completed", result.stdout)
+
+
+def test_the_cost_sums_every_tuner_of_the_project(tmp_path):
+    from keras_sage.cli.search import _examples_processed
+
+    (tmp_path / "oracle.json").write_text(json.dumps({"ongoing_trials": {}, "start_order": ["0"]}))
+    (tmp_path / "chief.json").write_text(json.dumps({"search_examples": 0, "rerank_examples": 0}))
+    (tmp_path / "tuner1.json").write_text(json.dumps({"search_examples": 120, "rerank_examples": 30}))
+    (tmp_path / "node1-gpu0.json").write_text(json.dumps({"search_examples": 64}))
+    assert _examples_processed(tmp_path) == 214

@@ -308,7 +308,15 @@ def _build(config: Any, verbosity: int, tuner_id: str | None, **overrides: Any) 
     if tuner_id is not None and tuner_id != CHIEF_TUNER_ID:
         overrides["overwrite"] = False
     prefix = "" if tuner_id is None else f"[{tuner_id}] "
-    tuner = build_tuner(config, data, ProgressTuner, verbosity=verbosity, prefix=prefix, **overrides)
+    tuner = build_tuner(
+        config,
+        data,
+        ProgressTuner,
+        verbosity=verbosity,
+        prefix=prefix,
+        total_trials=config.search["max_trials"],
+        **overrides,
+    )
     return tuner, data
 
 
@@ -345,11 +353,13 @@ def _print_results(project_dir: Path) -> None:
 
 
 def _examples_processed(project_dir: Path) -> int:
-    """M1·E1 + M2·E2 summed over the project's tuners (one file each: `tuner0.json`, `tuner1.json`, ...)."""
+    """M1·E1 + M2·E2 summed over the project's tuners: one `<tuner id>.json` each (`tuner0.json` alone, or
+    one per worker), beside the oracle's `oracle.json`."""
     total = 0
-    for path in sorted(Path(project_dir).glob("tuner*.json")):
+    for path in sorted(Path(project_dir).glob("*.json")):
         state = json.loads(path.read_text())
-        total += int(state.get("search_examples", 0)) + int(state.get("rerank_examples", 0))
+        if isinstance(state, dict) and "search_examples" in state:
+            total += int(state["search_examples"]) + int(state.get("rerank_examples", 0))
     return total
 
 
