@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import math
 import os
 import sys
@@ -310,8 +311,11 @@ def _toml_type(value: Any) -> str:
 
 
 def _toml_repr(value: Any) -> str:
+    """A value as TOML writes it (`true`, `"text"`, `1.5`)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
     return repr(value)
 
 
@@ -445,7 +449,8 @@ def build_hypermodel(config: SearchConfig, data: SearchData) -> Any:
     for key, value in shape.items():
         if key not in arguments and (accepted is None or key in accepted):
             arguments[key] = value
-    own = None if accepted is None else [key for key in accepted if key not in (*shape, "self")]
+    # The section's `name` picks the hypermodel; a HyperModel's own `name` argument is not set from it.
+    own = None if accepted is None else [key for key in accepted if key not in (*shape, "self", "name")]
     _check_arguments(config, "hypermodel", name, arguments, own, set(shape))
     try:
         return factory(**arguments)
@@ -510,7 +515,7 @@ def build_oracle(config: SearchConfig, hypermodel: Any) -> Any:
     """
     import keras_tuner
 
-    from keras_sage.tuners import OptunaOracle, ReinforceOracle, TPEOracle
+    from keras_sage.tuners import OptunaOracle, ReinforceOracle, TPEOracle, _compat
     from keras_sage.tuners.sage_tuner import SCORE_OBJECTIVE
 
     name = config.oracle["name"]
@@ -532,7 +537,10 @@ def build_oracle(config: SearchConfig, hypermodel: Any) -> Any:
             _check_arguments(config, "oracle", name, arguments, _oracle_arguments(oracle_class))
             if name == "reinforce":
                 common["search_space"] = hypermodel
-            return oracle_class(**common, **arguments)
+            oracle = oracle_class(**common, **arguments)
+            # KerasTuner's random search reads a seed of 0 as none; TPE and REINFORCE keep it themselves.
+            _compat.keep_oracle_seed(oracle, config.search["seed"])
+            return oracle
         sampler_class = _optuna_samplers()[name]
         sampler_keys = _accepted_arguments(sampler_class)
         oracle_keys = _oracle_arguments(OptunaOracle)

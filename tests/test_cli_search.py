@@ -1,6 +1,7 @@
 """`keras-sage search CONFIG.toml` (and `worker`, `probe`) on a tiny digits config: 8×8 images, 3 steps."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from keras_sage.cli import main
 from keras_sage.cli.progress import format_duration
 from keras_sage.datasets import digits
 from keras_sage.rsa import rdm
+from keras_sage.search_config import oracle_names
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
 PROBE_SIZE = 30
@@ -281,3 +283,260 @@ def test_search_with_two_local_workers(folder):
     assert len(states) == 4
     assert all(state["status"] == "COMPLETED" for state in states), [state["message"] for state in states]
     assert re.search(r"4 completed, 0 failed", result.stdout)
+
+
+# Bad input: one line naming the culprit, exit status 2.
+
+
+def edited_config(folder: Path, name: str, old: str, new: str) -> Path:
+    path = write_config(folder, name)
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return path
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("keras-sage: error: "), err
+    return err.removeprefix("keras-sage: error: ").rstrip("\n")
+
+
+# TPE, REINFORCE, random, then optuna's samplers by class name.
+ORACLES = ", ".join(oracle_names())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            'name = "cnn"',
+            'name = "resnet"',
+            '[hypermodel] unknown name "resnet"; valid names: cnn, cells or "package.module:callable"',
+        ),
+        (
+            'name = "tpe"',
+            'name = "bayesian"',
+            f'[oracle] unknown name "bayesian"; valid names: {ORACLES}',
+        ),
+        (
+            'name = "digits"',
+            'name = "mnist"',
+            '[data] unknown name "mnist"; valid names: digits, cifar10, cifar100, imagenet64, image_folder',
+        ),
+        (
+            "seed = 1",
+            "seed = 1\nlearning_rate = 0.1",
+            "[search] unknown key(s) learning_rate; valid keys: directory, project_name, max_trials, alpha, "
+            "premature_epochs, premature_steps, seed, batch_size, overwrite, max_consecutive_failed_trials, "
+            "distribution_strategy",
+        ),
+        (
+            "image_size = 8",
+            "image_size = 8\nresolution = 8",
+            "[data] unknown key(s) resolution for data set 'digits'; valid keys: name, image_size, channels, "
+            "validation_fraction, probe_size, seed, standardized",
+        ),
+        (
+            "[teacher]",
+            "[teachers]",
+            "unknown section(s) [teachers]; valid sections: [search], [data], [hypermodel], [teacher], "
+            "[oracle]",
+        ),
+        ("alpha = 1.0", "alpha = -1.0", "[search] alpha must be a number of at least 0; got -1.0 (a number)"),
+        (
+            "alpha = 1.0",
+            'alpha = "1.0"',
+            '[search] alpha must be a number of at least 0; got "1.0" (a string)',
+        ),
+        (
+            "alpha = 1.0",
+            "alpha = true",
+            "[search] alpha must be a number of at least 0; got true (a boolean)",
+        ),
+        (
+            "premature_steps = 3",
+            "premature_steps = 0",
+            "[search] premature_steps must be a positive integer; got 0 (an integer)",
+        ),
+        (
+            "premature_steps = 3",
+            'premature_epochs = "2"',
+            '[search] premature_epochs must be a positive integer; got "2" (a string)',
+        ),
+        (
+            "premature_steps = 3",
+            "premature_steps = 2.5",
+            "[search] premature_steps must be a positive integer; got 2.5 (a number)",
+        ),
+        (
+            "max_trials = 3",
+            "max_trials = true",
+            "[search] max_trials must be a positive integer; got true (a boolean)",
+        ),
+        (
+            "premature_steps = 3",
+            "premature_steps = 3\npremature_epochs = 1",
+            "[search] give premature_epochs or premature_steps, not both",
+        ),
+        ('path = "teacher.h5"', "", "[teacher] path is missing (the teacher file)"),
+    ],
+)
+def test_bad_config_is_one_line_naming_the_culprit(folder, capsys, old, new, message):
+    config = edited_config(folder, "bad", old, new)
+    assert main(["search", str(config)]) == 2
+    assert one_error_line(capsys) == f"{config}: {message}"
+    assert not (folder / "searches" / "bad").exists()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "max_layers = 2",
+            "max_layers = 2\ndepth = 3",
+            "[hypermodel] unknown key(s) depth for 'cnn'; valid keys: name, max_layers, optimizer, "
+            "learning_rate, tunable",
+        ),
+        (
+            "max_layers = 2",
+            "max_layers = 0",
+            "[hypermodel] cnn: max_layers must be a positive integer, got 0.",
+        ),
+        (
+            'name = "tpe"',
+            'name = "tpe"\nn_startup = 3',
+            "[oracle] unknown key(s) n_startup for 'tpe'; valid keys: name, n_startup_trials, "
+            "n_ei_candidates, gamma, ",
+        ),
+        (
+            'name = "tpe"',
+            'name = "CmaEsSampler"\nsigma = 0.5',
+            "[oracle] unknown key(s) sigma for 'CmaEsSampler'; valid keys: name, x0, sigma0, ",
+        ),
+        (
+            'name = "cnn"',
+            'name = "no_such_module:space"',
+            "[hypermodel] cannot import 'no_such_module': No module named 'no_such_module'",
+        ),
+    ],
+)
+def test_bad_hypermodel_or_oracle_arguments_are_one_line(folder, capsys, old, new, message):
+    config = edited_config(folder, "bad_arguments", old, new)
+    assert main(["search", str(config)]) == 2
+    assert one_error_line(capsys).startswith(f"{config}: {message}")
+
+
+def test_a_teacher_on_another_probe_set_prints_both_fingerprints(folder, capsys):
+    config = edited_config(folder, "other_probe", "probe_size = 30", "probe_size = 40")
+    assert main(["search", str(config)]) == 2
+    expected = digits(image_size=8, probe_size=40)
+    teacher = TeacherStore.open(folder / "teacher.h5")
+    assert one_error_line(capsys) == (
+        f"teacher file {folder / 'teacher.h5'} was registered on a different probe set: its fingerprint is "
+        f"{teacher.fingerprint[:16]}…, the expected probe set's is "
+        f"{probe_fingerprint(expected.x_probe, expected.y_probe)[:16]}…"
+    )
+
+
+def test_a_port_in_use_is_refused(folder, capsys):
+    import socket
+
+    config = write_config(folder, "port")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["search", str(config), "--workers", "1", "--port", str(port)]) == 2
+    assert one_error_line(capsys).startswith(f"port {port} on 127.0.0.1 is in use or cannot be bound")
+
+
+def test_a_chief_that_does_not_answer_is_reported_after_the_wait(folder, capsys):
+    import socket
+    import time
+
+    config = write_config(folder, "no_chief")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    start = time.monotonic()
+    assert main(["worker", str(config), "--chief", f"127.0.0.1:{port}", "--wait", "1"]) == 2
+    assert time.monotonic() - start < 10
+    assert one_error_line(capsys).startswith(f"no chief answers at 127.0.0.1:{port} (waited 1 s: ")
+
+
+def test_bad_config_as_a_command_is_one_line_without_traceback(folder):
+    config = edited_config(folder, "bad_command", 'name = "tpe"', 'name = "bayesian"')
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_sage.cli", "search", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f'keras-sage: error: {config}: [oracle] unknown name "bayesian"; ')
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == ""
+
+
+def test_oracle_names_are_ours_then_optunas_samplers():
+    import optuna
+
+    names = oracle_names()
+    assert names[:3] == ("tpe", "reinforce", "random")
+    assert {"TPESampler", "CmaEsSampler", "RandomSampler", "NSGAIISampler"} <= set(names[3:])
+    for name in names[3:]:
+        assert issubclass(getattr(optuna.samplers, name), optuna.samplers.BaseSampler)
+    assert "BaseSampler" not in names and "PartialFixedSampler" not in names
+
+
+ABORTING_SPACE = """\
+import os
+from pathlib import Path
+
+from user_space import Space
+
+
+class AbortOnce(Space):
+    \"\"\"Crashes its process (SIGABRT, as glibc does on a corrupted heap) at its first build after the
+    space was declared, once.\"\"\"
+
+    def build(self, hp):
+        marker = Path(__file__).with_name("aborted")
+        if hp.values and not marker.exists():
+            marker.write_text("")
+            os.abort()
+        return super().build(hp)
+"""
+
+
+@pytest.mark.slow
+def test_trials_per_process_replaces_a_crashed_process(user_space):
+    (user_space / "aborting_space.py").write_text(ABORTING_SPACE)
+    config = user_space_config(user_space, "per_process", ["ok"])
+    config.write_text(config.read_text().replace("user_space:Space", "aborting_space:AbortOnce"))
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_sage.cli", "search", str(config), "--trials-per-process", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(user_space), *sys.path])},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the search process died (SIGABRT); a new one resumes the search" in result.stdout
+    states = trial_states(user_space / "searches" / "per_process")
+    completed = [state for state in states if state["status"] == "COMPLETED"]
+    assert len(completed) >= 2
+    assert re.search(rf"{len(completed)} completed", result.stdout)
+
+
+def test_the_cost_sums_every_tuner_of_the_project(tmp_path):
+    from keras_sage.cli.search import _examples_processed
+
+    (tmp_path / "oracle.json").write_text(json.dumps({"ongoing_trials": {}, "start_order": ["0"]}))
+    (tmp_path / "chief.json").write_text(json.dumps({"search_examples": 0, "rerank_examples": 0}))
+    (tmp_path / "tuner1.json").write_text(json.dumps({"search_examples": 120, "rerank_examples": 30}))
+    (tmp_path / "node1-gpu0.json").write_text(json.dumps({"search_examples": 64}))
+    assert _examples_processed(tmp_path) == 214

@@ -48,13 +48,23 @@ class ProgressTuner(SageTuner):
         verbosity: 0 prints nothing per trial, 1 the progress line, 2 also the trial's own score, time
             and hyperparameters.
         prefix: Put before every line (a worker's name).
+        total_trials: The search's number of trials, when the oracle's `max_trials` is not (a process of
+            `--trials-per-process` caps it).
         **kwargs: `SageTuner`'s keyword arguments.
     """
 
-    def __init__(self, *args: Any, verbosity: int = 1, prefix: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        verbosity: int = 1,
+        prefix: str = "",
+        total_trials: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.verbosity = verbosity
         self.prefix = prefix
+        self.total_trials = total_trials or self.oracle.max_trials
         self._search_start = time.monotonic()
         self._trial_start: dict[str, float] = {}
         self._first_number: int | None = None
@@ -79,7 +89,7 @@ class ProgressTuner(SageTuner):
     def progress_line(self, trial: keras_tuner.engine.trial.Trial) -> str:
         """The line printed when `trial` has ended."""
         number = _number(trial)
-        head = f"trial {number}/{self.oracle.max_trials}"
+        head = f"trial {number}/{self.total_trials}"
         took = time.monotonic() - self._trial_start.get(trial.trial_id, self._search_start)
         if trial.status in _FAILED:
             return f"{head} failed: {trial.message} (traceback: {self.trial_log_path(trial.trial_id)})"
@@ -98,7 +108,7 @@ class ProgressTuner(SageTuner):
     def _eta(self, number: int) -> str:
         """Time left at the pace of the trials ended since this process started (by every worker)."""
         done = number - (self._first_number or number) + 1
-        remaining = max(0, self.oracle.max_trials - number)
+        remaining = max(0, self.total_trials - number)
         if remaining == 0:
             return "0 min"
         return format_duration((time.monotonic() - self._search_start) / max(done, 1) * remaining)

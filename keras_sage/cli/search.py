@@ -35,6 +35,8 @@ DEFAULT_CHIEF_WAIT = 120.0
 WORKER_EXIT_WAIT = 60.0
 # Rows of the results table.
 RESULTS_ROWS = 10
+# --trials-per-process gives up after this many processes in a row died without ending a trial.
+MAX_CRASHES_IN_A_ROW = 3
 
 
 class ChiefUnreachableError(ConnectionError):
@@ -65,6 +67,17 @@ def add_commands(commands: Any) -> None:
         "workers on other machines)",
     )
     search.add_argument("--port", type=_port, help="with --workers: the chief's port (default: a free port)")
+    search.add_argument(
+        "--trials-per-process",
+        type=_positive_int,
+        metavar="K",
+        help="run the search in a series of fresh processes of K trials each (each resumes the project): "
+        "memory that a long search in one process accumulates is returned every K trials, and a process "
+        "that crashes is replaced",
+    )
+    # Set by --trials-per-process on the processes it starts.
+    search.add_argument("--stop-after", type=_positive_int, help=argparse.SUPPRESS)
+    search.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     _add_verbosity(search)
     search.set_defaults(handler=_search)
 
@@ -120,13 +133,71 @@ def _search(args: argparse.Namespace) -> None:
     from keras_sage.search_config import load_search_config
 
     config = load_search_config(args.config)
-    if args.workers is None:
-        _quiet_tensorflow()
-        tuner, data = _build(config, _verbosity(args), tuner_id=None)
-        tuner.search(*data.fit_args, **data.fit_kwargs, verbose=0)
-        _print_results(config.project_dir)
+    if args.workers is not None:
+        if args.trials_per_process:
+            raise ValueError(
+                "--trials-per-process runs a search on one machine; it does not go with --workers"
+            )
+        _run_chief(config, args)
         return
-    _run_chief(config, args)
+    if args.trials_per_process:
+        _run_in_processes(config, args)
+        return
+    _quiet_tensorflow()
+    overrides = {"overwrite": False} if args.resume else {}
+    tuner, data = _build(config, _verbosity(args), tuner_id=None, **overrides)
+    if args.stop_after:
+        # This process runs `stop_after` trials more, then stops as if the search had ended.
+        tuner.oracle.max_trials = min(tuner.oracle.max_trials, len(tuner.oracle.trials) + args.stop_after)
+    tuner.search(*data.fit_args, **data.fit_kwargs, verbose=0)
+    if not args.stop_after:
+        _print_results(config.project_dir)
+
+
+def _run_in_processes(config: Any, args: argparse.Namespace) -> None:
+    """Runs the search in fresh processes of `args.trials_per_process` trials each, until it has ended.
+
+    A process that dies of a signal (a crash) is replaced; the next one resumes the project. The search
+    has ended when `max_trials` trials have ended or a process ends without running any trial (the oracle
+    stopped: the space is exhausted).
+    """
+    import signal
+
+    verbosity = ["--quiet"] if args.quiet else ["--verbose"] if args.verbose else []
+    command = [sys.executable, "-m", "keras_sage.cli", "search", str(config.path), *verbosity]
+    command += ["--stop-after", str(args.trials_per_process)]
+    resume: list[str] = []
+    crashes_in_a_row = 0
+    while True:
+        before = _ended_trials(config.project_dir)
+        status = subprocess.call([*command, *resume])
+        resume = ["--resume"]
+        after = _ended_trials(config.project_dir)
+        if status < 0:
+            crashes_in_a_row = 0 if after > before else crashes_in_a_row + 1
+            signal_name = signal.Signals(-status).name
+            if crashes_in_a_row >= MAX_CRASHES_IN_A_ROW:
+                raise RuntimeError(
+                    f"the search process died {crashes_in_a_row} times in a row without ending a trial "
+                    f"(last: {signal_name}); see the last trial's folder in {config.project_dir}"
+                )
+            if _verbosity(args):
+                print(f"the search process died ({signal_name}); a new one resumes the search", flush=True)
+            continue
+        if status != 0:
+            raise SystemExit(status)
+        if after >= config.search["max_trials"] or after == before:
+            break
+    _print_results(config.project_dir)
+
+
+def _ended_trials(project_dir: Path) -> int:
+    """How many trials of the project have ended (completed or failed), from their `trial.json`."""
+    ended = 0
+    for path in Path(project_dir).glob("trial_*/trial.json"):
+        status = json.loads(path.read_text()).get("status")
+        ended += status in ("COMPLETED", "FAILED", "INVALID")
+    return ended
 
 
 def _run_chief(config: Any, args: argparse.Namespace) -> None:
@@ -228,15 +299,24 @@ def _probe(args: argparse.Namespace) -> None:
 # Building the tuner.
 
 
-def _build(config: Any, verbosity: int, tuner_id: str | None) -> tuple[Any, Any]:
+def _build(config: Any, verbosity: int, tuner_id: str | None, **overrides: Any) -> tuple[Any, Any]:
     """The config's data and its tuner; a worker never overwrites the chief's project directory."""
     from keras_sage.cli.progress import ProgressTuner
     from keras_sage.search_config import build_tuner, load_search_data
 
     data = load_search_data(config)
-    overrides: dict[str, Any] = {} if tuner_id is None or tuner_id == CHIEF_TUNER_ID else {"overwrite": False}
+    if tuner_id is not None and tuner_id != CHIEF_TUNER_ID:
+        overrides["overwrite"] = False
     prefix = "" if tuner_id is None else f"[{tuner_id}] "
-    tuner = build_tuner(config, data, ProgressTuner, verbosity=verbosity, prefix=prefix, **overrides)
+    tuner = build_tuner(
+        config,
+        data,
+        ProgressTuner,
+        verbosity=verbosity,
+        prefix=prefix,
+        total_trials=config.search["max_trials"],
+        **overrides,
+    )
     return tuner, data
 
 
@@ -273,11 +353,13 @@ def _print_results(project_dir: Path) -> None:
 
 
 def _examples_processed(project_dir: Path) -> int:
-    """M1·E1 + M2·E2 summed over the project's tuners (one file each: `tuner0.json`, `tuner1.json`, ...)."""
+    """M1·E1 + M2·E2 summed over the project's tuners: one `<tuner id>.json` each (`tuner0.json` alone, or
+    one per worker), beside the oracle's `oracle.json`."""
     total = 0
-    for path in sorted(Path(project_dir).glob("tuner*.json")):
+    for path in sorted(Path(project_dir).glob("*.json")):
         state = json.loads(path.read_text())
-        total += int(state.get("search_examples", 0)) + int(state.get("rerank_examples", 0))
+        if isinstance(state, dict) and "search_examples" in state:
+            total += int(state["search_examples"]) + int(state.get("rerank_examples", 0))
     return total
 
 
@@ -332,6 +414,16 @@ def _port(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a port is between 1 and 65535, got {port}")
     return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
 
 
 def _non_negative_int(text: str) -> int:
