@@ -540,3 +540,15 @@ def test_the_cost_sums_every_tuner_of_the_project(tmp_path):
     (tmp_path / "tuner1.json").write_text(json.dumps({"search_examples": 120, "rerank_examples": 30}))
     (tmp_path / "node1-gpu0.json").write_text(json.dumps({"search_examples": 64}))
     assert _examples_processed(tmp_path) == 214
+
+
+def test_fatal_errors_of_a_running_search_exit_1_bad_values_2():
+    import keras_tuner
+
+    from keras_sage.cli import _is_search_stop
+    from keras_sage.tuners import SearchStoppedError
+
+    assert _is_search_stop(SearchStoppedError("stopped"))
+    assert _is_search_stop(keras_tuner.errors.FatalError("the chief is gone"))
+    assert not _is_search_stop(keras_tuner.errors.FatalValueError("probe shape"))
+    assert not _is_search_stop(ValueError("bad"))

@@ -261,9 +261,17 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _is_search_stop(error: Exception) -> bool:
-    """Whether the error is a search stopped by failed trials (imported only once a search has run)."""
+    """Whether the error stopped a search that had started: too many failed trials in a row, or one of
+    KerasTuner's fatal errors (a lost chief, ...), other than bad values (imported once a search ran)."""
     tuners = sys.modules.get("keras_sage.tuners.sage_tuner")
-    return tuners is not None and isinstance(error, tuners.SearchStoppedError)
+    if tuners is not None and isinstance(error, tuners.SearchStoppedError):
+        return True
+    keras_tuner = sys.modules.get("keras_tuner")
+    return (
+        keras_tuner is not None
+        and isinstance(error, keras_tuner.errors.FatalError)
+        and not isinstance(error, ValueError)
+    )
 
 
 def _input_errors() -> tuple[type[Exception], ...]:

@@ -39,10 +39,6 @@ RESULTS_ROWS = 10
 MAX_CRASHES_IN_A_ROW = 3
 
 
-class ChiefUnreachableError(ConnectionError):
-    """No chief answers at the address a worker was given."""
-
-
 def add_commands(commands: Any) -> None:
     """Adds `search`, `worker` and `probe` to the `keras-sage` subcommands."""
     search = commands.add_parser(
@@ -392,7 +388,7 @@ def _wait_for_chief(host: str, port: int, wait: float) -> None:
                 return
         except OSError as error:
             if time.monotonic() >= deadline:
-                raise ChiefUnreachableError(
+                raise ConnectionError(
                     f"no chief answers at {host}:{port} (waited {wait:g} s: {first_line(error)}); start it "
                     f"first with `keras-sage search CONFIG.toml --workers 0 --host 0.0.0.0 --port {port}`"
                 ) from None

@@ -386,22 +386,27 @@ class SageTuner(keras_tuner.Tuner):
             SearchStoppedError: `max_consecutive_failed_trials` trials failed in a row; the message names
                 their causes.
         """
-        if trial.status in _FAILED_STATUSES:
-            error = self._trial_errors.pop(trial.trial_id, None)
-            reason = failure_reason(error, trial.message)
-            log = self.trial_log_path(trial.trial_id)
-            traceback_text = str(trial.message or reason)
-            write_atomically(log, lambda file: file.write(traceback_text.encode()))
-            trial.message = reason
-            if self._verbose:
-                print(f"Trial {trial.trial_id} failed: {reason} (traceback in {log})", flush=True)
+        self._log_failure(trial)
         try:
             super().on_trial_end(trial)
-        except RuntimeError as error:
+        except RuntimeError:
             stopped = _consecutive_failures(self.oracle)
             if stopped is None:
                 raise
             raise stopped from None
+
+    def _log_failure(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        """A failed trial's traceback to its `trial.log`, one line to its message (and the terminal)."""
+        if trial.status not in _FAILED_STATUSES:
+            return
+        error = self._trial_errors.pop(trial.trial_id, None)
+        reason = failure_reason(error, trial.message)
+        log = self.trial_log_path(trial.trial_id)
+        traceback_text = str(trial.message or reason)
+        write_atomically(log, lambda file: file.write(traceback_text.encode()))
+        trial.message = reason
+        if self._verbose:
+            print(f"Trial {trial.trial_id} failed: {reason} (traceback in {log})", flush=True)
 
     def trial_log_path(self, trial_id: str) -> str:
         """The file that holds a failed trial's traceback, in the trial's folder."""
