@@ -149,9 +149,9 @@ def wait_for(
         time.sleep(0.2)
 
 
-def returned_at(log: str) -> float:
-    """When search.py's `search` returned (`time.time()`), from its log."""
-    return float(log.split(" search returned at ")[1].split()[0])
+def returned_at(log: str, event: str = "search returned") -> float:
+    """When search.py's `search` returned, or its worker gave up (`time.time()`), from its log."""
+    return float(log.split(f" {event} at ")[1].split()[0])
 
 
 def project(directory: Path) -> Path:

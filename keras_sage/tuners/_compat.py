@@ -366,6 +366,41 @@ def running_trial(study: optuna.Study, frozen: FrozenTrial) -> optuna.Trial:
     return optuna.Trial(study, trial_id)
 
 
+def sampler_random_states(sampler: optuna.samplers.BaseSampler) -> dict[str, Any]:
+    """The numpy random states of an optuna sampler and of the samplers it holds, by attribute path.
+
+    Optuna's samplers keep their random state in private attributes, mostly as a `LazyRandomState`
+    (`optuna.samplers._lazy_random_state`, checked on optuna 5.0.0): `TPESampler._rng` and the
+    `RandomSampler` it starts with, `_random_sampler._rng`; `CmaEsSampler._cma_rng`; and so on. This
+    walks the sampler's attributes (and those of samplers it holds) for `np.random.RandomState`,
+    `np.random.Generator` and `LazyRandomState` objects, so that a search can save and restore every
+    random state as data.
+
+    Args:
+        sampler: Any optuna sampler.
+
+    Returns:
+        `{"_rng": RandomState, "_random_sampler._rng": RandomState, ...}`: the live objects, whose state
+        `get_state`/`set_state` (RandomState) or `bit_generator.state` (Generator) read and set.
+    """
+    api = "optuna.samplers._lazy_random_state.LazyRandomState"
+    module = _private_module("optuna.samplers._lazy_random_state", api, "optuna")
+    lazy = _attribute(module, "LazyRandomState", api, "optuna")
+    found: dict[str, Any] = {}
+
+    def walk(owner: Any, prefix: str, depth: int) -> None:
+        for name, value in sorted(vars(owner).items()):
+            if isinstance(value, (np.random.RandomState, np.random.Generator)):
+                found[prefix + name] = value
+            elif isinstance(value, lazy):
+                found[prefix + name] = value.rng
+            elif isinstance(value, optuna.samplers.BaseSampler) and depth < 3:
+                walk(value, f"{prefix}{name}.", depth + 1)
+
+    walk(sampler, "", 0)
+    return found
+
+
 @dataclasses.dataclass(frozen=True)
 class TPESettings:
     """The settings of a `TPESampler` that decide how it splits the history.

@@ -90,7 +90,8 @@ def main() -> int:
             verbose=0,
         )
     except ChiefUnreachableError as error:
-        print(error, file=sys.stderr)
+        print(f"search.py: {tuner.tuner_id} gave up at {time.time()}", flush=True)
+        print(error, file=sys.stderr, flush=True)
         return 3
     print(f"search.py: {tuner.tuner_id} search returned at {time.time()}", flush=True)
     return 0
