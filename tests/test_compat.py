@@ -7,8 +7,10 @@ what keras-sage relies on.
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
+import json
 import os
 
 import keras
@@ -219,6 +221,122 @@ def test_oracle_set_project_dir(tmp_path):
     oracle = keras_tuner.oracles.RandomSearchOracle(objective="loss", max_trials=1)
     _compat.set_oracle_project_dir(oracle, str(tmp_path), "q")
     assert _compat.oracle_project_dir(oracle) == os.path.join(str(tmp_path), "q")
+
+
+# KerasTuner's parallel tuning.
+
+
+def test_distribute_utils_roles(monkeypatch):
+    from keras_tuner.src.distribute import utils
+
+    for name in ("has_chief_oracle", "is_chief_oracle"):
+        assert_private_api(utils, name, f"keras_tuner.src.distribute.utils.{name}", "keras-tuner", [])
+    for variable in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(variable, raising=False)
+    assert _compat.distributed_role() is None
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    assert _compat.distributed_role() == "chief"
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker3")
+    assert _compat.distributed_role() == "worker"
+
+
+def test_oracle_chief_servicer_and_protos(tmp_path):
+    from keras_tuner.src.distribute import oracle_chief
+
+    api = "keras_tuner.src.distribute.oracle_chief.OracleServicer"
+    assert_private_api(oracle_chief, "OracleServicer", api, "keras-tuner", ["oracle"])
+    servicer_class = _compat.oracle_servicer_class()
+    for method in ("CreateTrial", "UpdateTrial", "EndTrial", "GetTrial"):
+        assert_private_api(
+            servicer_class, method, f"{api}.{method}", "keras-tuner", ["self", "request", "context"]
+        )
+    service, service_grpc = _compat.oracle_service()
+    assert hasattr(service_grpc, "add_OracleServicer_to_server") and hasattr(service_grpc, "OracleStub")
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective="loss", max_trials=1, seed=1)
+    _compat.set_oracle_project_dir(oracle, str(tmp_path), "p")
+    servicer = servicer_class(oracle)
+    assert servicer.oracle is oracle and servicer.stop_triggered is False
+    response = servicer.CreateTrial(service.CreateTrialRequest(tuner_id="worker0"), None)
+    assert response.trial.trial_id == "0"
+    assert servicer.GetTrial(service.GetTrialRequest(trial_id="0"), None).trial.trial_id == "0"
+
+
+def test_oracle_client_stub(monkeypatch):
+    from keras_tuner.src.distribute import oracle_client
+
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker0")
+    client = oracle_client.OracleClient(
+        keras_tuner.oracles.RandomSearchOracle(objective="loss", max_trials=1)
+    )
+    stub = _compat.oracle_client_stub(client)
+    assert hasattr(stub, "CreateTrial") and hasattr(stub, "GetTrial")
+    replacement = object()
+    _compat.set_oracle_client_stub(client, replacement)
+    # Every request of the client goes through its `stub` attribute.
+    source = inspect.getsource(oracle_client.OracleClient)
+    assert source.count("self.stub.") >= 6 and client.stub is replacement
+
+
+def test_oracle_retry_queue(tuner):
+    assert_private_api(keras_tuner.Oracle(), "_retry_queue", "keras_tuner.Oracle._retry_queue", "keras-tuner")
+    trial = new_trial(tuner)
+    _compat.retry_queue(tuner.oracle).append(trial.trial_id)
+    del tuner.oracle.ongoing_trials[tuner.tuner_id]
+    # The oracle hands a queued trial out again before it creates a new one.
+    assert tuner.oracle.create_trial("other").trial_id == trial.trial_id
+
+
+def test_utils_save_json_is_made_atomic(tmp_path, monkeypatch):
+    from keras_tuner.src import utils
+
+    assert_private_api(utils, "save_json", "keras_tuner.src.utils.save_json", "keras-tuner", ["path", "obj"])
+    _compat.install_atomic_json_writes()
+    _compat.install_atomic_json_writes()  # Once per process, however often called.
+    assert getattr(utils.save_json, "keras_sage_atomic", False)
+    path = tmp_path / "state.json"
+    utils.save_json(str(path), {"a": 1})
+    assert json.loads(path.read_text()) == {"a": 1}
+
+    def interrupted(descriptor: int) -> None:
+        raise OSError(errno.EIO, "interrupted")
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(OSError, match=r"cannot write .*state\.json \(interrupted"):
+        utils.save_json(str(path), {"a": 2})
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"a": 1} and os.listdir(tmp_path) == ["state.json"]
+    # KerasTuner's oracle, trial and tuner files all go through it.
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective="loss", max_trials=1, seed=1)
+    _compat.set_oracle_project_dir(oracle, str(tmp_path), "p")
+    oracle.save()
+    assert json.loads((tmp_path / "p" / "oracle.json").read_text())["seed"] == 1
+
+
+# optuna's random states.
+
+
+def test_optuna_lazy_random_state():
+    from optuna.samplers import _lazy_random_state
+
+    api = "optuna.samplers._lazy_random_state.LazyRandomState"
+    assert_private_api(_lazy_random_state, "LazyRandomState", api, "optuna", ["seed"])
+    sampler = optuna.samplers.TPESampler(seed=1)
+    states = _compat.sampler_random_states(sampler)
+    assert sorted(states) == ["_random_sampler._rng", "_rng"]
+    assert all(isinstance(state, np.random.RandomState) for state in states.values())
+    # They are the sampler's own: setting one's state changes what the sampler draws.
+    saved = states["_random_sampler._rng"].get_state()
+    first = states["_random_sampler._rng"].rand()
+    _compat.sampler_random_states(sampler)["_random_sampler._rng"].set_state(saved)
+    assert sampler._random_sampler._rng.rng.rand() == first
+    assert sorted(_compat.sampler_random_states(optuna.samplers.CmaEsSampler(seed=1))) == [
+        "_cma_rng",
+        "_independent_sampler._rng",
+    ]
 
 
 # Keras.

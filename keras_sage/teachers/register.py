@@ -509,7 +509,7 @@ def _existing_store(
     Checked before any work is done: the file's directory must exist and be writable; an existing file
     must hold the same probe set, and must not hold any of `names` already unless `overwrite`.
     """
-    check_writable_directory(path)
+    check_writable_directory(os.path.dirname(os.path.realpath(path)), f"the directory of {os.fspath(path)},")
     if not Path(path).exists():
         return None
     store = TeacherStore.open(path, writable=True)

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import importlib
 import importlib.metadata
+import json
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -24,6 +25,8 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
+
+from keras_sage._atomic import write_atomically
 
 CHECKED_VERSIONS = "keras-tuner 1.4.8, optuna 5.0.0, keras 3.15.1 and TensorFlow 2.21"
 
@@ -258,6 +261,103 @@ def set_oracle_project_dir(oracle: keras_tuner.Oracle, directory: str, project_n
     oracle._set_project_dir(directory, project_name)
 
 
+# KerasTuner's parallel tuning (a chief oracle served over gRPC, workers with an `OracleClient`).
+
+
+def distributed_role() -> str | None:
+    """`"chief"` or `"worker"` in KerasTuner's parallel tuning, None in a single-process search.
+
+    KerasTuner decides from its environment variables (`KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP`,
+    `KERASTUNER_ORACLE_PORT`) with `keras_tuner.src.distribute.utils.has_chief_oracle` and
+    `is_chief_oracle` (not exported; checked on keras-tuner 1.4.8).
+    """
+    api = "keras_tuner.src.distribute.utils.has_chief_oracle"
+    module = _private_module("keras_tuner.src.distribute.utils", api, "keras-tuner")
+    if not _attribute(module, "has_chief_oracle", api, "keras-tuner")():
+        return None
+    is_chief = _attribute(
+        module, "is_chief_oracle", "keras_tuner.src.distribute.utils.is_chief_oracle", "keras-tuner"
+    )
+    return "chief" if is_chief() else "worker"
+
+
+def oracle_servicer_class() -> type:
+    """KerasTuner's gRPC servicer of a chief oracle, `keras_tuner.src.distribute.oracle_chief.OracleServicer`.
+
+    Not exported; checked on keras-tuner 1.4.8, whose `start_server` serves it (and then polls with
+    `sleep(20)`, which `keras_sage.tuners.distributed.serve_chief` replaces).
+    """
+    api = "keras_tuner.src.distribute.oracle_chief.OracleServicer"
+    module = _private_module("keras_tuner.src.distribute.oracle_chief", api, "keras-tuner")
+    return cast(type, _attribute(module, "OracleServicer", api, "keras-tuner"))
+
+
+def oracle_service() -> tuple[Any, Any]:
+    """KerasTuner's gRPC service modules: the messages (`service_pb2`) and the stubs (`service_pb2_grpc`).
+
+    `keras_tuner.src.protos.get_service` and `get_service_grpc` (not exported; keras-tuner 1.4.8).
+    """
+    api = "keras_tuner.src.protos.get_service"
+    module = _private_module("keras_tuner.src.protos", api, "keras-tuner")
+    get_service = _attribute(module, "get_service", api, "keras-tuner")
+    get_grpc = _attribute(
+        module, "get_service_grpc", "keras_tuner.src.protos.get_service_grpc", "keras-tuner"
+    )
+    return get_service(), get_grpc()
+
+
+def oracle_client_stub(client: Any) -> Any:
+    """The gRPC stub a worker's `OracleClient` sends every request through: `OracleClient.stub`.
+
+    `keras_tuner.src.distribute.oracle_client.OracleClient` is not exported (checked on keras-tuner 1.4.8).
+    """
+    return _attribute(
+        client, "stub", "keras_tuner.src.distribute.oracle_client.OracleClient.stub", "keras-tuner"
+    )
+
+
+def set_oracle_client_stub(client: Any, stub: Any) -> None:
+    """Replaces the stub of a worker's `OracleClient` (see `oracle_client_stub`)."""
+    oracle_client_stub(client)
+    client.stub = stub
+
+
+def retry_queue(oracle: keras_tuner.Oracle) -> list[str]:
+    """The trial ids an oracle hands out again before new trials: `Oracle._retry_queue` (keras-tuner 1.4.8).
+
+    `Oracle.reload` puts the trials that were running there, `Oracle.create_trial` pops from its end.
+    """
+    return cast(
+        "list[str]", _attribute(oracle, "_retry_queue", "keras_tuner.Oracle._retry_queue", "keras-tuner")
+    )
+
+
+def install_atomic_json_writes() -> None:
+    """Makes KerasTuner write its JSON files (`oracle.json`, `trial.json`, the tuner's) atomically.
+
+    KerasTuner writes them with `keras_tuner.src.utils.save_json` (not exported; checked on keras-tuner
+    1.4.8), truncating the file first, so a process killed mid-write or a full disk leaves a half-written
+    file that no search can reload. This replaces that function, once per process, with one that writes
+    local paths through `keras_sage._atomic.write_atomically` (a temporary file renamed over the old one)
+    and leaves other paths (`gs://...`) to KerasTuner.
+    """
+    api = "keras_tuner.src.utils.save_json"
+    module = _private_module("keras_tuner.src.utils", api, "keras-tuner")
+    original = _attribute(module, "save_json", api, "keras-tuner")
+    if getattr(original, "keras_sage_atomic", False):
+        return
+
+    def save_json(path: str, obj: Any) -> str:
+        text = json.dumps(obj)
+        if "://" in str(path):
+            return cast(str, original(path, obj))
+        write_atomically(path, lambda file: file.write(text.encode()))
+        return text
+
+    save_json.keras_sage_atomic = True  # type: ignore[attr-defined]
+    module.save_json = save_json
+
+
 # Keras.
 
 
@@ -294,6 +394,41 @@ def running_trial(study: optuna.Study, frozen: FrozenTrial) -> optuna.Trial:
     """
     trial_id = _attribute(frozen, "_trial_id", "optuna.trial.FrozenTrial._trial_id", "optuna")
     return optuna.Trial(study, trial_id)
+
+
+def sampler_random_states(sampler: optuna.samplers.BaseSampler) -> dict[str, Any]:
+    """The numpy random states of an optuna sampler and of the samplers it holds, by attribute path.
+
+    Optuna's samplers keep their random state in private attributes, mostly as a `LazyRandomState`
+    (`optuna.samplers._lazy_random_state`, checked on optuna 5.0.0): `TPESampler._rng` and the
+    `RandomSampler` it starts with, `_random_sampler._rng`; `CmaEsSampler._cma_rng`; and so on. This
+    walks the sampler's attributes (and those of samplers it holds) for `np.random.RandomState`,
+    `np.random.Generator` and `LazyRandomState` objects, so that a search can save and restore every
+    random state as data.
+
+    Args:
+        sampler: Any optuna sampler.
+
+    Returns:
+        `{"_rng": RandomState, "_random_sampler._rng": RandomState, ...}`: the live objects, whose state
+        `get_state`/`set_state` (RandomState) or `bit_generator.state` (Generator) read and set.
+    """
+    api = "optuna.samplers._lazy_random_state.LazyRandomState"
+    module = _private_module("optuna.samplers._lazy_random_state", api, "optuna")
+    lazy = _attribute(module, "LazyRandomState", api, "optuna")
+    found: dict[str, Any] = {}
+
+    def walk(owner: Any, prefix: str, depth: int) -> None:
+        for name, value in sorted(vars(owner).items()):
+            if isinstance(value, (np.random.RandomState, np.random.Generator)):
+                found[prefix + name] = value
+            elif isinstance(value, lazy):
+                found[prefix + name] = value.rng
+            elif isinstance(value, optuna.samplers.BaseSampler) and depth < 3:
+                walk(value, f"{prefix}{name}.", depth + 1)
+
+    walk(sampler, "", 0)
+    return found
 
 
 @dataclasses.dataclass(frozen=True)

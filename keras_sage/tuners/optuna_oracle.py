@@ -29,9 +29,12 @@ with the worst value seen so far and a violated constraint (`keras_tuner_failed`
 it in g(x) and moves away, and `study.best_trial` skips it. `failed_trials="fail"` tells it as FAIL.
 
 Persistence: the study lives in an optuna journal file, `optuna_journal.log`, in the oracle's project
-directory, and the sampler (with its random state) is pickled next to it, `optuna_sampler.pkl`, as
-optuna recommends for reproducible resumes. Reloading a project (`overwrite=False`) reopens both, so
-a stopped and resumed search proposes the same trials as one that never stopped. After a crash:
+directory, and the sampler's random states (numpy's, as JSON) in `optuna_sampler.json` next to it.
+Reloading a project (`overwrite=False`) reopens both, so a stopped and resumed search proposes the same
+trials as one that never stopped. Nothing is ever unpickled: a project directory is data, and a pickle
+in it (such as the `optuna_sampler.pkl` that keras-sage 0.x wrote) could run code on every machine that
+resumes the search; such a file is ignored, with a warning. A sampler whose state lies elsewhere than in
+its random states (in its own attributes, not in the study) resumes from the study alone. After a crash:
 - a trial that was running is re-run by KerasTuner (its retry queue) and told to optuna when it ends;
 - an optuna trial asked but never handed to KerasTuner is told as failed;
 - a finished KerasTuner trial that optuna does not know (for instance from a search that another
@@ -48,14 +51,15 @@ every trial); warnings still show.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
-import pickle
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal, cast
 
 import keras_tuner
+import numpy as np
 import optuna
 from keras_tuner.engine import hyperparameters as hp_module
 from optuna.distributions import (
@@ -71,7 +75,10 @@ from keras_sage._atomic import write_atomically
 from keras_sage.tuners import _compat
 
 JOURNAL_FILE = "optuna_journal.log"
-SAMPLER_FILE = "optuna_sampler.pkl"
+SAMPLER_FILE = "optuna_sampler.json"
+# The pickled sampler of earlier releases: never loaded (see the module doc).
+PICKLED_SAMPLER_FILE = "optuna_sampler.pkl"
+SAMPLER_STATE_FORMAT = "keras-sage-optuna-sampler"
 STUDY_NAME = "keras-sage"
 FAILED_CONSTRAINT = "keras_tuner_failed"
 
@@ -278,7 +285,6 @@ class OptunaOracle(keras_tuner.Oracle):
         self._resumed = False
         self._study: optuna.Study | None = None
         self._journal: BatchedJournalFile | None = None
-        self._warned_unpicklable = False
 
     @property
     def study(self) -> optuna.Study:
@@ -462,32 +468,79 @@ class OptunaOracle(keras_tuner.Oracle):
         self._restore_sampler()
 
     def save(self) -> None:
-        """Saves KerasTuner's oracle state and pickles the sampler (with its random state)."""
+        """Saves KerasTuner's oracle state and the sampler's random states (as JSON, atomically)."""
         super().save()
-        try:
-            data = pickle.dumps(self.sampler)
-        except (pickle.PicklingError, AttributeError, TypeError) as error:
-            if not self._warned_unpicklable:
-                warnings.warn(
-                    f"The sampler {type(self.sampler).__name__} cannot be pickled ({error}); a resumed "
-                    "search will continue from the study but not from the sampler's random state.",
-                    stacklevel=2,
-                )
-                self._warned_unpicklable = True
-            return
-        write_atomically(self._sampler_path(), lambda file: file.write(data))
+        state = {
+            "format": SAMPLER_STATE_FORMAT,
+            "sampler": type(self.sampler).__name__,
+            "random_states": {
+                path: _random_state_as_data(random_state)
+                for path, random_state in _compat.sampler_random_states(self.sampler).items()
+            },
+        }
+        text = json.dumps(state)
+        write_atomically(self._sampler_path(), lambda file: file.write(text.encode()))
 
     def _restore_sampler(self) -> None:
+        directory = _compat.oracle_project_dir(self)
+        if os.path.exists(os.path.join(directory, PICKLED_SAMPLER_FILE)):
+            warnings.warn(
+                f"{os.path.join(directory, PICKLED_SAMPLER_FILE)} is ignored: keras-sage never unpickles "
+                "files (a pickle can run code); the sampler's random state is now kept in "
+                f"{SAMPLER_FILE}, so this search continues from the study but not from the old random state.",
+                stacklevel=3,
+            )
         path = self._sampler_path()
         if not os.path.exists(path):
             return
-        with open(path, "rb") as file:
-            saved = pickle.load(file)
-        if type(saved) is type(self.sampler):
-            self.sampler = saved
-        else:
+        try:
+            with open(path, encoding="utf-8") as file:
+                saved = json.load(file)
+            if saved.get("format") != SAMPLER_STATE_FORMAT:
+                raise ValueError(f"its format is {saved.get('format')!r}, not {SAMPLER_STATE_FORMAT!r}")
+            sampler_name, states = str(saved["sampler"]), dict(saved["random_states"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path} is not a sampler state that keras-sage wrote: {error}") from None
+        if sampler_name != type(self.sampler).__name__:
             warnings.warn(
-                f"{path} holds a {type(saved).__name__}, but this oracle was given a "
+                f"{path} holds the state of a {sampler_name}, but this oracle was given a "
                 f"{type(self.sampler).__name__}; the new sampler starts from its own random state.",
-                stacklevel=2,
+                stacklevel=3,
             )
+            return
+        for name, random_state in _compat.sampler_random_states(self.sampler).items():
+            if name in states:
+                try:
+                    _set_random_state(random_state, states[name])
+                except (ValueError, TypeError, KeyError) as error:
+                    raise ValueError(
+                        f"{path}: the random state {name!r} cannot be restored: {error}"
+                    ) from None
+
+
+def _random_state_as_data(random_state: Any) -> dict[str, Any]:
+    """A numpy `RandomState`'s or `Generator`'s state as JSON-able data."""
+    if isinstance(random_state, np.random.Generator):
+        state = dict(random_state.bit_generator.state)
+    else:
+        state = dict(random_state.get_state(legacy=False))
+    return cast("dict[str, Any]", json.loads(json.dumps(state, default=_array_as_list)))
+
+
+def _array_as_list(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"a random state holds a {type(value).__name__}")
+
+
+def _set_random_state(random_state: Any, state: dict[str, Any]) -> None:
+    """Restores a state saved by `_random_state_as_data`."""
+    if isinstance(random_state, np.random.Generator):
+        random_state.bit_generator.state = state
+        return
+    if state.get("bit_generator") == "MT19937":
+        state = {
+            **state,
+            "state": {**state["state"], "key": np.asarray(state["state"]["key"], dtype=np.uint32)},
+        }
+    random_state.set_state(state)

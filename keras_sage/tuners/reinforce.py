@@ -410,23 +410,28 @@ class ReinforceOracle(keras_tuner.Oracle):
         path = self._controller_path()
         if not os.path.exists(path):
             return
-        with np.load(path) as saved:
-            n_weights = len(self.controller.weights)
-            n_optimizer = len(self.optimizer.variables)
-            if (
-                sum(key.startswith("weight_") for key in saved) != n_weights
-                or sum(key.startswith("optimizer_") for key in saved) != n_optimizer
-            ):
-                raise ValueError(
-                    f"{path} holds a controller of another shape than this oracle's (search space or "
-                    "controller arguments changed since it was saved)."
-                )
-            self.controller.set_weights([saved[f"weight_{i}"] for i in range(n_weights)])
-            for i, variable in enumerate(self.optimizer.variables):
-                variable.assign(saved[f"optimizer_{i}"])
-            baseline = float(saved["baseline"])
-            self.baseline = None if np.isnan(baseline) else baseline
-            updates = int(saved["updates"])
+        try:
+            # A project directory is data: arrays only, nothing unpickled.
+            with np.load(path, allow_pickle=False) as archive:
+                saved = {key: archive[key] for key in archive.files}
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{path} is not a controller state that keras-sage wrote: {error}") from None
+        n_weights = len(self.controller.weights)
+        n_optimizer = len(self.optimizer.variables)
+        if (
+            sum(key.startswith("weight_") for key in saved) != n_weights
+            or sum(key.startswith("optimizer_") for key in saved) != n_optimizer
+        ):
+            raise ValueError(
+                f"{path} holds a controller of another shape than this oracle's (search space or "
+                "controller arguments changed since it was saved)."
+            )
+        self.controller.set_weights([saved[f"weight_{i}"] for i in range(n_weights)])
+        for i, variable in enumerate(self.optimizer.variables):
+            variable.assign(saved[f"optimizer_{i}"])
+        baseline = float(saved["baseline"])
+        self.baseline = None if np.isnan(baseline) else baseline
+        updates = int(saved["updates"])
         if updates > self.updates:
             # Saved after the update but before the oracle's state: that batch is already learnt.
             self._batch = []

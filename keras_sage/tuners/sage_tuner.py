@@ -28,7 +28,7 @@ import keras_tuner
 import numpy as np
 
 from keras_sage import contract
-from keras_sage._atomic import write_atomically
+from keras_sage._atomic import check_writable_directory, write_atomically
 from keras_sage._errors import first_line
 from keras_sage._validation import check_positive_int
 from keras_sage.model_size import count_flops
@@ -40,7 +40,7 @@ from keras_sage.objective import (
 )
 from keras_sage.rsa import DEFAULT_MAX_FEATURES
 from keras_sage.teachers import TeacherStore
-from keras_sage.tuners import _compat
+from keras_sage.tuners import _compat, distributed
 
 SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 # Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
@@ -120,7 +120,15 @@ class SageTuner(keras_tuner.Tuner):
     candidate trains, in the search and in `rerank`; the trial's score stays P + α·TG, reported when it ends.
 
     Randomness: the oracle's seed (`seed`) also seeds each trial's weight initialization and data order
-    (`keras.utils.set_random_seed(seed + trial number)`), so the same seed gives the same trials.
+    (`keras.utils.set_random_seed(seed + trial number)`), so the same seed gives the same trials. In
+    parallel tuning each process takes it from the oracle it was given (a worker's oracle is otherwise
+    unused), so a trial gets the same seed whichever worker runs it, provided the oracle has a seed
+    (without one, KerasTuner draws a different one in each process).
+
+    Parallel tuning is KerasTuner's chief/worker mode, with heartbeats, bounded waits and a prompt exit
+    (`keras_sage.tuners.distributed`). Every file KerasTuner replaces in the project directory is written
+    atomically, so a search killed at any point resumes (`overwrite=False`): trials that ended are kept
+    and a trial that was running runs again.
 
     Args:
         hypermodel: A `keras_tuner.HyperModel` (e.g. `CNNSearchSpace`) whose `build(hp)` returns a compiled
@@ -241,7 +249,14 @@ class SageTuner(keras_tuner.Tuner):
             _compat.keep_oracle_seed(oracle, seed)
         _use_reported_objective(oracle)
         _compat.require_initial_space_hook()
+        _compat.install_atomic_json_writes()
+        self._timeouts = distributed.Timeouts.from_environment()
+        # On a worker KerasTuner replaces `self.oracle` by a client of the chief's; trials keep this seed.
+        self._seed_oracle = oracle
+        self._heartbeat: distributed.Heartbeat | None = None
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        if _compat.distributed_role() == "worker":
+            distributed.bound_worker_client(self.oracle, self._timeouts, self.tuner_id)
 
     def _populate_initial_space(self) -> None:
         """Declares the search space without building models when the hypermodel can declare it whole.
@@ -261,6 +276,25 @@ class SageTuner(keras_tuner.Tuner):
         hp = self.oracle.get_space()
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
+
+    def on_trial_begin(self, trial: keras_tuner.engine.trial.Trial) -> None:
+        """Starts a worker's heartbeat for the trial (see `keras_sage.tuners.distributed`)."""
+        super().on_trial_begin(trial)
+        if _compat.distributed_role() == "worker":
+            self._heartbeat = distributed.Heartbeat(
+                self.oracle, trial.trial_id, self._timeouts, self.tuner_id
+            )
+
+    def reload(self) -> None:
+        """Reloads the project, as KerasTuner does, without re-running a trial that had ended.
+
+        KerasTuner re-queues every trial its `oracle.json` lists as running; an older chief saved that
+        file before it forgot the last trial, which then ran again on every reopening.
+        """
+        super().reload()
+        if _compat.distributed_role() != "worker":
+            queue = _compat.retry_queue(self.oracle)
+            queue[:] = [trial_id for trial_id in queue if trial_id not in self.oracle.end_order]
 
     @property
     def alpha(self) -> float:
@@ -368,19 +402,44 @@ class SageTuner(keras_tuner.Tuner):
         initialization. A subclass that continues earlier trials (`SageHyperband`) overrides this."""
 
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
-        """Runs the search, as KerasTuner's `Tuner.search` does; a failed trial prints one line.
+        """Runs the search, as KerasTuner's `search`; in parallel tuning, as chief or worker.
+
+        A failed trial prints one line (its traceback goes to its `trial.log`). A chief serves its oracle
+        until the search has ended and exits within a second of it; a worker that loses its chief raises
+        `ChiefUnreachableError` within a bounded time (see `keras_sage.tuners.distributed` for both, and
+        for the heartbeats that re-queue the trial of a worker that dies).
 
         Args:
             *fit_args: Training data, as for `keras.Model.fit` (e.g. `x, y`, or a dataset).
             **fit_kwargs: `validation_data` (required), `batch_size`, `callbacks`, and `verbose` (0 prints
                 nothing per trial).
+
+        Raises:
+            OSError: The project directory cannot be written (read-only or full), naming it.
+            SearchStoppedError: Too many trials failed in a row; the message names their causes.
+            keras_sage.tuners.distributed.ChiefUnreachableError: A worker could not reach its chief.
         """
+        check_writable_directory(self.project_dir, "the project directory")
         self._verbose = int(fit_kwargs.get("verbose", 1))
-        with _compat.no_trial_tracebacks():
-            super().search(*fit_args, **fit_kwargs)
+        if _compat.distributed_role() == "chief":
+            if "verbose" in fit_kwargs:
+                self.oracle.verbose = fit_kwargs["verbose"]
+            self.save()
+            distributed.serve_chief(self.oracle, self._timeouts)
+            return
+        try:
+            with _compat.no_trial_tracebacks():
+                super().search(*fit_args, **fit_kwargs)
+        except KeyboardInterrupt:
+            heartbeat, self._heartbeat = self._heartbeat, None
+            if heartbeat is None or heartbeat.lost is None:
+                raise
+            heartbeat.stop()
+            raise distributed.ChiefUnreachableError(heartbeat.lost) from None
 
     def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
-        """Ends a trial; a failed one gets a one-line message and its traceback goes to its `trial.log`.
+        """Ends a trial as KerasTuner does; a failed one gets a one-line message and its traceback goes to
+        its `trial.log`; a worker's heartbeat for the trial stops.
 
         Raises:
             SearchStoppedError: `max_consecutive_failed_trials` trials failed in a row; the message names
@@ -394,6 +453,10 @@ class SageTuner(keras_tuner.Tuner):
             if stopped is None:
                 raise
             raise stopped from None
+        finally:
+            heartbeat, self._heartbeat = self._heartbeat, None
+            if heartbeat is not None:
+                heartbeat.stop()
 
     def _log_failure(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """A failed trial's traceback to its `trial.log`, one line to its message (and the terminal)."""
@@ -489,7 +552,7 @@ class SageTuner(keras_tuner.Tuner):
         self.rerank_results = [RerankResult(**result) for result in state.get("rerank_results", [])]
 
     def _trial_seed(self, trial_id: str) -> int:
-        return int((self.oracle.seed + int(trial_id)) % 2**31)
+        return int((self._seed_oracle.seed + int(trial_id)) % 2**31)
 
     def _fit(
         self,

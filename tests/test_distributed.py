@@ -1,0 +1,224 @@
+"""KerasTuner's parallel tuning with SageTuner: a real chief and real workers on 127.0.0.1.
+
+The processes run `tests/distributed/search.py` (digits at 8x8, a CNN of at most 2 layers, 2 SGD steps per
+candidate); the chief's own logic (heartbeats, held-back stops, trials ended once) is also tested here on
+an oracle in this process.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+from pathlib import Path
+
+import keras_tuner
+import optuna
+import pytest
+from distributed_harness import (
+    SEED,
+    Processes,
+    finished_runs,
+    free_port,
+    oracle_state,
+    project,
+    returned_at,
+    trials,
+)
+
+from keras_sage.datasets import digits
+from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
+from keras_sage.teachers import register_teacher
+from keras_sage.tuners import SageTuner, TPEOracle, _compat, distributed
+from keras_sage.tuners.optuna_oracle import JOURNAL_FILE
+from keras_sage.tuners.reinforce import CONTROLLER_FILE
+
+MAX_TRIALS = 4
+
+
+@pytest.fixture(scope="module")
+def teacher_path(tmp_path_factory) -> Path:
+    splits = digits(image_size=8, probe_size=20)
+    teacher = resnet_cifar(depth=8, num_classes=10, input_shape=(8, 8, 1))
+    path = tmp_path_factory.mktemp("teacher") / "teacher.h5"
+    register_teacher(teacher, splits.x_probe, splits.y_probe, path=path, verbose=0)
+    return path
+
+
+def assert_every_trial_ran_once(directory: Path, max_trials: int) -> list[tuple[str, str, int]]:
+    found = trials(directory)
+    assert sorted(found) == [str(i) for i in range(max_trials)]
+    assert {trial["status"] for trial in found.values()} == {"COMPLETED"}, {
+        trial_id: trial["message"] for trial_id, trial in found.items()
+    }
+    runs = finished_runs(directory)
+    counts = collections.Counter(trial_id for trial_id, _, _ in runs)
+    assert counts == {str(i): 1 for i in range(max_trials)}, runs
+    # Each trial draws its weights and data order from the oracle's seed, whichever process runs it.
+    assert all(seed == SEED + int(trial_id) for trial_id, _, seed in runs)
+    state = oracle_state(directory)
+    assert state["ongoing_trials"] == {}
+    assert state["retry_queue"] == []
+    assert sorted(state["end_order"]) == sorted(found)
+    return runs
+
+
+@pytest.mark.parametrize("oracle", ["tpe", "reinforce"])
+def test_a_chief_and_two_workers_run_every_trial_once(tmp_path, teacher_path, oracle):
+    directory = tmp_path / "search"
+    with Processes(directory, teacher_path, oracle, MAX_TRIALS, port=free_port()) as processes:
+        workers = [processes.start("worker0"), processes.start("worker1")]
+        if oracle == "tpe":
+            # Workers started before their chief wait for it, then join.
+            for worker in workers:
+                processes.wait_for_line(worker, "search.py: worker")
+        chief = processes.start("chief")
+        processes.wait_all([chief, *workers])
+        logs = "\n".join(processes.log(p) for p in (chief, *workers))
+        assert [p.returncode for p in (chief, *workers)] == [0, 0, 0], logs
+
+    runs = assert_every_trial_ran_once(directory, MAX_TRIALS)
+    assert {tuner_id for _, tuner_id, _ in runs} == {"worker0", "worker1"}
+    values = [json.dumps(t["hyperparameters"]["values"], sort_keys=True) for t in trials(directory).values()]
+    assert len(set(values)) == MAX_TRIALS, f"{len(set(values))} distinct suggestions of {MAX_TRIALS}"
+
+    # The oracle's state lives on the chief, which wrote it once per trial.
+    if oracle == "tpe":
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(project(directory) / JOURNAL_FILE))
+        )
+        study = optuna.load_study(study_name="keras-sage", storage=storage)
+        assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * MAX_TRIALS
+        told = sorted(t.value for t in study.trials)
+        assert told == pytest.approx(sorted(t["score"] for t in trials(directory).values()))
+    else:
+        import numpy as np
+
+        with np.load(project(directory) / CONTROLLER_FILE) as saved:
+            assert int(saved["updates"]) == MAX_TRIALS // 2  # search.py's batch_size is 2
+
+    # KerasTuner's chief polls every 20 s: its search returned ~20 s after the last trial. This one polls
+    # every 0.5 s; the workers, told to stop within as long, exit at once. (The chief's process then
+    # takes seconds more to exit: Python's final garbage collection of TensorFlow's objects.)
+    last_trial_end = max(p.stat().st_mtime for p in project(directory).glob("trial_*/trial.json"))
+    returned = returned_at(processes.log(chief)) - last_trial_end
+    assert returned < 8, f"the chief's search returned {returned:.1f} s after the last trial ended"
+
+
+# The chief's logic, on an oracle in this process.
+
+
+def tiny_oracle(tmp_path: Path, max_trials: int = 3) -> keras_tuner.Oracle:
+    objective = keras_tuner.Objective("score", "max")
+    oracle = keras_tuner.oracles.RandomSearchOracle(objective=objective, max_trials=max_trials, seed=1)
+    _compat.set_oracle_project_dir(oracle, str(tmp_path), "p")
+    hp = keras_tuner.HyperParameters()
+    hp.Int("units", 1, 1000)
+    oracle.update_space(hp)
+    return oracle
+
+
+def end(oracle: keras_tuner.Oracle, trial: keras_tuner.engine.trial.Trial, score: float) -> bool:
+    oracle.update_trial(trial.trial_id, {"score": score})
+    trial.status = "COMPLETED"
+    return distributed._end_trial(oracle, trial)
+
+
+def test_a_silent_workers_trial_goes_back_to_the_queue_and_runs_once(tmp_path):
+    oracle = tiny_oracle(tmp_path)
+    seen: dict[str, float] = {}
+    tuners: dict[str, float] = {}
+    first = distributed._create_trial(oracle, "worker0")
+    second = distributed._create_trial(oracle, "worker1")
+    seen[first.trial_id] = time.monotonic() - 10  # worker0 has been silent for 10 s
+    seen[second.trial_id] = time.monotonic()
+    assert distributed._requeue_silent(oracle, seen, tuners, timeout=5) == [("worker0", first.trial_id)]
+    assert "worker0" not in oracle.tuner_ids and list(oracle.ongoing_trials) == ["worker1"]
+    # oracle.json says so at once, so a chief restarted now re-runs it too, and only it.
+    assert json.loads((tmp_path / "p" / "oracle.json").read_text())["retry_queue"] == [first.trial_id]
+
+    # worker1 ends its trial and asks again: it gets the dead worker's trial, not a new one.
+    assert end(oracle, second, 0.5)
+    again = distributed._create_trial(oracle, "worker1")
+    assert again.trial_id == first.trial_id and again.status == "RUNNING"
+    assert end(oracle, again, 0.7)
+    # The dead worker's late report of the same trial is ignored: the trial ended once.
+    assert not end(oracle, first, 0.1)
+    assert oracle.end_order == [second.trial_id, first.trial_id]
+    assert oracle.trials[first.trial_id].score == 0.7
+
+
+def test_a_worker_is_held_back_not_stopped_while_another_worker_runs_the_last_trials(tmp_path):
+    oracle = tiny_oracle(tmp_path, max_trials=2)
+    first = distributed._create_trial(oracle, "worker0")
+    second = distributed._create_trial(oracle, "worker1")
+    assert end(oracle, first, 0.5)
+    # Every trial has been handed out but worker1's still runs: worker0 waits (it may be needed).
+    assert distributed._create_trial(oracle, "worker0").status == "IDLE"
+    assert not distributed._finished(oracle)
+    assert end(oracle, second, 0.6)
+    assert distributed._create_trial(oracle, "worker0").status == "STOPPED"
+    assert distributed._create_trial(oracle, "worker1").status == "STOPPED"
+    assert distributed._finished(oracle) and distributed._no_worker_left(oracle)
+    # Saved after the last trial was forgotten as ongoing: a reopened project re-runs nothing.
+    assert json.loads((tmp_path / "p" / "oracle.json").read_text())["ongoing_trials"] == {}
+
+
+def test_an_idle_worker_silent_for_the_timeout_is_forgotten(tmp_path):
+    oracle = tiny_oracle(tmp_path, max_trials=1)
+    tuners = {"worker0": time.monotonic() - 10}
+    oracle.tuner_ids.add("worker0")
+    assert distributed._requeue_silent(oracle, {}, tuners, timeout=5) == []
+    assert not oracle.tuner_ids
+
+
+def test_a_worker_without_a_chief_gives_up_with_one_line(tmp_path, teacher_path, monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker7")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    monkeypatch.setenv(distributed.CHIEF_WAIT_VARIABLE, "1.5")
+    tuner = SageTuner(
+        CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1)),
+        teacher=teacher_path,
+        premature_steps=1,
+        oracle=TPEOracle(max_trials=1, seed=1),
+        directory=tmp_path,
+    )
+    splits = digits(image_size=8, probe_size=20)
+    started = time.monotonic()
+    with pytest.raises(distributed.ChiefUnreachableError) as raised:
+        tuner.search(
+            splits.x_train[:8], splits.y_train[:8], validation_data=(splits.x_val[:8], splits.y_val[:8])
+        )
+    waited = time.monotonic() - started
+    assert 1.4 < waited < 10
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"worker7: no chief answered at 127.0.0.1:{port} within 1.5 s" in message
+    assert distributed.CHIEF_WAIT_VARIABLE in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            distributed.HEARTBEAT_VARIABLE,
+            "soon",
+            "KERAS_SAGE_HEARTBEAT_S must be a number of seconds, got 'soon'",
+        ),
+        (distributed.CHIEF_TIMEOUT_VARIABLE, "0", "KERAS_SAGE_CHIEF_TIMEOUT_S must be a positive number"),
+        (
+            distributed.WORKER_TIMEOUT_VARIABLE,
+            "2",
+            "worker timeout (2.0 s, KERAS_SAGE_WORKER_TIMEOUT_S) must be",
+        ),
+    ],
+)
+def test_bad_times_in_the_environment_are_named(monkeypatch, variable, value, expected):
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv(
+        distributed.HEARTBEAT_VARIABLE, "5"
+    ) if variable != distributed.HEARTBEAT_VARIABLE else None
+    with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        distributed.Timeouts.from_environment()
