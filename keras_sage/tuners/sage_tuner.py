@@ -150,6 +150,8 @@ class SageTuner(keras_tuner.Tuner):
             `"fixed"` with `layer_mapping` (teacher layer → student endpoint). Each trial's
             `teacher_guidance.json` records the similarity and matching that scored it.
         layer_mapping: Teacher layer name → student endpoint name, with `layer_match="fixed"`.
+        normalise_by_ceiling: Whether TG is the mean of S_i / ceiling_i over the regions' noise ceilings
+            instead of the mean of S_i (see `TeacherGuidedScorer`).
         **kwargs: Passed to `keras_tuner.Tuner`: `directory`, `project_name`, `overwrite`,
             `distribution_strategy`, `max_model_size`, `tuner_id`, ...
 
@@ -191,6 +193,7 @@ class SageTuner(keras_tuner.Tuner):
         similarity: str = "pearson",
         layer_match: str = "max",
         layer_mapping: Mapping[str, str] | None = None,
+        normalise_by_ceiling: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("executions_per_trial", 1) != 1:
@@ -217,6 +220,7 @@ class SageTuner(keras_tuner.Tuner):
             method=similarity,
             layer_match=layer_match,
             layer_mapping=layer_mapping,
+            normalise_by_ceiling=normalise_by_ceiling,
         )
         self.probe_preprocessing = probe_preprocessing
         if probe_preprocessing is None:
@@ -349,6 +353,7 @@ class SageTuner(keras_tuner.Tuner):
                 "similarity": self.scorer.method,
                 "layer_match": self.scorer.layer_match,
                 "layer_mapping": self.scorer.layer_mapping,
+                "normalise_by_ceiling": self.scorer.normalise_by_ceiling,
                 "similarities": result.similarities,
                 "best_student_layers": result.best_student_layers,
                 contract.EXAMPLES_PROCESSED: monitor.examples,
