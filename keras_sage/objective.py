@@ -11,6 +11,14 @@ After its premature training a candidate is scored in two parts:
 
 The score is P + α·TG; α = 1 is the paper's choice for about 2 epochs of premature training (§4.1).
 
+r is how two RDMs compare (`method`, one of `keras_sage.rsa.COMPARE_METHODS`; the paper's is Pearson's),
+or, with `method="cka"`, linear CKA of the two representations (Kornblith et al., 2019), which compares
+features rather than RDMs: each teacher RDM must then be an image-level Euclidean RDM, from which the
+centred Gram matrix of the teacher's (subsampled) features is derived once (−½ H D⁽²⁾ H,
+`keras_sage.rsa.gram_from_euclidean_rdm`), and a student endpoint's CKA is that of its subsampled
+features' Gram matrix with it. Teacher files of correlation or cosine RDMs (such as every file registered
+with the default metric) are refused for CKA when the scorer is built.
+
 Noise ceilings: a brain region recorded with repeats has a noise ceiling stored with its RDM
 (`keras_sage.rsa.NoiseCeiling`), how similar a perfect model of the region could be to the noisy RDM.
 When the teacher file holds one for region i, computed with the scorer's comparison method, the scorer
@@ -40,7 +48,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,13 +57,24 @@ import numpy as np
 from keras_sage import contract
 from keras_sage._validation import check_choice, check_non_negative_number, check_positive_int
 from keras_sage.features import layer_feature_counts, layer_features
-from keras_sage.rsa import DEFAULT_MAX_FEATURES, RDM, ReferenceRDMs, normalised_similarities, rdm
+from keras_sage.rsa import (
+    COMPARE_METHODS,
+    DEFAULT_MAX_FEATURES,
+    RDM,
+    ReferenceRDMs,
+    centred_gram,
+    gram_from_euclidean_rdm,
+    linear_cka_gram,
+    normalised_similarities,
+    rdm,
+)
 from keras_sage.rsa.dissimilarity import rdm_workspace_bytes
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
 __all__ = [
     "DEFAULT_ALPHA",
     "LAYER_MATCHES",
+    "SIMILARITIES",
     "TeacherGuidedScore",
     "TeacherGuidedScorer",
     "check_teacher_rdms",
@@ -68,6 +87,9 @@ DEFAULT_ALPHA = 1.0
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
 # How S_i is taken over the student endpoints j: max_j r (the paper's), mean_j r, or one mapped endpoint.
 LAYER_MATCHES = ("max", "mean", "fixed")
+# r: an RDM comparison, or linear CKA of the features (from an image-level Euclidean teacher RDM).
+CKA = "cka"
+SIMILARITIES = (*COMPARE_METHODS, CKA)
 
 
 @dataclass(frozen=True)
@@ -209,6 +231,8 @@ class TeacherGuidedScorer:
             on; a teacher file whose probe fingerprint differs is refused.
         seed: Seed of the feature subsample.
         method: How two RDMs are compared (`keras_sage.rsa.compare`); the paper uses `"pearson"`.
+            `"cka"` compares the features by linear CKA instead (see the module docstring); the
+            teacher's RDMs must then be image-level `"euclidean"` ones.
         layer_match: How S_i is taken over the student endpoints C_j: `"max"` (the paper's max_j r),
             `"mean"` (mean_j r, every endpoint counts), or `"fixed"` (r with the one endpoint
             `layer_mapping` names for teacher layer i; only those endpoints are computed).
@@ -243,6 +267,7 @@ class TeacherGuidedScorer:
         normalise_by_ceiling: bool = False,
     ) -> None:
         check_choice("layer_match", layer_match, LAYER_MATCHES)
+        check_choice("method", method, SIMILARITIES)
         if not isinstance(teacher, TeacherStore):
             teacher = TeacherStore.open(teacher)
         alpha = check_non_negative_number("alpha", alpha)
@@ -286,9 +311,15 @@ class TeacherGuidedScorer:
             teacher.probe_labels is None
         ):
             raise ValueError(f"teacher file {teacher.path} has category-level RDMs but no probe labels")
+        # With CKA, the centred Gram matrix of each teacher layer's features, derived once.
+        self._teacher_grams = _teacher_grams(teacher.path, self.teacher_rdms) if method == CKA else {}
         # The teacher RDMs of each (metric, level), prepared once for every candidate's comparisons.
-        rdm_kinds = sorted(
-            {(teacher_rdm.metric, teacher_rdm.level) for teacher_rdm in self.teacher_rdms.values()}
+        rdm_kinds = (
+            []
+            if method == CKA
+            else sorted(
+                {(teacher_rdm.metric, teacher_rdm.level) for teacher_rdm in self.teacher_rdms.values()}
+            )
         )
         self._references_by_kind = {
             kind: ReferenceRDMs(
@@ -400,31 +431,57 @@ class TeacherGuidedScorer:
                 )
             )
             for slot, position in enumerate(group):
-                # Each endpoint's buffer is released as soon as its RDMs exist.
+                # Each endpoint's buffer is released as soon as its RDMs (or Gram matrix) exist.
                 endpoint_features, features[slot] = features[slot], None
-                for (metric, level), references in self._references_by_kind.items():
-                    student_rdm = rdm(
-                        endpoint_features,
-                        metric=metric,
-                        labels=self.teacher.probe_labels if level == "category" else None,
-                        level=level,
-                        max_features=None,
-                        name=endpoints[position],
-                    )
-                    for teacher_name, similarity in references.compare(student_rdm).items():
-                        total[teacher_name] += similarity
-                        if self.layer_mapping is not None:
-                            if self.layer_mapping[teacher_name] == endpoints[position]:
-                                best[teacher_name] = similarity
-                                best_student_layers[teacher_name] = endpoints[position]
-                        elif similarity > best[teacher_name]:
+                assert endpoint_features is not None  # Each slot is taken once.
+                for teacher_name, similarity in self._endpoint_similarities(
+                    endpoint_features, endpoints[position]
+                ):
+                    total[teacher_name] += similarity
+                    if self.layer_mapping is not None:
+                        if self.layer_mapping[teacher_name] == endpoints[position]:
                             best[teacher_name] = similarity
                             best_student_layers[teacher_name] = endpoints[position]
-                    del student_rdm
+                    elif similarity > best[teacher_name]:
+                        best[teacher_name] = similarity
+                        best_student_layers[teacher_name] = endpoints[position]
                 del endpoint_features
         if self.layer_match == "mean":
             return {name: total[name] / len(endpoints) for name in best}, best_student_layers
         return {name: float(value) for name, value in best.items()}, best_student_layers
+
+    def _endpoint_similarities(self, features: np.ndarray, endpoint: str) -> Iterator[tuple[str, float]]:
+        """r of one student endpoint's (subsampled) features with every teacher layer, as
+        `(teacher layer, r)`, each student RDM or Gram matrix dropped once compared."""
+        if self._teacher_grams:
+            student_gram = centred_gram(features)
+            for teacher_name, teacher_gram in self._teacher_grams.items():
+                yield teacher_name, linear_cka_gram(teacher_gram, student_gram)
+            return
+        for (metric, level), references in self._references_by_kind.items():
+            student_rdm = rdm(
+                features,
+                metric=metric,
+                labels=self.teacher.probe_labels if level == "category" else None,
+                level=level,
+                max_features=None,
+                name=endpoint,
+            )
+            yield from references.compare(student_rdm).items()
+
+
+def _teacher_grams(path: str | os.PathLike[str], teacher_rdms: Mapping[str, RDM]) -> dict[str, np.ndarray]:
+    """The centred Gram matrix of each teacher layer, for CKA; refuses RDMs that cannot give one."""
+    for name, teacher_rdm in teacher_rdms.items():
+        if teacher_rdm.metric != "euclidean" or teacher_rdm.level != "image":
+            raise ValueError(
+                f"teacher file {path}: RDM {name!r} has metric {teacher_rdm.metric!r} and level "
+                f"{teacher_rdm.level!r}, "
+                "but similarity 'cka' compares the teacher's features, whose centred Gram matrix only an "
+                "image-level euclidean RDM holds; register the teacher with metric='euclidean' (and "
+                "level='image') for CKA, or score this file with an RDM comparison such as 'pearson'"
+            )
+    return {name: gram_from_euclidean_rdm(teacher_rdm) for name, teacher_rdm in teacher_rdms.items()}
 
 
 def _check_every_layer_has_a_ceiling(teacher: TeacherStore, method: str) -> None:

@@ -342,3 +342,69 @@ def test_normalised_metric_names_are_kept_apart_and_survive_a_keras_tuner_trial(
     trial.metrics.register(name, direction="max")
     trial.metrics.update(name, 0.75)
     assert Trial.from_state(trial.get_state()).metrics.get_last_value(name) == 0.75
+
+
+def brute_force_cka(x, y):
+    """Linear CKA with explicit centring matrices: tr(K H L H) / √(tr(K H K H) tr(L H L H))."""
+    n = len(x)
+    h = np.eye(n) - np.ones((n, n)) / n
+    gram_x, gram_y = (
+        x.astype(np.float64) @ x.T.astype(np.float64),
+        y.astype(np.float64) @ y.T.astype(np.float64),
+    )
+    cross = np.trace(gram_x @ h @ gram_y @ h)
+    return cross / np.sqrt(np.trace(gram_x @ h @ gram_x @ h) * np.trace(gram_y @ h @ gram_y @ h))
+
+
+def test_cka_scores_the_features_against_a_brute_force_cka(tmp_path, probe):
+    images, labels = probe
+    teacher_features = activations(tiny_cnn(seed=1), images)
+    store = TeacherStore.create(tmp_path / "teacher.h5", images, labels)
+    for name in ("layer_1", "layer_3"):
+        store.add_rdm(f"T_{name}", rdm(teacher_features[name], metric="euclidean", name=name))
+    student = tiny_cnn(seed=2)
+    max_features = 40
+    scorer = TeacherGuidedScorer(
+        TeacherStore.open(store.path), method="cka", max_features=max_features, seed=3
+    )
+    similarities, best = scorer.similarities(student, ENDPOINTS)
+    student_features = activations(student, images)
+    for teacher_name in similarities:
+        expected = {}
+        for name, values in student_features.items():
+            kept = feature_subsample_indices(values.shape[1], max_features, 3)
+            values = values if kept is None else values[:, kept]
+            expected[name] = brute_force_cka(teacher_features[teacher_name[2:]], values)
+        assert similarities[teacher_name] == pytest.approx(max(expected.values()), abs=1e-5)
+        assert best[teacher_name] == max(expected, key=expected.get)
+    assert 0.2 < min(similarities.values()) < max(similarities.values()) < 0.999
+    # The teacher against itself: CKA 1 at the matching endpoints.
+    same, _ = TeacherGuidedScorer(store.path, method="cka", max_features=None).similarities(
+        tiny_cnn(seed=1), ENDPOINTS
+    )
+    assert same == pytest.approx({"T_layer_1": 1.0, "T_layer_3": 1.0}, abs=1e-5)
+
+
+def test_cka_refuses_teachers_without_euclidean_image_rdms(tmp_path, probe):
+    correlation = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
+    with pytest.raises(
+        ValueError,
+        match=r"teacher\.h5: RDM 'T_layer_1' has metric 'correlation' and level 'image'.*"
+        "register the teacher with metric='euclidean'",
+    ):
+        TeacherGuidedScorer(correlation, method="cka")
+    images, labels = probe
+    store = TeacherStore.create(tmp_path / "category.h5", images, labels)
+    store.add_rdm(
+        "IT",
+        rdm(
+            activations(tiny_cnn(seed=1), images)["layer_3"],
+            metric="euclidean",
+            labels=labels,
+            level="category",
+        ),
+    )
+    with pytest.raises(ValueError, match="'IT' has metric 'euclidean' and level 'category'"):
+        TeacherGuidedScorer(store.path, method="cka")
+    with pytest.raises(ValueError, match="method"):
+        TeacherGuidedScorer(correlation, method="CKA")

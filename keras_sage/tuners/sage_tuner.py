@@ -145,7 +145,8 @@ class SageTuner(keras_tuner.Tuner):
         memory_budget: Bytes that student feature extraction may use (endpoints are grouped to fit).
         probe_batch_size: Probe images per forward pass.
         similarity: How a student RDM is compared with a teacher RDM (`keras_sage.rsa.compare`'s
-            `method`); the paper's is `"pearson"`.
+            `method`); the paper's is `"pearson"`. `"cka"` is linear CKA of the features, for teachers
+            registered with image-level euclidean RDMs.
         layer_match: How S_i is taken over the student endpoints: `"max"` (the paper's), `"mean"`, or
             `"fixed"` with `layer_mapping` (teacher layer → student endpoint). Each trial's
             `teacher_guidance.json` records the similarity and matching that scored it.
