@@ -77,6 +77,7 @@ __all__ = [
     "SIMILARITIES",
     "TeacherGuidedScore",
     "TeacherGuidedScorer",
+    "check_cka_teacher",
     "check_teacher_rdms",
     "plan_endpoint_groups",
     "premature_accuracy",
@@ -312,7 +313,13 @@ class TeacherGuidedScorer:
         ):
             raise ValueError(f"teacher file {teacher.path} has category-level RDMs but no probe labels")
         # With CKA, the centred Gram matrix of each teacher layer's features, derived once.
-        self._teacher_grams = _teacher_grams(teacher.path, self.teacher_rdms) if method == CKA else {}
+        if method == CKA:
+            check_cka_teacher(teacher)
+        self._teacher_grams = (
+            {name: gram_from_euclidean_rdm(teacher_rdm) for name, teacher_rdm in self.teacher_rdms.items()}
+            if method == CKA
+            else {}
+        )
         # The teacher RDMs of each (metric, level), prepared once for every candidate's comparisons.
         rdm_kinds = (
             []
@@ -470,18 +477,28 @@ class TeacherGuidedScorer:
             yield from references.compare(student_rdm).items()
 
 
-def _teacher_grams(path: str | os.PathLike[str], teacher_rdms: Mapping[str, RDM]) -> dict[str, np.ndarray]:
-    """The centred Gram matrix of each teacher layer, for CKA; refuses RDMs that cannot give one."""
-    for name, teacher_rdm in teacher_rdms.items():
-        if teacher_rdm.metric != "euclidean" or teacher_rdm.level != "image":
+def check_cka_teacher(teacher: TeacherStore) -> None:
+    """Refuses a teacher file that cannot be scored with `method="cka"`.
+
+    CKA needs the centred Gram matrix of every teacher layer's features, which only an image-level
+    Euclidean RDM holds (`keras_sage.rsa.gram_from_euclidean_rdm`). Only the RDMs' attributes are read.
+
+    Args:
+        teacher: The teacher file.
+
+    Raises:
+        ValueError: Naming the file and the first RDM of another metric or level.
+    """
+    for name in teacher.layer_names:
+        info = teacher.layer_info(name)
+        if info["metric"] != "euclidean" or info["level"] != "image":
             raise ValueError(
-                f"teacher file {path}: RDM {name!r} has metric {teacher_rdm.metric!r} and level "
-                f"{teacher_rdm.level!r}, "
-                "but similarity 'cka' compares the teacher's features, whose centred Gram matrix only an "
-                "image-level euclidean RDM holds; register the teacher with metric='euclidean' (and "
-                "level='image') for CKA, or score this file with an RDM comparison such as 'pearson'"
+                f"teacher file {teacher.path}: RDM {name!r} has metric {info['metric']!r} and level "
+                f"{info['level']!r}, but similarity 'cka' compares the teacher's features, whose centred "
+                "Gram matrix only an image-level euclidean RDM holds; register the teacher with "
+                "metric='euclidean' (and level='image') for CKA, or score this file with an RDM "
+                "comparison such as 'pearson'"
             )
-    return {name: gram_from_euclidean_rdm(teacher_rdm) for name, teacher_rdm in teacher_rdms.items()}
 
 
 def _check_every_layer_has_a_ceiling(teacher: TeacherStore, method: str) -> None:
