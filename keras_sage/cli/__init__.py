@@ -2,7 +2,7 @@
 
 ```
 keras-sage teacher register MODEL.keras --probe PROBE.npz [--layers a,b,c] -o teacher.h5
-keras-sage teacher show teacher.h5             # its RDMs, the similarities and matchings it supports, ceilings
+keras-sage teacher show teacher.h5             # RDMs, similarities and matchings it supports, ceilings
 keras-sage report POOL.jsonl [--out DIR]       # does the teacher help? predictivity, α, replay
 keras-sage report PROJECT_DIR [--out DIR]      # a finished search: trials, cost, best so far
 keras-sage search CONFIG.toml [--workers N]    # a whole search from a TOML config (keras_sage.search_config)
