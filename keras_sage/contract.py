@@ -13,6 +13,7 @@ from keras_sage import contract
 
 contract.similarity_metric_name("L1")           # "S_L1"
 contract.teacher_layer_of_metric("S_L1")        # "L1"
+contract.normalised_similarity_metric_name("IT")  # "S_IT/ceiling"
 contract.representation_endpoints(model)        # ["layer_1", "layer_2", ...]
 ```
 """
@@ -25,8 +26,12 @@ from typing import Any
 # Trial metrics (KerasTuner `MetricsTracker` names) of a teacher-guided trial.
 SCORE = "score"  # P + α·TG, the objective the oracle maximises
 PREMATURE_ACCURACY = "premature_accuracy"  # P
-TEACHER_GUIDANCE = "teacher_guidance"  # TG = mean_i S_i
+TEACHER_GUIDANCE = "teacher_guidance"  # TG = mean_i S_i (of S_i / ceiling_i when the score normalises)
+TEACHER_GUIDANCE_NORMALISED = "teacher_guidance_normalised"  # mean_i S_i / ceiling_i
 SIMILARITY_PREFIX = "S_"  # S_<teacher layer>: S_i = max_j r(T_i, C_j)
+# S_<teacher layer>/ceiling: S_i divided by the noise ceiling of region i. A teacher layer's name never
+# holds "/" (HDF5 reads it as a path separator), so this name cannot be another layer's S_i.
+NORMALISED_SIMILARITY_SUFFIX = "/ceiling"
 PARAMS = "params"  # the candidate's parameter count
 FLOPS = "flops"  # 2 × mult-adds of one image's forward pass
 EXAMPLES_PROCESSED = "examples_processed"  # examples SGD processed in the trial's training
@@ -41,10 +46,24 @@ def similarity_metric_name(teacher_layer: str) -> str:
 
 
 def teacher_layer_of_metric(metric_name: str) -> str | None:
-    """The teacher layer whose S_i the metric `metric_name` holds, or None for any other metric."""
-    if metric_name.startswith(SIMILARITY_PREFIX) and len(metric_name) > len(SIMILARITY_PREFIX):
-        return metric_name[len(SIMILARITY_PREFIX) :]
+    """The teacher layer whose S_i the metric `metric_name` holds, or None for any other metric (a
+    normalised `S_<layer>/ceiling` included)."""
+    layer = metric_name[len(SIMILARITY_PREFIX) :]
+    if metric_name.startswith(SIMILARITY_PREFIX) and layer and "/" not in layer:
+        return layer
     return None
+
+
+def normalised_similarity_metric_name(teacher_layer: str) -> str:
+    """The trial metric that holds S_i / ceiling_i for region `teacher_layer`: `S_<teacher_layer>/ceiling`."""
+    return f"{similarity_metric_name(teacher_layer)}{NORMALISED_SIMILARITY_SUFFIX}"
+
+
+def teacher_layer_of_normalised_metric(metric_name: str) -> str | None:
+    """The region whose S_i / ceiling_i the metric `metric_name` holds, or None for any other metric."""
+    if not metric_name.endswith(NORMALISED_SIMILARITY_SUFFIX):
+        return None
+    return teacher_layer_of_metric(metric_name[: -len(NORMALISED_SIMILARITY_SUFFIX)])
 
 
 # Representation endpoints: layers whose outputs are compared with the teacher, marked by name so that

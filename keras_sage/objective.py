@@ -11,6 +11,27 @@ After its premature training a candidate is scored in two parts:
 
 The score is P + α·TG; α = 1 is the paper's choice for about 2 epochs of premature training (§4.1).
 
+r is how two RDMs compare (`method`, one of `keras_sage.rsa.COMPARE_METHODS`; the paper's is Pearson's),
+or, with `method="cka"`, linear CKA of the two representations (Kornblith et al., 2019), which compares
+features rather than RDMs: each teacher RDM must then be an image-level Euclidean RDM, from which the
+centred Gram matrix of the teacher's (subsampled) features is derived once (−½ H D⁽²⁾ H,
+`keras_sage.rsa.gram_from_euclidean_rdm`), and a student endpoint's CKA is that of its subsampled
+features' Gram matrix with it. Teacher files of correlation or cosine RDMs (such as every file registered
+with the default metric) are refused for CKA when the scorer is built.
+
+Noise ceilings: a brain region recorded with repeats has a noise ceiling stored with its RDM
+(`keras_sage.rsa.NoiseCeiling`), how similar a perfect model of the region could be to the noisy RDM.
+When the teacher file holds one for region i, computed with the scorer's comparison method, the scorer
+also reports S_i / ceiling_i (`S_<region>/ceiling`), and `teacher_guidance_normalised`, the mean of those,
+when every teacher RDM has one. The ceiling is √reliability, the square root of the Spearman–Brown
+corrected split-half reliability of the region's RDM: by the attenuation formula the noise-free RDM
+reaches about √reliability with the recorded one, so S_i / ceiling_i is about 1 for a perfect model.
+Brain-Score divides by the reliability itself (its ceiling, which puts a perfect model above 1 when the
+data are noisy); rsatoolbox reports a lower and an upper noise ceiling (a perfect model's expected
+similarity lies between them; both are stored in the file too). TG and the score stay raw unless
+`normalise_by_ceiling=True`, which makes TG = mean_i S_i / ceiling_i (every region then needs a ceiling),
+so regions recorded with different noise weigh alike.
+
 Memory stays bounded however many endpoints a candidate has: inside the feature extractor each endpoint's
 output is flattened and only a fixed random subsample of `max_features` features leaves the graph; probe
 batches are fed one at a time into preallocated buffers (never `Model.predict`, which keeps every batch);
@@ -27,7 +48,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,15 +57,27 @@ import numpy as np
 from keras_sage import contract
 from keras_sage._validation import check_choice, check_non_negative_number, check_positive_int
 from keras_sage.features import layer_feature_counts, layer_features
-from keras_sage.rsa import DEFAULT_MAX_FEATURES, RDM, ReferenceRDMs, rdm
+from keras_sage.rsa import (
+    COMPARE_METHODS,
+    DEFAULT_MAX_FEATURES,
+    RDM,
+    ReferenceRDMs,
+    centred_gram,
+    gram_from_euclidean_rdm,
+    linear_cka_gram,
+    normalised_similarities,
+    rdm,
+)
 from keras_sage.rsa.dissimilarity import rdm_workspace_bytes
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
 __all__ = [
     "DEFAULT_ALPHA",
     "LAYER_MATCHES",
+    "SIMILARITIES",
     "TeacherGuidedScore",
     "TeacherGuidedScorer",
+    "check_cka_teacher",
     "check_teacher_rdms",
     "plan_endpoint_groups",
     "premature_accuracy",
@@ -55,6 +88,9 @@ DEFAULT_ALPHA = 1.0
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
 # How S_i is taken over the student endpoints j: max_j r (the paper's), mean_j r, or one mapped endpoint.
 LAYER_MATCHES = ("max", "mean", "fixed")
+# r: an RDM comparison, or linear CKA of the features (from an image-level Euclidean teacher RDM).
+CKA = "cka"
+SIMILARITIES = (*COMPARE_METHODS, CKA)
 
 
 @dataclass(frozen=True)
@@ -68,6 +104,9 @@ class TeacherGuidedScore:
         similarities: S_i for each teacher RDM name i, in the teacher file's order.
         best_student_layers: For each teacher RDM name i, the student endpoint j with the highest r (with
             `layer_match="fixed"`, the mapped endpoint).
+        normalised_similarities: S_i / ceiling_i for each teacher RDM with a noise ceiling.
+        teacher_guidance_normalised: mean_i S_i / ceiling_i when every teacher RDM has a ceiling, else
+            None. It is `teacher_guidance` when the scorer normalises by the ceilings.
     """
 
     premature_accuracy: float
@@ -75,6 +114,8 @@ class TeacherGuidedScore:
     alpha: float
     similarities: dict[str, float] = field(default_factory=dict)
     best_student_layers: dict[str, str] = field(default_factory=dict)
+    normalised_similarities: dict[str, float] = field(default_factory=dict)
+    teacher_guidance_normalised: float | None = None
 
     @property
     def score(self) -> float:
@@ -83,7 +124,8 @@ class TeacherGuidedScore:
 
     def metrics(self) -> dict[str, float]:
         """The numbers KerasTuner records for a trial: `score`, `premature_accuracy`,
-        `teacher_guidance`, and `S_<teacher layer>` for each teacher RDM."""
+        `teacher_guidance`, `S_<teacher layer>` for each teacher RDM, and, with noise ceilings,
+        `S_<teacher layer>/ceiling` and `teacher_guidance_normalised`."""
         metrics = {
             contract.SCORE: self.score,
             contract.PREMATURE_ACCURACY: self.premature_accuracy,
@@ -92,6 +134,14 @@ class TeacherGuidedScore:
         metrics.update(
             {contract.similarity_metric_name(name): value for name, value in self.similarities.items()}
         )
+        metrics.update(
+            {
+                contract.normalised_similarity_metric_name(name): value
+                for name, value in self.normalised_similarities.items()
+            }
+        )
+        if self.teacher_guidance_normalised is not None:
+            metrics[contract.TEACHER_GUIDANCE_NORMALISED] = self.teacher_guidance_normalised
         return metrics
 
 
@@ -182,11 +232,16 @@ class TeacherGuidedScorer:
             on; a teacher file whose probe fingerprint differs is refused.
         seed: Seed of the feature subsample.
         method: How two RDMs are compared (`keras_sage.rsa.compare`); the paper uses `"pearson"`.
+            `"cka"` compares the features by linear CKA instead (see the module docstring); the
+            teacher's RDMs must then be image-level `"euclidean"` ones.
         layer_match: How S_i is taken over the student endpoints C_j: `"max"` (the paper's max_j r),
             `"mean"` (mean_j r, every endpoint counts), or `"fixed"` (r with the one endpoint
             `layer_mapping` names for teacher layer i; only those endpoints are computed).
         layer_mapping: With `layer_match="fixed"`, teacher layer name → student endpoint name, for every
             teacher layer. A candidate without a mapped endpoint fails with an error naming it.
+        normalise_by_ceiling: Whether TG is the mean of S_i / ceiling_i (see the module docstring) instead
+            of the mean of S_i. Every teacher RDM then needs a noise ceiling above 0 computed with
+            `method`. Normalised similarities are reported either way where ceilings exist.
 
     Example:
 
@@ -210,8 +265,10 @@ class TeacherGuidedScorer:
         method: str = "pearson",
         layer_match: str = "max",
         layer_mapping: Mapping[str, str] | None = None,
+        normalise_by_ceiling: bool = False,
     ) -> None:
         check_choice("layer_match", layer_match, LAYER_MATCHES)
+        check_choice("method", method, SIMILARITIES)
         if not isinstance(teacher, TeacherStore):
             teacher = TeacherStore.open(teacher)
         alpha = check_non_negative_number("alpha", alpha)
@@ -240,15 +297,36 @@ class TeacherGuidedScorer:
         self.method = method
         self.layer_match = layer_match
         self.layer_mapping = _checked_layer_mapping(layer_match, layer_mapping, teacher)
+        self.normalise_by_ceiling = bool(normalise_by_ceiling)
+        # The ceilings S_i can be divided by: those computed with this comparison method, above 0.
+        self.noise_ceilings = {
+            name: ceiling
+            for name, ceiling in teacher.noise_ceilings().items()
+            if ceiling.method == method and ceiling.ceiling > 0
+        }
+        if self.normalise_by_ceiling:
+            _check_every_layer_has_a_ceiling(teacher, method)
         self.teacher_rdms: dict[str, RDM] = teacher.rdms()
         check_teacher_rdms(teacher.path, self.teacher_rdms)
         if any(teacher_rdm.level == "category" for teacher_rdm in self.teacher_rdms.values()) and (
             teacher.probe_labels is None
         ):
             raise ValueError(f"teacher file {teacher.path} has category-level RDMs but no probe labels")
+        # With CKA, the centred Gram matrix of each teacher layer's features, derived once.
+        if method == CKA:
+            check_cka_teacher(teacher)
+        self._teacher_grams = (
+            {name: gram_from_euclidean_rdm(teacher_rdm) for name, teacher_rdm in self.teacher_rdms.items()}
+            if method == CKA
+            else {}
+        )
         # The teacher RDMs of each (metric, level), prepared once for every candidate's comparisons.
-        rdm_kinds = sorted(
-            {(teacher_rdm.metric, teacher_rdm.level) for teacher_rdm in self.teacher_rdms.values()}
+        rdm_kinds = (
+            []
+            if method == CKA
+            else sorted(
+                {(teacher_rdm.metric, teacher_rdm.level) for teacher_rdm in self.teacher_rdms.values()}
+            )
         )
         self._references_by_kind = {
             kind: ReferenceRDMs(
@@ -288,12 +366,22 @@ class TeacherGuidedScorer:
         """
         accuracy = premature_accuracy(model, validation_data, batch_size=batch_size)
         similarities, best_student_layers = self.similarities(model, endpoints)
+        normalised = normalised_similarities(similarities, self.noise_ceilings, method=self.method)
+        guidance_normalised = (
+            teacher_guidance(list(normalised.values())) if len(normalised) == len(similarities) else None
+        )
+        guidance = teacher_guidance(list(similarities.values()))
+        if self.normalise_by_ceiling:
+            assert guidance_normalised is not None  # Every layer's ceiling was checked at construction.
+            guidance = guidance_normalised
         return TeacherGuidedScore(
             premature_accuracy=accuracy,
-            teacher_guidance=teacher_guidance(list(similarities.values())),
+            teacher_guidance=guidance,
             alpha=self.alpha,
             similarities=similarities,
             best_student_layers=best_student_layers,
+            normalised_similarities=normalised,
+            teacher_guidance_normalised=guidance_normalised,
         )
 
     def similarities(
@@ -350,31 +438,91 @@ class TeacherGuidedScorer:
                 )
             )
             for slot, position in enumerate(group):
-                # Each endpoint's buffer is released as soon as its RDMs exist.
+                # Each endpoint's buffer is released as soon as its RDMs (or Gram matrix) exist.
                 endpoint_features, features[slot] = features[slot], None
-                for (metric, level), references in self._references_by_kind.items():
-                    student_rdm = rdm(
-                        endpoint_features,
-                        metric=metric,
-                        labels=self.teacher.probe_labels if level == "category" else None,
-                        level=level,
-                        max_features=None,
-                        name=endpoints[position],
-                    )
-                    for teacher_name, similarity in references.compare(student_rdm).items():
-                        total[teacher_name] += similarity
-                        if self.layer_mapping is not None:
-                            if self.layer_mapping[teacher_name] == endpoints[position]:
-                                best[teacher_name] = similarity
-                                best_student_layers[teacher_name] = endpoints[position]
-                        elif similarity > best[teacher_name]:
+                assert endpoint_features is not None  # Each slot is taken once.
+                for teacher_name, similarity in self._endpoint_similarities(
+                    endpoint_features, endpoints[position]
+                ):
+                    total[teacher_name] += similarity
+                    if self.layer_mapping is not None:
+                        if self.layer_mapping[teacher_name] == endpoints[position]:
                             best[teacher_name] = similarity
                             best_student_layers[teacher_name] = endpoints[position]
-                    del student_rdm
+                    elif similarity > best[teacher_name]:
+                        best[teacher_name] = similarity
+                        best_student_layers[teacher_name] = endpoints[position]
                 del endpoint_features
         if self.layer_match == "mean":
             return {name: total[name] / len(endpoints) for name in best}, best_student_layers
         return {name: float(value) for name, value in best.items()}, best_student_layers
+
+    def _endpoint_similarities(self, features: np.ndarray, endpoint: str) -> Iterator[tuple[str, float]]:
+        """r of one student endpoint's (subsampled) features with every teacher layer, as
+        `(teacher layer, r)`, each student RDM or Gram matrix dropped once compared."""
+        if self._teacher_grams:
+            student_gram = centred_gram(features)
+            for teacher_name, teacher_gram in self._teacher_grams.items():
+                yield teacher_name, linear_cka_gram(teacher_gram, student_gram)
+            return
+        for (metric, level), references in self._references_by_kind.items():
+            student_rdm = rdm(
+                features,
+                metric=metric,
+                labels=self.teacher.probe_labels if level == "category" else None,
+                level=level,
+                max_features=None,
+                name=endpoint,
+            )
+            yield from references.compare(student_rdm).items()
+
+
+def check_cka_teacher(teacher: TeacherStore) -> None:
+    """Refuses a teacher file that cannot be scored with `method="cka"`.
+
+    CKA needs the centred Gram matrix of every teacher layer's features, which only an image-level
+    Euclidean RDM holds (`keras_sage.rsa.gram_from_euclidean_rdm`). Only the RDMs' attributes are read.
+
+    Args:
+        teacher: The teacher file.
+
+    Raises:
+        ValueError: Naming the file and the first RDM of another metric or level.
+    """
+    for name in teacher.layer_names:
+        info = teacher.layer_info(name)
+        if info["metric"] != "euclidean" or info["level"] != "image":
+            raise ValueError(
+                f"teacher file {teacher.path}: RDM {name!r} has metric {info['metric']!r} and level "
+                f"{info['level']!r}, but similarity 'cka' compares the teacher's features, whose centred "
+                "Gram matrix only an image-level euclidean RDM holds; register the teacher with "
+                "metric='euclidean' (and level='image') for CKA, or score this file with an RDM "
+                "comparison such as 'pearson'"
+            )
+
+
+def _check_every_layer_has_a_ceiling(teacher: TeacherStore, method: str) -> None:
+    """Refuses `normalise_by_ceiling=True` when some teacher RDM has no usable noise ceiling."""
+    for name in teacher.layer_names:
+        ceiling = teacher.noise_ceiling(name)
+        if ceiling is None:
+            problem = (
+                "has no noise ceiling (a model layer, responses without repeats, or an older file); "
+                "register the recordings with repeats"
+            )
+        elif ceiling.method != method:
+            problem = (
+                f"has a noise ceiling computed with {ceiling.method!r}, not the similarity {method!r}; "
+                f"register the recordings with ceiling_method={method!r}"
+            )
+        elif ceiling.ceiling <= 0:
+            problem = f"has a noise ceiling of 0 (split-half reliability {ceiling.reliability:.3f})"
+        else:
+            continue
+        raise ValueError(
+            f"normalise_by_ceiling=True divides every S_i by its region's noise ceiling, but RDM {name!r} "
+            f"of teacher file {teacher.path} {problem}"
+        )
 
 
 def _checked_layer_mapping(

@@ -88,7 +88,13 @@ def test_register_then_show(files, capsys):
         "3/3",
         model_path,
     ]
-    assert len(lines) == 5
+    assert lines[5:] == [
+        "",
+        "similarities: pearson, spearman, kendall, rho-a, corr_cov, cosine_cov "
+        "(cka needs image-level euclidean RDMs)",
+        "layer matchings: max, mean, fixed (layer_mapping: conv, pool → student endpoints)",
+        "noise ceilings: none stored (normalise_by_ceiling unavailable)",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -187,3 +193,45 @@ def test_command_line_error_has_no_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"keras-sage: error: {bad}: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_show_lists_what_the_file_can_be_scored_with(tmp_path, capsys):
+    from keras_sage.teachers import register_recordings
+
+    rng = np.random.default_rng(0)
+    images = rng.random((12, 4, 4, 1)).astype(np.float32)
+    truth = rng.standard_normal((12, 20))
+    responses = {
+        "V4": truth[:, :, None] + 0.5 * rng.standard_normal((12, 20, 4)),
+        "IT": truth[:, :, None] + rng.standard_normal((12, 20, 4)),
+    }
+    euclidean = register_recordings(
+        responses, images, path=tmp_path / "e.h5", metric="euclidean", min_ceiling=None
+    )
+    assert main(["teacher", "show", str(euclidean.path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[6:9] == [
+        "similarities: pearson, spearman, kendall, rho-a, corr_cov, cosine_cov, cka",
+        "layer matchings: max, mean, fixed (layer_mapping: V4, IT → student endpoints)",
+        "noise ceilings (ceiling = √reliability; normalise_by_ceiling with similarity 'pearson'):",
+    ]
+    for line in lines[11:13]:
+        region, ceiling, reliability, spread, splits, repeats, lower, upper, method = line.split()
+        stored = euclidean.noise_ceiling(region)
+        assert float(ceiling) == pytest.approx(np.sqrt(stored.reliability), abs=5e-4)
+        assert (float(reliability), float(spread)) == pytest.approx(
+            (stored.reliability, stored.reliability_std), abs=5e-4
+        )
+        assert (int(splits), int(repeats), method) == (3, 4, "pearson")
+        assert (float(lower), float(upper)) == pytest.approx((stored.lower, stored.upper), abs=5e-4)
+    assert [line.split()[0] for line in lines[11:]] == ["V4", "IT"]
+
+    correlation = register_recordings({"V4": responses["V4"].mean(axis=2)}, images, path=tmp_path / "c.h5")
+    assert main(["teacher", "show", str(correlation.path)]) == 0
+    assert capsys.readouterr().out.splitlines()[4:] == [
+        "",
+        "similarities: pearson, spearman, kendall, rho-a, corr_cov, cosine_cov "
+        "(cka needs image-level euclidean RDMs)",
+        "layer matchings: max, mean, fixed (layer_mapping: V4 → student endpoints)",
+        "noise ceilings: none stored (normalise_by_ceiling unavailable)",
+    ]

@@ -15,7 +15,7 @@ from keras_sage.objective import (
 )
 from keras_sage.rsa import feature_subsample_indices, rdm
 from keras_sage.rsa.dissimilarity import rdm_workspace_bytes
-from keras_sage.teachers import TeacherStore
+from keras_sage.teachers import TeacherStore, register_recordings
 
 N_PROBE = 12
 ENDPOINTS = ["layer_1", "layer_2", "layer_3"]
@@ -253,3 +253,158 @@ def test_missing_endpoint_and_missing_accuracy_name_the_problem(tmp_path, probe)
         TeacherGuidedScorer(teacher).similarities(model, ["layer_9"])
     with pytest.raises(ValueError, match="no accuracy metric"):
         premature_accuracy(tiny_cnn(seed=1, metrics=()), (probe[0], probe[1]))
+
+
+def recorded_teacher(path, model, probe, noise=(0.5, 2.0), n_repeats=4, ceiling_method="pearson"):
+    """A teacher file of two 'regions', layer_1 and layer_3 of `model` plus Gaussian noise
+    per repeat (the second region noisier), registered with their noise ceilings."""
+    images, labels = probe
+    features = activations(model, images)
+    rng = np.random.default_rng(5)
+    responses = {}
+    for (name, level), layer in zip({"V1": 0, "IT": 1}.items(), ("layer_1", "layer_3"), strict=True):
+        clean = features[layer]
+        scale = noise[level] * clean.std()
+        responses[name] = clean[:, :, None] + scale * rng.standard_normal((*clean.shape, n_repeats))
+    return register_recordings(
+        responses, images, labels, path=path, ceiling_method=ceiling_method, min_ceiling=None
+    )
+
+
+def test_normalised_similarities_are_reported_beside_the_raw_ones(tmp_path, probe):
+    teacher = recorded_teacher(tmp_path / "monkey.h5", tiny_cnn(seed=1), probe)
+    ceilings = {name: ceiling.ceiling for name, ceiling in teacher.noise_ceilings().items()}
+    assert set(ceilings) == {"V1", "IT"} and all(0 < value < 1 for value in ceilings.values())
+    student = tiny_cnn(seed=2)
+    rng = np.random.default_rng(1)
+    validation = (rng.random((10, 8, 8, 1), dtype=np.float32), rng.integers(0, 3, 10))
+
+    raw = TeacherGuidedScorer(teacher, alpha=0.5, max_features=None).evaluate(student, validation, ENDPOINTS)
+    expected = {
+        name: max(values.values()) for name, values in scipy_similarities(teacher, student, probe[0]).items()
+    }
+    assert raw.similarities == pytest.approx(expected, abs=1e-4)
+    assert raw.normalised_similarities == pytest.approx(
+        {name: expected[name] / np.sqrt(teacher.noise_ceiling(name).reliability) for name in expected},
+        abs=1e-4,
+    )
+    assert raw.teacher_guidance == pytest.approx(np.mean(list(expected.values())), abs=1e-4)
+    assert raw.teacher_guidance_normalised == pytest.approx(
+        np.mean([expected[name] / ceilings[name] for name in expected]), abs=1e-4
+    )
+    assert raw.score == raw.premature_accuracy + 0.5 * raw.teacher_guidance
+    metrics = raw.metrics()
+    assert metrics["S_IT/ceiling"] == raw.normalised_similarities["IT"]
+    assert metrics["teacher_guidance_normalised"] == raw.teacher_guidance_normalised
+    assert metrics["S_IT"] == raw.similarities["IT"]
+
+    opted_in = TeacherGuidedScorer(teacher, alpha=0.5, max_features=None, normalise_by_ceiling=True)
+    normalised = opted_in.evaluate(student, validation, ENDPOINTS)
+    assert normalised.teacher_guidance == pytest.approx(raw.teacher_guidance_normalised)
+    assert normalised.score == pytest.approx(raw.premature_accuracy + 0.5 * raw.teacher_guidance_normalised)
+    assert normalised.similarities == raw.similarities
+
+
+def test_normalisation_needs_a_ceiling_of_the_same_method_for_every_layer(tmp_path, probe):
+    model = tiny_cnn(seed=1)
+    teacher = recorded_teacher(tmp_path / "monkey.h5", model, probe)
+    # Another comparison than the ceilings': nothing normalised is reported, and opting in is refused.
+    spearman = TeacherGuidedScorer(teacher, method="spearman", max_features=None)
+    result = spearman.evaluate(model, (probe[0][:6], probe[1][:6]), ENDPOINTS)
+    assert result.normalised_similarities == {} and result.teacher_guidance_normalised is None
+    assert not any("/" in name for name in result.metrics())
+    with pytest.raises(ValueError, match=r"'V1' .*monkey\.h5 has a noise ceiling computed with 'pearson'"):
+        TeacherGuidedScorer(teacher, method="spearman", normalise_by_ceiling=True)
+    # A model layer beside the regions: S_i / ceiling_i only for the regions, and no normalised TG.
+    store = TeacherStore.open(teacher.path, writable=True)
+    store.add_rdm("T_layer_2", rdm(activations(model, probe[0])["layer_2"]))
+    mixed = TeacherGuidedScorer(TeacherStore.open(teacher.path), max_features=None)
+    result = mixed.evaluate(model, (probe[0][:6], probe[1][:6]), ENDPOINTS)
+    assert set(result.normalised_similarities) == {"V1", "IT"}
+    assert result.teacher_guidance_normalised is None
+    with pytest.raises(ValueError, match=r"'T_layer_2' .* has no noise ceiling"):
+        TeacherGuidedScorer(teacher.path, normalise_by_ceiling=True)
+
+
+def test_normalised_metric_names_are_kept_apart_and_survive_a_keras_tuner_trial():
+    from keras_tuner import HyperParameters
+    from keras_tuner.engine.trial import Trial
+
+    from keras_sage import contract
+
+    name = contract.normalised_similarity_metric_name("IT")
+    assert name == "S_IT/ceiling"
+    assert contract.teacher_layer_of_metric(name) is None
+    assert contract.teacher_layer_of_normalised_metric(name) == "IT"
+    assert contract.teacher_layer_of_normalised_metric("S_IT") is None
+    assert contract.teacher_layer_of_metric("S_IT") == "IT"
+    trial = Trial(hyperparameters=HyperParameters(), trial_id="0")
+    trial.metrics.register(name, direction="max")
+    trial.metrics.update(name, 0.75)
+    assert Trial.from_state(trial.get_state()).metrics.get_last_value(name) == 0.75
+
+
+def brute_force_cka(x, y):
+    """Linear CKA with explicit centring matrices: tr(K H L H) / √(tr(K H K H) tr(L H L H))."""
+    n = len(x)
+    h = np.eye(n) - np.ones((n, n)) / n
+    gram_x, gram_y = (
+        x.astype(np.float64) @ x.T.astype(np.float64),
+        y.astype(np.float64) @ y.T.astype(np.float64),
+    )
+    cross = np.trace(gram_x @ h @ gram_y @ h)
+    return cross / np.sqrt(np.trace(gram_x @ h @ gram_x @ h) * np.trace(gram_y @ h @ gram_y @ h))
+
+
+def test_cka_scores_the_features_against_a_brute_force_cka(tmp_path, probe):
+    images, labels = probe
+    teacher_features = activations(tiny_cnn(seed=1), images)
+    store = TeacherStore.create(tmp_path / "teacher.h5", images, labels)
+    for name in ("layer_1", "layer_3"):
+        store.add_rdm(f"T_{name}", rdm(teacher_features[name], metric="euclidean", name=name))
+    student = tiny_cnn(seed=2)
+    max_features = 40
+    scorer = TeacherGuidedScorer(
+        TeacherStore.open(store.path), method="cka", max_features=max_features, seed=3
+    )
+    similarities, best = scorer.similarities(student, ENDPOINTS)
+    student_features = activations(student, images)
+    for teacher_name in similarities:
+        expected = {}
+        for name, values in student_features.items():
+            kept = feature_subsample_indices(values.shape[1], max_features, 3)
+            values = values if kept is None else values[:, kept]
+            expected[name] = brute_force_cka(teacher_features[teacher_name[2:]], values)
+        assert similarities[teacher_name] == pytest.approx(max(expected.values()), abs=1e-5)
+        assert best[teacher_name] == max(expected, key=expected.get)
+    assert 0.2 < min(similarities.values()) < max(similarities.values()) < 0.999
+    # The teacher against itself: CKA 1 at the matching endpoints.
+    same, _ = TeacherGuidedScorer(store.path, method="cka", max_features=None).similarities(
+        tiny_cnn(seed=1), ENDPOINTS
+    )
+    assert same == pytest.approx({"T_layer_1": 1.0, "T_layer_3": 1.0}, abs=1e-5)
+
+
+def test_cka_refuses_teachers_without_euclidean_image_rdms(tmp_path, probe):
+    correlation = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
+    with pytest.raises(
+        ValueError,
+        match=r"teacher\.h5: RDM 'T_layer_1' has metric 'correlation' and level 'image'.*"
+        "register the teacher with metric='euclidean'",
+    ):
+        TeacherGuidedScorer(correlation, method="cka")
+    images, labels = probe
+    store = TeacherStore.create(tmp_path / "category.h5", images, labels)
+    store.add_rdm(
+        "IT",
+        rdm(
+            activations(tiny_cnn(seed=1), images)["layer_3"],
+            metric="euclidean",
+            labels=labels,
+            level="category",
+        ),
+    )
+    with pytest.raises(ValueError, match="'IT' has metric 'euclidean' and level 'category'"):
+        TeacherGuidedScorer(store.path, method="cka")
+    with pytest.raises(ValueError, match="method"):
+        TeacherGuidedScorer(correlation, method="CKA")

@@ -191,3 +191,11 @@ def test_linear_cka_equals_rsatoolbox_cosine_cov_of_squared_euclidean_rdms():
         rdms = [rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(data), method="euclidean") for data in (x, y)]
         theirs = rsatoolbox.rdm.compare(rdms[0], rdms[1], method="cosine_cov")[0, 0]
         assert rsa.linear_cka(x, y) == pytest.approx(theirs, abs=1e-6)
+
+
+def test_gram_from_euclidean_rdm_is_the_centred_gram_matrix():
+    x = np.random.default_rng(7).standard_normal((9, 5)) + 3.0
+    gram = rsa.gram_from_euclidean_rdm(rsa.rdm(x, metric="euclidean", name="IT"))
+    np.testing.assert_allclose(gram, brute_force_centred_gram(x), atol=1e-4)
+    with pytest.raises(ValueError, match="RDM 'IT' has metric 'correlation' and level 'image'"):
+        rsa.gram_from_euclidean_rdm(rsa.rdm(x, name="IT"))

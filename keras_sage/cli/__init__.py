@@ -2,7 +2,7 @@
 
 ```
 keras-sage teacher register MODEL.keras --probe PROBE.npz [--layers a,b,c] -o teacher.h5
-keras-sage teacher show teacher.h5
+keras-sage teacher show teacher.h5             # RDMs, similarities and matchings it supports, ceilings
 keras-sage report POOL.jsonl [--out DIR]       # does the teacher help? predictivity, α, replay
 keras-sage report PROJECT_DIR [--out DIR]      # a finished search: trials, cost, best so far
 keras-sage search CONFIG.toml [--workers N]    # a whole search from a TOML config (keras_sage.search_config)
@@ -24,12 +24,16 @@ import sys
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from keras_sage._errors import first_line
 from keras_sage._version import __version__
 from keras_sage.cli import search
+
+if TYPE_CHECKING:
+    from keras_sage.teachers import TeacherStore
 
 PROBE_IMAGES_KEY = "images"
 PROBE_LABELS_KEY = "labels"
@@ -220,6 +224,58 @@ def _teacher_show(args: argparse.Namespace) -> None:
             }
         )
     print(format_table(rows) if rows else "(no RDMs)")
+    if rows:
+        _print_scoring_choices(store)
+
+
+def _print_scoring_choices(store: TeacherStore) -> None:
+    """What a teacher file can be scored with: the similarities, the layer matchings, the noise ceilings."""
+    from keras_sage.analysis.tables import format_table
+    from keras_sage.objective import CKA, LAYER_MATCHES, SIMILARITIES, check_cka_teacher
+
+    try:
+        check_cka_teacher(store)
+        cka_note = ""
+    except ValueError:
+        cka_note = f" ({CKA} needs image-level euclidean RDMs)"
+    similarities = [name for name in SIMILARITIES if name != CKA or not cka_note]
+    print(f"\nsimilarities: {', '.join(similarities)}{cka_note}")
+    matchings = [
+        f"{match} (layer_mapping: {', '.join(store.layer_names)} → student endpoints)"
+        if match == "fixed"
+        else match
+        for match in LAYER_MATCHES
+    ]
+    print(f"layer matchings: {', '.join(matchings)}")
+    ceilings = store.noise_ceilings()
+    if not ceilings:
+        print("noise ceilings: none stored (normalise_by_ceiling unavailable)")
+        return
+    methods = sorted({ceiling.method for ceiling in ceilings.values()})
+    every = len(ceilings) == len(store.layer_names) and len(methods) == 1
+    usable = (
+        f"with similarity {methods[0]!r}" if every else "unavailable: not every RDM has one of one method"
+    )
+    print(f"noise ceilings (ceiling = √reliability; normalise_by_ceiling {usable}):")
+    print(
+        format_table(
+            [
+                {
+                    "region": name,
+                    "ceiling": ceiling.ceiling,
+                    "reliability": ceiling.reliability,
+                    "± std": ceiling.reliability_std,
+                    "splits": len(ceiling.split_reliabilities),
+                    "repeats": ceiling.n_repeats,
+                    "lower": ceiling.lower,
+                    "upper": ceiling.upper,
+                    "method": ceiling.method,
+                }
+                for name, ceiling in ceilings.items()
+            ],
+            float_format="{:.3f}",
+        )
+    )
 
 
 def _comma_separated(text: str) -> list[str]:

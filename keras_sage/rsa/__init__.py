@@ -5,6 +5,7 @@ from keras_sage.rsa.compare import (
     ReferenceRDMs,
     centred_gram,
     compare,
+    gram_from_euclidean_rdm,
     linear_cka,
     linear_cka_gram,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "crossvalidated_rdm",
     "feature_subsample_indices",
     "from_rsatoolbox",
+    "gram_from_euclidean_rdm",
     "linear_cka",
     "linear_cka_gram",
     "noise_ceiling",

@@ -235,6 +235,43 @@ def centred_gram(activations: Any) -> np.ndarray:
     return np.asarray(centred @ centred.T)
 
 
+def gram_from_euclidean_rdm(rdm: RDM) -> np.ndarray:
+    """The centred Gram matrix of the features an image-level Euclidean RDM was computed from.
+
+    For distances d_ij = ‖x_i − x_j‖ the centred Gram matrix H X Xᵀ H is −½ H D⁽²⁾ H, with D⁽²⁾ the
+    squared distances (classical multidimensional scaling), so an RDM of `metric="euclidean"` holds all
+    that linear CKA needs of a layer: `linear_cka_gram(gram_from_euclidean_rdm(teacher_rdm),
+    centred_gram(student_features))` is the CKA of the teacher's (subsampled) features with the
+    student's. Correlation and cosine RDMs have lost the features' scale and centre, so they cannot
+    give it.
+
+    Args:
+        rdm: An `RDM` of `metric="euclidean"` and `level="image"`.
+
+    Returns:
+        The float64 (n_images, n_images) matrix.
+
+    Raises:
+        ValueError: on another metric or level (naming the RDM), or NaN or inf values.
+
+    Example:
+
+    ```python
+    teacher_gram = keras_sage.rsa.gram_from_euclidean_rdm(keras_sage.rdm(teacher_acts, metric="euclidean"))
+    keras_sage.rsa.linear_cka_gram(teacher_gram, keras_sage.rsa.centred_gram(student_acts))
+    ```
+    """
+    if rdm.metric != "euclidean" or rdm.level != "image":
+        raise ValueError(
+            f"RDM {rdm.name!r} has metric {rdm.metric!r} and level {rdm.level!r}; only an image-level "
+            "euclidean RDM gives the centred Gram matrix of its features"
+        )
+    distances = rdm.square().astype(np.float64)
+    if not np.isfinite(distances).all():
+        raise ValueError(f"RDM {rdm.name!r} contains NaN or inf")
+    return -0.5 * _double_centred(distances**2, f"RDM {rdm.name!r}")
+
+
 def linear_cka_gram(gram_a: Any, gram_b: Any) -> float:
     """Linear CKA from two Gram matrices of the same images: ⟨K_c, L_c⟩_F / (‖K_c‖_F ‖L_c‖_F).
 

@@ -153,11 +153,14 @@ class SageTuner(keras_tuner.Tuner):
         memory_budget: Bytes that student feature extraction may use (endpoints are grouped to fit).
         probe_batch_size: Probe images per forward pass.
         similarity: How a student RDM is compared with a teacher RDM (`keras_sage.rsa.compare`'s
-            `method`); the paper's is `"pearson"`.
+            `method`); the paper's is `"pearson"`. `"cka"` is linear CKA of the features, for teachers
+            registered with image-level euclidean RDMs.
         layer_match: How S_i is taken over the student endpoints: `"max"` (the paper's), `"mean"`, or
             `"fixed"` with `layer_mapping` (teacher layer → student endpoint). Each trial's
             `teacher_guidance.json` records the similarity and matching that scored it.
         layer_mapping: Teacher layer name → student endpoint name, with `layer_match="fixed"`.
+        normalise_by_ceiling: Whether TG is the mean of S_i / ceiling_i over the regions' noise ceilings
+            instead of the mean of S_i (see `TeacherGuidedScorer`).
         **kwargs: Passed to `keras_tuner.Tuner`: `directory`, `project_name`, `overwrite`,
             `distribution_strategy`, `max_model_size`, `tuner_id`, ...
 
@@ -199,6 +202,7 @@ class SageTuner(keras_tuner.Tuner):
         similarity: str = "pearson",
         layer_match: str = "max",
         layer_mapping: Mapping[str, str] | None = None,
+        normalise_by_ceiling: bool = False,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("executions_per_trial", 1) != 1:
@@ -225,6 +229,7 @@ class SageTuner(keras_tuner.Tuner):
             method=similarity,
             layer_match=layer_match,
             layer_mapping=layer_mapping,
+            normalise_by_ceiling=normalise_by_ceiling,
         )
         self.probe_preprocessing = probe_preprocessing
         if probe_preprocessing is None:
@@ -383,6 +388,7 @@ class SageTuner(keras_tuner.Tuner):
                 "similarity": self.scorer.method,
                 "layer_match": self.scorer.layer_match,
                 "layer_mapping": self.scorer.layer_mapping,
+                "normalise_by_ceiling": self.scorer.normalise_by_ceiling,
                 "similarities": result.similarities,
                 "best_student_layers": result.best_student_layers,
                 contract.EXAMPLES_PROCESSED: monitor.examples,
