@@ -93,7 +93,8 @@ def run_arm(arm: str, alpha: float, seed: int, trials: int, data, teacher: Path,
             "seed": seed,
             "trials": len(tuner.oracle.trials),
             "completed": len(completed),
-            "examples": tuner.search_cost(),
+            "search_examples": tuner.search_examples,
+            "rerank_examples": tuner.rerank_examples,
             "best_mature_accuracy": best.mature_accuracy,
             "seconds": round(time.perf_counter() - started, 1),
         }
@@ -132,7 +133,7 @@ def main() -> None:
                 ]
                 if arm == "tpe":
                     # As many one-epoch TPE trials as Hyperband's examples pay for.
-                    examples = previous[0]["examples"] if previous else examples
+                    examples = previous[0]["search_examples"] if previous else examples
                     trials = max(1, round(examples / len(data.x_train)))
                 else:
                     trials = 0
@@ -143,7 +144,7 @@ def main() -> None:
                 with arguments.out.open("a") as file:
                     file.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
-    print("\narm        alpha  seeds  examples (mean)  best mature accuracy (mean ± sd)")
+    print("\narm        alpha  seeds  search examples (mean)  best mature accuracy (mean ± sd)")
     for arm in ("hyperband", "tpe"):
         for alpha in arguments.alphas:
             chosen = [r for r in rows if r["arm"] == arm and r["alpha"] == alpha]
@@ -151,9 +152,9 @@ def main() -> None:
                 continue
             accuracies = [r["best_mature_accuracy"] for r in chosen]
             spread = statistics.stdev(accuracies) if len(accuracies) > 1 else float("nan")
-            examples = statistics.mean(r["examples"] for r in chosen)
+            examples = statistics.mean(r["search_examples"] for r in chosen)
             print(
-                f"{arm:9s}  {alpha:5g}  {len(chosen):5d}  {examples:15,.0f}"
+                f"{arm:9s}  {alpha:5g}  {len(chosen):5d}  {examples:22,.0f}"
                 f"  {statistics.mean(accuracies):.4f} ± {spread:.4f}"
             )
 
