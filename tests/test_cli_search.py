@@ -265,10 +265,6 @@ def test_probe_writes_the_configs_probe_set(folder, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="needs the dist helper's fix: SageTuner reads oracle.seed, which KerasTuner's OracleClient lacks",
-)
 def test_search_with_two_local_workers(folder):
     config = write_config(folder, "workers", max_trials=4)
     result = subprocess.run(
