@@ -63,7 +63,7 @@ def assert_every_trial_ran_once(directory: Path, max_trials: int) -> list[tuple[
     return runs
 
 
-@pytest.mark.parametrize("oracle", ["tpe", "reinforce"])
+@pytest.mark.parametrize("oracle", ["tpe", pytest.param("reinforce", marks=pytest.mark.slow)])
 def test_a_chief_and_two_workers_run_every_trial_once(tmp_path, teacher_path, oracle):
     directory = tmp_path / "search"
     with Processes(directory, teacher_path, oracle, MAX_TRIALS, port=free_port()) as processes:
