@@ -245,10 +245,10 @@ class SageTuner(keras_tuner.Tuner):
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
         """Runs the search, as KerasTuner's `search`; in parallel tuning, as chief or worker.
 
-        A chief serves its oracle until the search has ended and exits within a second of it; a worker
-        that loses its chief raises `ChiefUnreachableError` within a bounded time (see
-        `keras_sage.tuners.distributed` for both, and for the heartbeats that re-queue the trial of a
-        worker that dies).
+        A chief serves its oracle until the search has ended and returns within half a second of the
+        last worker being told to stop (KerasTuner's polls every 20 s); a worker that loses its chief
+        raises `ChiefUnreachableError` within a bounded time. See `keras_sage.tuners.distributed` for
+        both, and for the heartbeats that re-queue the trial of a worker that dies.
 
         Raises:
             OSError: The project directory cannot be written (read-only or full), naming it.
@@ -264,11 +264,12 @@ class SageTuner(keras_tuner.Tuner):
         try:
             super().search(*fit_args, **fit_kwargs)
         except KeyboardInterrupt:
-            heartbeat, self._heartbeat = self._heartbeat, None
-            if heartbeat is None or heartbeat.lost is None:
+            lost = None if self._heartbeat is None else self._heartbeat.lost
+            if lost is None:
                 raise
-            heartbeat.stop()
-            raise distributed.ChiefUnreachableError(heartbeat.lost) from None
+            raise distributed.ChiefUnreachableError(lost) from None
+        finally:
+            self._stop_heartbeat()
 
     def on_trial_begin(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """Starts a worker's heartbeat for the trial (see `keras_sage.tuners.distributed`)."""
@@ -280,7 +281,12 @@ class SageTuner(keras_tuner.Tuner):
 
     def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """Ends the trial as KerasTuner does, then stops a worker's heartbeat."""
-        super().on_trial_end(trial)
+        try:
+            super().on_trial_end(trial)
+        finally:
+            self._stop_heartbeat()
+
+    def _stop_heartbeat(self) -> None:
         heartbeat, self._heartbeat = self._heartbeat, None
         if heartbeat is not None:
             heartbeat.stop()
