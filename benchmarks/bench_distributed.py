@@ -79,6 +79,7 @@ def chief_overhead_ms(n_trials: int, layers: int) -> list[float]:
     with tempfile.TemporaryDirectory() as scratch:
         oracle = TPEOracle(objective=keras_tuner.Objective("score", "max"), max_trials=n_trials, seed=1)
         _compat.set_oracle_project_dir(oracle, scratch, "p")
+        oracle.verbose = 0  # KerasTuner's per-trial tables would be timed too.
         hp = oracle.get_space()
         CNNSearchSpace(max_layers=layers, num_classes=10, input_shape=(16, 16, 1)).declare_hyperparameters(hp)
         oracle.update_space(hp)

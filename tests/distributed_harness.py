@@ -7,6 +7,7 @@ an orphan, whatever it asserts.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -90,7 +91,9 @@ class Processes:
         self.directory.mkdir(parents=True, exist_ok=True)
         log = self.directory.parent / f"{self.directory.name}-{role}-{len(self.running)}.log"
         with open(log, "w") as output:
-            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
+            process = subprocess.Popen(
+                command, stdout=output, stderr=subprocess.STDOUT, env=environment, preexec_fn=_die_with_parent
+            )
         self.running.append(process)
         self.started[process.pid] = time.monotonic()
         self.logs[process.pid] = log
@@ -129,6 +132,13 @@ class Processes:
     def log(self, process: subprocess.Popen) -> str:
         """What the process printed."""
         return self.logs[process.pid].read_text()
+
+
+def _die_with_parent() -> None:
+    """In the child, before it runs: on Linux, SIGKILL it when the test process dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def kill(process: subprocess.Popen) -> None:

@@ -63,7 +63,7 @@ def assert_every_trial_ran_once(directory: Path, max_trials: int) -> list[tuple[
     return runs
 
 
-@pytest.mark.parametrize("oracle", ["tpe", "reinforce"])
+@pytest.mark.parametrize("oracle", ["tpe", pytest.param("reinforce", marks=pytest.mark.slow)])
 def test_a_chief_and_two_workers_run_every_trial_once(tmp_path, teacher_path, oracle):
     directory = tmp_path / "search"
     with Processes(directory, teacher_path, oracle, MAX_TRIALS, port=free_port()) as processes:
@@ -222,3 +222,36 @@ def test_bad_times_in_the_environment_are_named(monkeypatch, variable, value, ex
     ) if variable != distributed.HEARTBEAT_VARIABLE else None
     with pytest.raises(ValueError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         distributed.Timeouts.from_environment()
+
+
+def test_reopening_a_project_whose_oracle_lists_an_ended_trial_as_ongoing_runs_nothing(
+    tmp_path, teacher_path
+):
+    # KerasTuner's chief saved oracle.json before it forgot the last trial as ongoing; reopening such a
+    # project re-ran that COMPLETED trial.
+    splits = digits(image_size=8, probe_size=20)
+
+    def search() -> SageTuner:
+        tuner = SageTuner(
+            CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1)),
+            teacher=teacher_path,
+            premature_steps=1,
+            oracle=TPEOracle(max_trials=1, seed=1),
+            directory=tmp_path,
+            project_name="p",
+        )
+        tuner.search(
+            splits.x_train[:16], splits.y_train[:16], validation_data=(splits.x_val[:8], splits.y_val[:8])
+        )
+        return tuner
+
+    search()
+    oracle_file = tmp_path / "p" / "oracle.json"
+    state = json.loads(oracle_file.read_text())
+    state["ongoing_trials"] = {"chief": "0"}
+    oracle_file.write_text(json.dumps(state))
+    trial_file = tmp_path / "p" / "trial_0" / "trial.json"
+    before = trial_file.read_bytes()
+    reopened = search()
+    assert trial_file.read_bytes() == before
+    assert reopened.search_examples == 16  # The first search's examples only: nothing trained again.

@@ -270,8 +270,9 @@ def serve_chief(oracle: keras_tuner.Oracle, timeouts: Timeouts) -> None:
     """Serves `oracle` to the workers until the search has ended; KerasTuner's `start_server`, bounded.
 
     Returns within `timeouts.poll` seconds after the last trial ends and every worker has been told to
-    stop (or has been silent for `timeouts.worker_timeout`). A search that had already ended when the
-    chief started waits at most `timeouts.worker_timeout` seconds for workers to tell them to stop.
+    stop (or has been silent for `timeouts.worker_timeout`). A chief started on a search that has
+    already ended tells the workers that come to stop, as KerasTuner's does, and returns when they have
+    gone, or after `timeouts.chief_wait` seconds if none comes (as long as a worker waits for a chief).
 
     Args:
         oracle: The chief's oracle.
@@ -304,10 +305,8 @@ def serve_chief(oracle: keras_tuner.Oracle, timeouts: Timeouts) -> None:
                     f"worker {tuner_id} sent nothing for {timeouts.worker_timeout:g} s; its trial "
                     f"{trial_id} goes back to the queue"
                 )
-            idle_since_start = time.monotonic() - started > timeouts.worker_timeout
-            if (servicer.stop_triggered or (finished_at_start and idle_since_start)) and _no_worker_left(
-                oracle
-            ):
+            nobody_came = not servicer.tuner_seen and time.monotonic() - started > timeouts.chief_wait
+            if (servicer.stop_triggered and _no_worker_left(oracle)) or (finished_at_start and nobody_came):
                 _say("every trial has ended; the chief stops")
                 return
     finally:
@@ -354,12 +353,12 @@ def lost_message(tuner_id: str, seconds: float, joined: bool) -> str:
     """The one line a worker prints when it gives up on its chief."""
     if not joined:
         return (
-            f"keras-sage worker {tuner_id}: no chief answered at {chief_address()} within {seconds:g} s "
+            f"keras-sage worker {tuner_id}: no chief answered at {chief_address()} within {seconds:.1f} s "
             f"({CHIEF_WAIT_VARIABLE}); start the chief, or check KERASTUNER_ORACLE_IP and "
             "KERASTUNER_ORACLE_PORT"
         )
     return (
-        f"keras-sage worker {tuner_id}: the chief at {chief_address()} stopped answering ({seconds:g} s "
+        f"keras-sage worker {tuner_id}: the chief at {chief_address()} stopped answering ({seconds:.1f} s "
         f"without a reply, {CHIEF_TIMEOUT_VARIABLE}); this worker stops. Restart the chief with the same "
         "command to resume: the trials that had not ended run again"
     )

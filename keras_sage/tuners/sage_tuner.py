@@ -290,6 +290,12 @@ class SageTuner(keras_tuner.Tuner):
                 self.oracle, trial.trial_id, self._timeouts, self.tuner_id
             )
 
+    def _stop_heartbeat(self) -> None:
+        """Stops a worker's heartbeat for its trial, if one runs."""
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            heartbeat.stop()
+
     def reload(self) -> None:
         """Reloads the project, as KerasTuner does, without re-running a trial that had ended.
 
@@ -411,9 +417,10 @@ class SageTuner(keras_tuner.Tuner):
         """Runs the search, as KerasTuner's `search`; in parallel tuning, as chief or worker.
 
         A failed trial prints one line (its traceback goes to its `trial.log`). A chief serves its oracle
-        until the search has ended and exits within a second of it; a worker that loses its chief raises
-        `ChiefUnreachableError` within a bounded time (see `keras_sage.tuners.distributed` for both, and
-        for the heartbeats that re-queue the trial of a worker that dies).
+        until the search has ended and returns within half a second of the last worker being told to stop
+        (KerasTuner's polls every 20 s); a worker that loses its chief raises `ChiefUnreachableError`
+        within a bounded time. See `keras_sage.tuners.distributed` for both, and for the heartbeats that
+        re-queue the trial of a worker that dies.
 
         Args:
             *fit_args: Training data, as for `keras.Model.fit` (e.g. `x, y`, or a dataset).
@@ -437,11 +444,12 @@ class SageTuner(keras_tuner.Tuner):
             with _compat.no_trial_tracebacks():
                 super().search(*fit_args, **fit_kwargs)
         except KeyboardInterrupt:
-            heartbeat, self._heartbeat = self._heartbeat, None
-            if heartbeat is None or heartbeat.lost is None:
+            lost = None if self._heartbeat is None else self._heartbeat.lost
+            if lost is None:
                 raise
-            heartbeat.stop()
-            raise distributed.ChiefUnreachableError(heartbeat.lost) from None
+            raise distributed.ChiefUnreachableError(lost) from None
+        finally:
+            self._stop_heartbeat()
 
     def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """Ends a trial as KerasTuner does; a failed one gets a one-line message and its traceback goes to
@@ -460,9 +468,7 @@ class SageTuner(keras_tuner.Tuner):
                 raise
             raise stopped from None
         finally:
-            heartbeat, self._heartbeat = self._heartbeat, None
-            if heartbeat is not None:
-                heartbeat.stop()
+            self._stop_heartbeat()
 
     def _log_failure(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """A failed trial's traceback to its `trial.log`, one line to its message (and the terminal)."""
