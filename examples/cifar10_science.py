@@ -297,7 +297,10 @@ def teacher_model(splits: Splits, scale: Scale, kept: Path, seed: int) -> tuple[
         "weights_fingerprint": weights_fingerprint(model),
     }
     kept.mkdir(parents=True, exist_ok=True)
-    model.save_weights(weights_path)
+    # The weights alone (no optimizer state): half the file, which is committed beside the pools.
+    inference_copy = resnet_cifar(depth=scale.teacher_depth, num_classes=10, input_shape=input_shape)
+    inference_copy.set_weights(model.get_weights())
+    inference_copy.save_weights(weights_path)
     write_atomically(record_path, lambda file: file.write(json.dumps(record, indent=2).encode()))
     print(f"teacher: validation accuracy {accuracy:.4f} after {seconds:.0f} s", flush=True)
     return model, record
