@@ -32,7 +32,7 @@ def check_positive_int(name: str, value: Any) -> int:
     check_positive_int("batch_size", 0)  # ValueError: batch_size must be a positive integer, got 0.
     ```
     """
-    boolean = isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b"
+    boolean = _is_boolean(value)
     try:
         number = operator.index(value)
     except TypeError:
@@ -65,7 +65,7 @@ def check_non_negative_number(name: str, value: Any) -> float:
     check_non_negative_number("alpha", "1.0")  # TypeError: alpha must be a number, got '1.0' (str).
     ```
     """
-    boolean = isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b"
+    boolean = _is_boolean(value)
     if boolean or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__}).")
     number = float(value)
@@ -94,3 +94,8 @@ def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     """
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
+
+
+def _is_boolean(value: Any) -> bool:
+    """Whether `value` is a Python or numpy boolean (which `operator.index` and `numbers.Real` accept)."""
+    return isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", None) == "b"

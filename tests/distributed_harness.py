@@ -36,6 +36,19 @@ TIMES = {
 PROCESS_TIMEOUT_S = 240.0
 
 
+def write_teacher(directory: Path) -> Path:
+    """Registers an untrained ResNet-8 on 20 digits probe images at 8x8 (what search.py's candidates see)."""
+    from keras_sage.datasets import digits
+    from keras_sage.hypermodels import resnet_cifar
+    from keras_sage.teachers import register_teacher
+
+    splits = digits(image_size=8, probe_size=20)
+    teacher = resnet_cifar(depth=8, num_classes=10, input_shape=(8, 8, 1))
+    path = directory / "teacher.h5"
+    register_teacher(teacher, splits.x_probe, splits.y_probe, path=path, verbose=0)
+    return path
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as probe:

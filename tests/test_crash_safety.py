@@ -35,11 +35,11 @@ from distributed_harness import (
     returned_at,
     trials,
     wait_for,
+    write_teacher,
 )
 
 from keras_sage.datasets import digits
-from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
-from keras_sage.teachers import register_teacher
+from keras_sage.hypermodels import CNNSearchSpace
 from keras_sage.tuners import ReinforceOracle, SageTuner, TPEOracle, _compat
 from keras_sage.tuners.optuna_oracle import JOURNAL_FILE, PICKLED_SAMPLER_FILE
 from keras_sage.tuners.reinforce import CONTROLLER_FILE
@@ -49,11 +49,7 @@ MAX_TRIALS = 4
 
 @pytest.fixture(scope="module")
 def teacher_path(tmp_path_factory) -> Path:
-    splits = digits(image_size=8, probe_size=20)
-    teacher = resnet_cifar(depth=8, num_classes=10, input_shape=(8, 8, 1))
-    path = tmp_path_factory.mktemp("teacher") / "teacher.h5"
-    register_teacher(teacher, splits.x_probe, splits.y_probe, path=path, verbose=0)
-    return path
+    return write_teacher(tmp_path_factory.mktemp("teacher"))
 
 
 def statuses(directory: Path) -> dict[str, str]:

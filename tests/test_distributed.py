@@ -24,11 +24,11 @@ from distributed_harness import (
     project,
     returned_at,
     trials,
+    write_teacher,
 )
 
 from keras_sage.datasets import digits
-from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
-from keras_sage.teachers import register_teacher
+from keras_sage.hypermodels import CNNSearchSpace
 from keras_sage.tuners import SageTuner, TPEOracle, _compat, distributed
 from keras_sage.tuners.optuna_oracle import JOURNAL_FILE
 from keras_sage.tuners.reinforce import CONTROLLER_FILE
@@ -38,11 +38,7 @@ MAX_TRIALS = 4
 
 @pytest.fixture(scope="module")
 def teacher_path(tmp_path_factory) -> Path:
-    splits = digits(image_size=8, probe_size=20)
-    teacher = resnet_cifar(depth=8, num_classes=10, input_shape=(8, 8, 1))
-    path = tmp_path_factory.mktemp("teacher") / "teacher.h5"
-    register_teacher(teacher, splits.x_probe, splits.y_probe, path=path, verbose=0)
-    return path
+    return write_teacher(tmp_path_factory.mktemp("teacher"))
 
 
 def assert_every_trial_ran_once(directory: Path, max_trials: int) -> list[tuple[str, str, int]]:
