@@ -58,7 +58,7 @@ TEACHER_LAYERS = ("L1", "L2", "L3")
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, default=Path("demo-output"), help="working folder")
-    parser.add_argument("--trials", type=int, default=15, help="trials per arm (M1)")
+    parser.add_argument("--trials", type=int, default=10, help="trials per arm (M1)")
     parser.add_argument("--pool-size", type=int, default=12, help="architectures in the pool")
     parser.add_argument("--pool-max-layers", type=int, default=5, help="N_L of the pool's CNN space")
     parser.add_argument("--premature-steps", type=int, default=30, help="SGD steps per candidate")
@@ -68,7 +68,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         default="tpe",
         help="search algorithm (random: same candidates)",
     )
-    parser.add_argument("--startup-trials", type=int, default=5, help="random trials before TPE starts")
+    parser.add_argument("--startup-trials", type=int, default=4, help="random trials before TPE starts")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-layers", type=int, default=10, help="N_L of the CNN space")
     parser.add_argument("--top-k", type=int, default=1, help="candidates per arm trained longer (M2)")
@@ -178,7 +178,7 @@ def measure_pool(data, teacher_path: Path, arguments: argparse.Namespace) -> tup
 
 
 def make_oracle(arguments: argparse.Namespace) -> TPEOracle | None:
-    """TPE with fewer random start-up trials than the paper's 20, to fit the demo's 15 trials."""
+    """TPE with fewer random start-up trials than the paper's 20, to fit the demo's 10 trials."""
     if arguments.oracle == "random":
         return None
     return TPEOracle(
@@ -245,8 +245,11 @@ def main(argv: list[str] | None = None) -> None:
     model_path = arguments.output / f"teacher_resnet{arguments.teacher_depth}.keras"
     train_teacher(data, arguments, model_path)
     teacher_path = register_teacher(data, model_path, arguments.output)
+    print(f"teacher trained and registered in {time.perf_counter() - started:.0f} s")
 
+    pool_started = time.perf_counter()
     alpha, answer = measure_pool(data, teacher_path, arguments)
+    print(f"pool built and analysed in {time.perf_counter() - pool_started:.0f} s")
     guided_alpha = alpha if alpha > 0 else 1.0
     arms = [
         run_arm("performance", 0.0, data, teacher_path, arguments),

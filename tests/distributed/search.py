@@ -16,6 +16,7 @@ test can count how many times a trial ran to the end, and where.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -98,4 +99,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    gc.freeze()  # as the `keras-sage` command does: no final collection of the TensorFlow heap at exit
+    sys.exit(status)
