@@ -1,5 +1,6 @@
-"""The analysis package's tables, running best and search plot, without a search (no TensorFlow)."""
+"""The analysis package's tables, running best, search plot and project files (no search, no TensorFlow)."""
 
+import json
 import math
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import matplotlib
 import numpy as np
 import pytest
 
-from keras_sage.analysis import TrialRecord, best_so_far, format_table, plot_search
+from keras_sage.analysis import TrialRecord, best_so_far, format_table, plot_search, project_records
 
 
 def test_table_aligns_numbers_right_and_text_left_and_prints_nan_as_a_dash():
@@ -67,3 +68,18 @@ def test_the_analysis_package_imports_no_tensorflow():
     code = "import sys, keras_sage.analysis; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_distributed_projects_cost_sums_every_process_and_its_reranked_are_best_first(tmp_path):
+    (tmp_path / "oracle.json").write_text(json.dumps({"start_order": []}))
+    (tmp_path / "tuner0.json").write_text(json.dumps({"search_examples": 0, "rerank_examples": 500}))
+    for worker, examples, accuracy in (("tuner-a-1", 1200, 0.61), ("tuner-b-2", 800, 0.74)):
+        result = {"trial_id": worker, "score": 0.5, "mature_accuracy": accuracy, "examples_processed": 250}
+        state = {"search_examples": examples, "rerank_examples": 250, "rerank_results": [result]}
+        (tmp_path / f"{worker}.json").write_text(json.dumps(state))
+
+    project = project_records(tmp_path)
+
+    assert project.search_examples == 2000
+    assert project.rerank_examples == 1000
+    assert [result["mature_accuracy"] for result in project.reranked] == [0.74, 0.61]

@@ -114,7 +114,10 @@ class ProjectRecords:
 
 
 def project_records(directory: str | os.PathLike[str]) -> ProjectRecords:
-    """Reads a SageTuner project directory: `oracle.json`, each `trial_*/trial.json`, and `tuner0.json`.
+    """Reads a SageTuner project directory: `oracle.json`, each `trial_*/trial.json`, and the tuners' files.
+
+    The search's cost is summed over every process that ran trials (`tuner0.json` of a single process,
+    or the chief's and each worker's `tuner*.json` of a distributed search).
 
     Args:
         directory: The project directory, e.g. `searches/tg_sage`.
@@ -138,15 +141,16 @@ def project_records(directory: str | os.PathLike[str]) -> ProjectRecords:
         json.loads(path.read_text()).get("alpha", math.nan)
         for path in root.glob("trial_*/teacher_guidance.json")
     ]
-    tuner_files = sorted(root.glob("tuner*.json"))
-    tuner_state = json.loads(tuner_files[0].read_text()) if tuner_files else {}
+    # One file per process that ran trials: tuner0.json alone, or the chief's and each worker's.
+    tuner_states = [json.loads(path.read_text()) for path in sorted(root.glob("tuner*.json"))]
+    reranked = [result for state in tuner_states for result in state.get("rerank_results", [])]
     return ProjectRecords(
         directory=str(root),
         records=records,
         alpha=float(alphas[0]) if alphas else math.nan,
-        search_examples=int(tuner_state.get("search_examples", 0)),
-        rerank_examples=int(tuner_state.get("rerank_examples", 0)),
-        reranked=list(tuner_state.get("rerank_results", [])),
+        search_examples=sum(int(state.get("search_examples", 0)) for state in tuner_states),
+        rerank_examples=sum(int(state.get("rerank_examples", 0)) for state in tuner_states),
+        reranked=sorted(reranked, key=lambda result: -float(result.get("mature_accuracy", -math.inf))),
     )
 
 
