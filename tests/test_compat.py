@@ -290,6 +290,24 @@ def test_oracle_retry_queue(tuner):
     assert tuner.oracle.create_trial("other").trial_id == trial.trial_id
 
 
+@pytest.mark.parametrize("values", [["relu", "tanh"], [True], [1, 3], [0.5, 0.25]])
+def test_conditions_travel_as_the_same_protos_without_keras_tuners_stray_print(values, capsys):
+    from keras_tuner.src.engine import conditions
+
+    assert_private_api(conditions, "Parent", "keras_tuner.src.engine.conditions.Parent", "keras-tuner")
+    _compat.install_quiet_condition_protos()
+    _compat.install_quiet_condition_protos()  # Once per process, however often called.
+    quiet = conditions.Parent.to_proto
+    original = quiet.keras_tuner_original
+    parent = conditions.Parent("layers", values)
+
+    expected = original(parent)
+    assert capsys.readouterr().out == f"{values[0]}\n"  # what KerasTuner 1.4.8 prints
+    assert quiet(parent) == expected
+    assert capsys.readouterr().out == ""
+    assert conditions.Parent.from_proto(quiet(parent)) == parent
+
+
 def test_utils_save_json_is_made_atomic(tmp_path, monkeypatch):
     from keras_tuner.src import utils
 

@@ -358,6 +358,42 @@ def install_atomic_json_writes() -> None:
     module.save_json = save_json
 
 
+def install_quiet_condition_protos() -> None:
+    """Stops KerasTuner's parallel tuning from printing a stray line per conditional hyperparameter.
+
+    `keras_tuner.src.engine.conditions.Parent.to_proto` (not exported; checked on keras-tuner 1.4.8) prints
+    its first value each time a conditional hyperparameter crosses the wire between chief and workers, so a
+    search's output fills with lone numbers between its progress lines. This replaces it, once per process,
+    with one that builds the same `Condition` proto without printing.
+    """
+    api = "keras_tuner.src.engine.conditions.Parent.to_proto"
+    conditions = _private_module("keras_tuner.src.engine.conditions", api, "keras-tuner")
+    protos = _private_module("keras_tuner.src.protos", api, "keras-tuner")
+    parent = _attribute(conditions, "Parent", api, "keras-tuner")
+    _require(parent, "to_proto", api, "keras-tuner")
+    if getattr(parent.to_proto, "keras_sage_quiet", False):
+        return
+
+    def to_proto(self: Any) -> Any:
+        proto = protos.get_proto()
+        first = self.values[0]
+        # KerasTuner's order of checks: a bool is also an int.
+        if isinstance(first, str):
+            field = "string_value"
+        elif isinstance(first, bool):
+            field = "boolean_value"
+        elif isinstance(first, int):
+            field = "int_value"
+        else:
+            field = "float_value"
+        values = [proto.Value(**{field: value}) for value in self.values]
+        return proto.Condition(parent=proto.Condition.Parent(name=self.name, values=values))
+
+    to_proto.keras_sage_quiet = True  # type: ignore[attr-defined]
+    to_proto.keras_tuner_original = parent.to_proto  # type: ignore[attr-defined]
+    parent.to_proto = to_proto
+
+
 # Keras.
 
 
