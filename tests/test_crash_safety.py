@@ -77,8 +77,7 @@ def study_trials(directory: Path) -> list[optuna.trial.FrozenTrial]:
 # kill -9 of a single-process search.
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("oracle", ["tpe", "reinforce"])
+@pytest.mark.parametrize("oracle", ["tpe", pytest.param("reinforce", marks=pytest.mark.slow)])
 def test_a_search_killed_mid_trial_resumes_as_if_it_had_never_stopped(tmp_path, teacher_path, oracle):
     killed, reference = tmp_path / "killed", tmp_path / "reference"
     with (
@@ -123,7 +122,6 @@ def test_a_search_killed_mid_trial_resumes_as_if_it_had_never_stopped(tmp_path, 
 # kill -9 in parallel tuning.
 
 
-@pytest.mark.slow
 def test_a_worker_killed_mid_trial_has_its_trial_run_again_by_another(tmp_path, teacher_path):
     directory = tmp_path / "search"
     with Processes(directory, teacher_path, "tpe", MAX_TRIALS, port=free_port()) as processes:
@@ -149,7 +147,6 @@ def test_a_worker_killed_mid_trial_has_its_trial_run_again_by_another(tmp_path, 
     assert [t.state for t in study_trials(directory)] == [optuna.trial.TrialState.COMPLETE] * MAX_TRIALS
 
 
-@pytest.mark.slow
 def test_a_killed_chief_stops_its_workers_and_a_restart_runs_no_trial_twice(tmp_path, teacher_path):
     directory = tmp_path / "search"
     port = free_port()
@@ -164,19 +161,22 @@ def test_a_killed_chief_stops_its_workers_and_a_restart_runs_no_trial_twice(tmp_
         )
         killed_at = time.time()
         kill(chief)
-        processes.wait_all(workers)
+        exited = processes.wait_all(workers)
         before = {trial_id: trial["score"] for trial_id, trial in trials(directory).items() if trial["score"]}
         for worker, name in zip(workers, ("worker0", "worker1"), strict=True):
             log = processes.log(worker)
             assert worker.returncode == 3, log
-            # One line, within the chief timeout and a heartbeat (and the time it takes to notice).
+            # One line, within the chief timeout and a heartbeat (and the time it takes to notice); a worker
+            # whose main thread is in native code then (a loaded machine) is ended one chief timeout later,
+            # without search.py's own "gave up" line.
             assert (
                 log.strip()
                 .splitlines()[-1]
                 .startswith(f"keras-sage worker {name}: the chief at 127.0.0.1:{port} stopped answering")
             ), log
-            gave_up = returned_at(log, "gave up") - killed_at
-            assert gave_up < CHIEF_TIMEOUT_S + HEARTBEAT_S + 10, (
+            stopped = returned_at(log, "gave up") if " gave up at " in log else exited[worker.pid]
+            gave_up = stopped - killed_at
+            assert gave_up < 2 * CHIEF_TIMEOUT_S + HEARTBEAT_S + 10, (
                 f"{name} gave up {gave_up:.1f} s after the chief died"
             )
 
