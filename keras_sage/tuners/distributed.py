@@ -225,6 +225,7 @@ def _no_worker_left(oracle: keras_tuner.Oracle) -> bool:
 
 def _chief_servicer(oracle: keras_tuner.Oracle, timeouts: Timeouts) -> Any:
     """KerasTuner's `OracleServicer` with heartbeats, held-back stops and trials ended once."""
+    _compat.install_quiet_condition_protos()
     service, _ = _compat.oracle_service()
 
     class ChiefServicer(_compat.oracle_servicer_class()):  # type: ignore[misc]
@@ -366,6 +367,7 @@ def lost_message(tuner_id: str, seconds: float, joined: bool) -> str:
 
 def bound_worker_client(client: Any, timeouts: Timeouts, tuner_id: str) -> None:
     """Makes a worker's KerasTuner `OracleClient` wait for its chief a bounded time (see the module doc)."""
+    _compat.install_quiet_condition_protos()
     _compat.set_oracle_client_stub(
         client, _BoundedStub(_compat.oracle_client_stub(client), timeouts, tuner_id)
     )

@@ -255,7 +255,6 @@ class SageTuner(keras_tuner.Tuner):
         _use_reported_objective(oracle)
         _compat.require_initial_space_hook()
         _compat.install_atomic_json_writes()
-        _compat.install_quiet_condition_protos()
         self._timeouts = distributed.Timeouts.from_environment()
         # On a worker KerasTuner replaces `self.oracle` by a client of the chief's; trials keep this seed.
         self._seed_oracle = oracle
