@@ -416,7 +416,8 @@ class TeacherStore:
             if version < 2 or not isinstance(versions, h5py.Group):
                 raise fail(f"/{VERSIONS_GROUP} is not a group of a format_version 2 file")
             for key, group in versions.items():
-                store._versions[_version_number(key, fail)] = store._read_version(key, group, fail)
+                number = _version_number(key, fail)
+                store._versions[number] = store._read_version(key, group, fail)
         return store
 
     def _read_layers(self, group: Any, where: str, fail: Any) -> dict[str, _Layer]:
