@@ -348,7 +348,8 @@ class SageTuner(keras_tuner.Tuner):
         Returns:
             The trial's metrics: `score`, `premature_accuracy`, `teacher_guidance`, `S_<teacher layer>`,
             `params` and `flops` (the compactness columns of the paper's Tables 2 and 3; `flops` only if
-            the model's input size is fixed), and `examples_processed`.
+            the model's input size is fixed), `examples_processed`, and `teacher_version` (the version of
+            the teacher file that scored it; 0 unless a teacher schedule replaced the teacher).
 
         Raises:
             keras_tuner.errors.FailedTrialError: The candidate cannot be built or its training diverged.
@@ -640,7 +641,7 @@ class SageTuner(keras_tuner.Tuner):
         """After a crash between writing a step's version and saving the tuner's state: takes that version
         from the project's teacher file instead of training again. Returns whether it did."""
         schedule = self.teacher_schedule
-        assert schedule is not None  # Only called by a step.
+        assert schedule is not None and schedule.current_accuracy is not None  # Only called by a step.
         path = os.path.join(self.project_dir, BOOTSTRAP_TEACHER_FILE)
         if not os.path.exists(path):
             return False
@@ -660,7 +661,7 @@ class SageTuner(keras_tuner.Tuner):
                 completed_trials=completed,
                 trial_id=info["trial_id"],
                 mature_accuracy=info["validation_accuracy"],
-                teacher_accuracy=float(schedule.current_accuracy or 0.0),
+                teacher_accuracy=float(schedule.current_accuracy),
                 accepted=True,
                 version=written[-1],
                 examples_processed=int(info["training"].get("examples_processed", 0)),

@@ -179,14 +179,13 @@ class Bootstrap:
         assert self.current_accuracy is not None  # Set by `start`.
         return math.isfinite(accuracy) and accuracy > self.current_accuracy + self.min_improvement
 
-    def record(
-        self, step: BootstrapStep, accuracy: float | None = None, teacher_file: str | None = None
-    ) -> None:
-        """Records a step; an accepted one also sets the teacher in force (its version and accuracy)."""
+    def record(self, step: BootstrapStep, teacher_file: str | None = None) -> None:
+        """Records a step; an accepted one also sets the teacher in force: its version, its accuracy (the
+        step's mature accuracy) and the file that holds it (relative to the project directory)."""
         self.steps.append(step)
         self.version = step.version
         if step.accepted:
-            self.current_accuracy = accuracy if accuracy is not None else step.mature_accuracy
+            self.current_accuracy = step.mature_accuracy
             self.teacher_file = teacher_file or self.teacher_file
 
     def trained_trial(self, trial_id: str) -> BootstrapStep | None:
