@@ -15,6 +15,11 @@ epochs (`rerank(1, ...)`) and its validation accuracy is the arm's best-after-N.
 (arm, seed) is appended to `--out` as it finishes, so a killed run resumes; the table (mean and 95% CI
 over seeds, Student's t; and the per-seed paired difference bootstrap − fixed) prints at the end.
 
+`--dataset cifar10` runs the same on a class-balanced subset of CIFAR-10's training images at 16×16
+(`--train-size` for training, `--val-size` for validation, 100 probe images, each image standardized), from
+the JPEG archive in `../shared/data/cifar10-jpeg.tar.gz`, decoded once and cached as
+`examples/cifar10_science.py` does.
+
 Run: `nice .venv/bin/python benchmarks/bench_bootstrap.py [--seeds 1 2 3] [--trials 20] [--every 5]`.
 """
 
@@ -25,6 +30,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,7 +41,7 @@ import keras
 import numpy as np
 from scipy import stats
 
-from keras_sage.datasets import digits
+from keras_sage.datasets import ImageSplits, digits, standardize
 from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
 from keras_sage.teachers import register_teacher
 from keras_sage.tuners import Bootstrap, SageTuner, TPEOracle
@@ -44,6 +50,38 @@ from keras_sage.tuners.sage_tuner import SCORE_OBJECTIVE
 TEACHER_LAYERS = ("L1", "L2", "L3")
 ARMS = ("bootstrap", "fixed", "alpha0")
 BATCH_SIZE = 32
+
+
+def cifar10_subset(train_size: int, val_size: int, probe_size: int = 100, seed: int = 0) -> ImageSplits:
+    """A class-balanced subset of CIFAR-10's training images at 16×16, standardized, as disjoint splits."""
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    sys.path.insert(0, str(examples))
+    from cifar10_science import CIFAR10_CLASSES, DEFAULT_ARCHIVE, DEFAULT_CACHE, cifar10_arrays
+
+    arrays = cifar10_arrays(DEFAULT_ARCHIVE, DEFAULT_CACHE, 16)
+    rng = np.random.default_rng(seed)
+    sizes = {"probe": probe_size // 10, "val": val_size // 10, "train": train_size // 10}
+    chosen: dict[str, list[np.ndarray]] = {name: [] for name in sizes}
+    for label in range(10):
+        indices = rng.permutation(np.flatnonzero(arrays["labels"] == label))
+        start = 0
+        for name, size in sizes.items():
+            chosen[name].append(indices[start : start + size])
+            start += size
+    split = {name: rng.permutation(np.concatenate(parts)) for name, parts in chosen.items()}
+
+    def images(name: str) -> np.ndarray:
+        return np.asarray(standardize(arrays["images"][split[name]].astype(np.float32)))
+
+    return ImageSplits(
+        x_train=images("train"),
+        y_train=arrays["labels"][split["train"]],
+        x_val=images("val"),
+        y_val=arrays["labels"][split["val"]],
+        x_probe=images("probe"),
+        y_probe=arrays["labels"][split["probe"]],
+        class_names=tuple(CIFAR10_CLASSES),
+    )
 
 
 def weak_teacher(data, folder: Path, epochs: int) -> tuple[Path, float]:
@@ -168,11 +206,22 @@ def main() -> None:
     parser.add_argument("--max-layers", type=int, default=5)
     parser.add_argument("--teacher-epochs", type=int, default=1)
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    parser.add_argument("--dataset", default="digits", choices=("digits", "cifar10"))
+    parser.add_argument("--train-size", type=int, default=4000, help="cifar10 only")
+    parser.add_argument("--val-size", type=int, default=1000, help="cifar10 only")
     parser.add_argument("--out", type=Path, default=Path("bench-bootstrap.jsonl"))
     arguments = parser.parse_args()
 
-    data = digits(image_size=arguments.image_size, probe_size=100, seed=0)
-    cache = Path(tempfile.gettempdir()) / f"keras-sage-bench-bootstrap-{arguments.image_size}px"
+    if arguments.dataset == "cifar10":
+        data = cifar10_subset(arguments.train_size, arguments.val_size)
+        name = f"cifar10-{arguments.train_size}"
+    else:
+        data = digits(image_size=arguments.image_size, probe_size=100, seed=0)
+        name = f"digits-{arguments.image_size}px"
+    print(
+        f"data: {name}, {len(data.x_train)} training, {len(data.x_val)} validation, {len(data.x_probe)} probe"
+    )
+    cache = Path(tempfile.gettempdir()) / f"keras-sage-bench-bootstrap-{name}"
     cache.mkdir(exist_ok=True)
     teacher, teacher_accuracy = weak_teacher(data, cache, arguments.teacher_epochs)
     print(
