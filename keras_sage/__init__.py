@@ -36,7 +36,14 @@ if TYPE_CHECKING:
     from keras_sage.objective import TeacherGuidedScorer
     from keras_sage.rsa import RDM, compare, linear_cka, rdm
     from keras_sage.teachers import TeacherFileError, TeacherStore, register_recordings, register_teacher
-    from keras_sage.tuners import OptunaOracle, ReinforceOracle, SageHyperband, SageTuner, TPEOracle
+    from keras_sage.tuners import (
+        Bootstrap,
+        OptunaOracle,
+        ReinforceOracle,
+        SageHyperband,
+        SageTuner,
+        TPEOracle,
+    )
 
 # Public name -> module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -51,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "TeacherGuidedScorer": "keras_sage.objective",
     "SageTuner": "keras_sage.tuners",
     "SageHyperband": "keras_sage.tuners",
+    "Bootstrap": "keras_sage.tuners",
     "CNNSearchSpace": "keras_sage.hypermodels",
     "CellSearchSpace": "keras_sage.hypermodels",
     "CellStructure": "keras_sage.hypermodels",
@@ -71,6 +79,7 @@ _EXPORTS: dict[str, str] = {
 # in agreement.
 __all__ = [
     "RDM",
+    "Bootstrap",
     "CNNSearchSpace",
     "CellSearchSpace",
     "CellStructure",

@@ -35,6 +35,7 @@ NORMALISED_SIMILARITY_SUFFIX = "/ceiling"
 PARAMS = "params"  # the candidate's parameter count
 FLOPS = "flops"  # 2 × mult-adds of one image's forward pass
 EXAMPLES_PROCESSED = "examples_processed"  # examples SGD processed in the trial's training
+TEACHER_VERSION = "teacher_version"  # the teacher file's version that scored the trial (0: its /rdms)
 
 # The metrics an oracle may take as its objective besides `S_<teacher layer>`.
 SCORE_METRICS = (SCORE, PREMATURE_ACCURACY, TEACHER_GUIDANCE)

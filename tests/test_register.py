@@ -343,3 +343,28 @@ def test_a_read_only_directory_is_reported_before_the_forward_pass(tmp_path, mod
     finally:
         directory.chmod(0o700)
     assert list(directory.iterdir()) == []
+
+
+def test_the_teachers_validation_accuracy_is_recorded_as_version_0s(tmp_path, model, probe):
+    images, labels = probe
+    path = tmp_path / "teacher.h5"
+    with pytest.raises(ValueError, match=r"validation_accuracy must be a number in \[0, 1\]"):
+        register_teacher(
+            model, images, labels, layers=["conv1"], path=path, verbose=0, validation_accuracy=1.2
+        )
+    assert not path.exists()
+    store = register_teacher(
+        model, images, labels, layers=["conv1"], path=path, verbose=0, validation_accuracy=0.61
+    )
+    reopened = TeacherStore.open(path)
+    assert reopened.validation_accuracy == pytest.approx(0.61) and store.validation_accuracy == pytest.approx(
+        0.61
+    )
+    assert reopened.version_info(0)["validation_accuracy"] == pytest.approx(0.61)
+    with h5py.File(path, "r") as file:
+        assert file.attrs["format_version"] == 1 and file["rdms"].attrs[
+            "validation_accuracy"
+        ] == pytest.approx(0.61)
+    # What a bootstrap step registers is what register_teacher stores.
+    rdms = register_module.model_layer_rdms(model, reopened.probe_images, reopened.probe_labels, ["conv1"])
+    np.testing.assert_array_equal(rdms["conv1"].values, reopened.rdm("conv1").values)

@@ -575,6 +575,7 @@ def test_a_subclass_gets_keras_tuners_epoch_and_batch_hooks(tmp_path, data, teac
             "params",
             "flops",
             "examples_processed",
+            "teacher_version",
         }
         assert all(len(metric["observations"]) == 1 for metric in metrics.values())
         assert last_metric(trial, "score") == last_metric(trial, "premature_accuracy") + last_metric(

@@ -1,3 +1,7 @@
+import json
+import os
+import stat
+
 import h5py
 import numpy as np
 import pytest
@@ -269,3 +273,136 @@ def test_probe_fingerprint_covers_dtype_shape_bytes_and_labels(probe):
     changed = images.copy()
     changed[-1, -1, -1, -1] ^= 1
     assert probe_fingerprint(changed, labels) != reference
+
+
+# Teacher versions (format version 2).
+
+
+def test_versions_are_added_beside_a_version_1_file_and_read_back_with_h5py(teacher_path):
+    with h5py.File(teacher_path, "r") as file:
+        assert file.attrs["format_version"] == 1  # a file without versions stays version 1
+        original = file["rdms/conv1"][()]
+    store = TeacherStore.open(teacher_path, writable=True)
+    assert store.versions == [0] and store.latest_version == 0 and store.version == 0
+    first = {"layer_1": image_rdm(11), "layer_2": image_rdm(12)}
+    second = {"layer_1": image_rdm(21)}
+    assert store.add_version(first, 0.75, source="step 1", trial_id="04", hyperparameters={"filters": 8}) == 1
+    assert (
+        store.add_version(second, 0.8, trial_id="09", hyperparameters={"a": [1, 2]}, training={"epochs": 6})
+        == 2
+    )
+
+    with h5py.File(teacher_path, "r") as file:
+        assert file.attrs["format_version"] == 2
+        np.testing.assert_array_equal(file["rdms/conv1"][()], original)
+        np.testing.assert_array_equal(file["versions/1/rdms/layer_1"][()], first["layer_1"].values)
+        np.testing.assert_array_equal(file["versions/1/rdms/layer_2"][()], first["layer_2"].values)
+        np.testing.assert_array_equal(file["versions/2/rdms/layer_1"][()], second["layer_1"].values)
+        attrs = file["versions/2"].attrs
+        assert attrs["validation_accuracy"] == 0.8 and attrs["trial_id"] == "09"
+        assert attrs["parent_version"] == 1
+        assert json.loads(attrs["hyperparameters"]) == {"a": [1, 2]}
+        assert json.loads(attrs["training"]) == {"epochs": 6}
+        assert file["versions/2/rdms/layer_1"].attrs["metric"] == "correlation"
+
+    reopened = TeacherStore.open(teacher_path)
+    assert reopened.versions == [0, 1, 2] and reopened.latest_version == 2
+    assert reopened.layer_names == ["conv1"]  # `open` is version 0
+    view = reopened.at_version(1)
+    assert view.version == 1 and view.layer_names == ["layer_1", "layer_2"]
+    assert view.validation_accuracy == 0.75 and view.fingerprint == reopened.fingerprint
+    np.testing.assert_array_equal(view.rdm("layer_2").values, first["layer_2"].values)
+    np.testing.assert_array_equal(reopened.at_version(0).rdm("conv1").values, original)
+    info = reopened.version_info(1)
+    assert (
+        info["trial_id"] == "04" and info["source"] == "step 1" and info["hyperparameters"] == {"filters": 8}
+    )
+    assert info["layers"] == ["layer_1", "layer_2"] and info["parent_version"] == 0
+
+
+def test_adding_rdms_to_version_0_keeps_every_version(teacher_path):
+    store = TeacherStore.open(teacher_path, writable=True)
+    store.add_version({"layer_1": image_rdm(11)}, 0.5)
+    store.add_rdm("conv2", image_rdm(2))
+    store.set_validation_accuracy(0.4)
+    reopened = TeacherStore.open(teacher_path)
+    assert reopened.layer_names == ["conv1", "conv2"] and reopened.validation_accuracy == 0.4
+    np.testing.assert_array_equal(reopened.at_version(1).rdm("layer_1").values, image_rdm(11).values)
+    assert reopened.at_version(1).validation_accuracy == 0.5
+
+
+def test_a_view_is_read_only_and_unknown_versions_are_named(teacher_path):
+    store = TeacherStore.open(teacher_path, writable=True)
+    store.add_version({"layer_1": image_rdm(11)}, 0.5)
+    with pytest.raises(TeacherFileError, match="view at teacher version 1 is read-only"):
+        store.at_version(1).add_rdm("x", image_rdm(3))
+    with pytest.raises(KeyError, match=r"no teacher version 3; it has: \[0, 1\]"):
+        store.at_version(3)
+    with pytest.raises(KeyError, match="no teacher version True"):
+        store.version_info(True)
+    with pytest.raises(TeacherFileError, match="opened read-only"):
+        TeacherStore.open(teacher_path).add_version({"layer_1": image_rdm(11)}, 0.5)
+
+
+def test_a_version_is_never_overwritten_by_a_stale_store(teacher_path):
+    stale = TeacherStore.open(teacher_path, writable=True)
+    TeacherStore.open(teacher_path, writable=True).add_version({"layer_1": image_rdm(11)}, 0.5)
+    with pytest.raises(
+        TeacherFileError, match=r"holds teacher version\(s\) \[1\] that this store has not read"
+    ):
+        stale.add_version({"layer_1": image_rdm(12)}, 0.6)
+    np.testing.assert_array_equal(
+        TeacherStore.open(teacher_path).at_version(1).rdm("layer_1").values, image_rdm(11).values
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"rdms": {}, "validation_accuracy": 0.5}, "needs at least one RDM"),
+        ({"rdms": {"a/b": image_rdm(1)}, "validation_accuracy": 0.5}, "without '/'"),
+        ({"rdms": {"x": image_rdm(1, n=5)}, "validation_accuracy": 0.5}, "over 5 images"),
+        ({"rdms": {"x": image_rdm(1)}, "validation_accuracy": 1.5}, r"in \[0, 1\]"),
+        (
+            {"rdms": {"x": image_rdm(1)}, "validation_accuracy": 0.5, "hyperparameters": {"f": object()}},
+            "JSON",
+        ),
+    ],
+)
+def test_bad_versions_are_refused_before_writing(teacher_path, arguments, message):
+    before = teacher_path.read_bytes()
+    with pytest.raises(ValueError, match=message):
+        TeacherStore.open(teacher_path, writable=True).add_version(**arguments)
+    assert teacher_path.read_bytes() == before
+
+
+def test_adding_a_version_keeps_a_symlinked_files_target_and_mode(tmp_path, teacher_path):
+    teacher_path.chmod(0o640)
+    link = tmp_path / "link.h5"
+    link.symlink_to(teacher_path)
+    TeacherStore.open(link, writable=True).add_version({"layer_1": image_rdm(11)}, 0.5)
+    assert link.is_symlink() and os.readlink(link) == str(teacher_path)
+    assert stat.S_IMODE(teacher_path.stat().st_mode) == 0o640
+    assert TeacherStore.open(teacher_path).versions == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda file: file.create_group("versions/x/rdms"), "named by a positive integer"),
+        (lambda file: file.create_group("versions/0/rdms"), "named by a positive integer"),
+        (lambda file: file["versions/1"].attrs.__delitem__("trial_id"), "lacks attribute"),
+        (lambda file: file["versions/1"].attrs.__setitem__("hyperparameters", "{not json"), "is not JSON"),
+        (
+            lambda file: file["versions/1"].attrs.__setitem__("validation_accuracy", 7.0),
+            r"not a number in \[0, 1\]",
+        ),
+        (lambda file: file.attrs.__setitem__("format_version", 1), "not a group of a format_version 2 file"),
+    ],
+)
+def test_damaged_versions_are_named(teacher_path, damage, message):
+    TeacherStore.open(teacher_path, writable=True).add_version({"layer_1": image_rdm(11)}, 0.5)
+    with h5py.File(teacher_path, "a") as file:
+        damage(file)
+    with pytest.raises(TeacherFileError, match=message):
+        TeacherStore.open(teacher_path)

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ def register_teacher(
     overwrite: bool = False,
     verbose: int = 1,
     allow_constant: bool = False,
+    validation_accuracy: float | None = None,
 ) -> TeacherStore:
     """Stores the RDMs of a trained Keras model's layers on a probe set in a teacher file.
 
@@ -104,6 +105,9 @@ def register_teacher(
         overwrite: Whether to replace RDMs of the same names already in the file.
         verbose: 1 shows a progress bar, 0 is silent.
         allow_constant: Store constant representations (with a warning) instead of raising.
+        validation_accuracy: The model's validation accuracy, recorded in the file (version 0's
+            `validation_accuracy`); teacher bootstrapping (`keras_sage.tuners.Bootstrap`) takes it as
+            the accuracy a student must beat.
 
     Returns:
         The teacher file, writable.
@@ -126,36 +130,97 @@ def register_teacher(
         layers = [layers]
     layer_names = list(layers) if layers is not None else default_teacher_layers(model)
     _check_layer_names(model, layer_names)
+    if validation_accuracy is not None and not 0.0 <= float(validation_accuracy) <= 1.0:
+        raise ValueError(f"validation_accuracy must be a number in [0, 1]; got {validation_accuracy!r}")
     existing = _existing_store(path, images, labels, layer_names, overwrite)
 
-    feature_counts = layer_feature_counts(model, layer_names)
+    rdms = model_layer_rdms(
+        model,
+        images,
+        labels,
+        layer_names,
+        metric=metric,
+        level=level,
+        max_features=max_features,
+        batch_size=batch_size,
+        seed=seed,
+        verbose=verbose,
+        allow_constant=allow_constant,
+    )
+    store = existing or TeacherStore(path, images, labels, writable=True)
+    store.add_rdms(rdms, kind="model-layer", source=source, overwrite=overwrite)
+    if validation_accuracy is not None:
+        store.set_validation_accuracy(validation_accuracy)
+    return store
+
+
+def model_layer_rdms(
+    model: Any,
+    probe_images: np.ndarray,
+    probe_labels: np.ndarray | None,
+    layers: Sequence[str],
+    metric: str = "correlation",
+    level: str = "image",
+    max_features: int | None = DEFAULT_MAX_FEATURES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    verbose: int = 0,
+    allow_constant: bool = False,
+    preprocessing: Callable[[np.ndarray], Any] | None = None,
+) -> dict[str, RDM]:
+    """The RDMs of a Keras model's layers on probe images, as `register_teacher` stores them.
+
+    Each layer's output is flattened and subsampled to `max_features` features (with `seed`) before its
+    RDM; the RDM records the layer's full width and the seed.
+
+    Args:
+        model: A built Keras model.
+        probe_images: The images as a teacher file stores them (`probe_images_as_stored`).
+        probe_labels: Their labels, or `None`; required for `level="category"`.
+        layers: Names of the model's layers.
+        metric: The RDM distance (see `keras_sage.rsa.METRICS`).
+        level: `"image"` or `"category"`.
+        max_features: Features kept per layer; `None` keeps all.
+        batch_size: Probe images per forward pass.
+        seed: Seed of the feature subsample.
+        verbose: 1 shows a progress bar.
+        allow_constant: Return constant RDMs instead of raising.
+        preprocessing: Optional callable applied to each batch of probe images before the model sees it.
+
+    Returns:
+        The RDMs by layer name, in the order of `layers`.
+
+    Raises:
+        ValueError: A layer's representation or RDM is constant (unless `allow_constant`), or its RDM is
+            not finite; the message names the layer.
+    """
+    feature_counts = layer_feature_counts(model, list(layers))
     features = layer_features(
         model,
-        layer_names,
-        images,
+        list(layers),
+        probe_images,
         max_features=max_features,
         seed=seed,
         batch_size=batch_size,
+        preprocessing=preprocessing,
         verbose=verbose,
     )
     rdms = {}
-    for name, features_kept, n_features in zip(layer_names, features, feature_counts, strict=True):
+    for name, features_kept, n_features in zip(layers, features, feature_counts, strict=True):
         what = f"layer {name!r} of model {model.name!r}"
         layer_rdm = _checked_rdm(
             what,
             features_kept,
             allow_constant,
             metric=metric,
-            labels=labels,
+            labels=probe_labels,
             level=level,
             seed=seed,
             name=name,
         )
         # The features were subsampled before the RDM; record the layer's full width and the seed used.
         rdms[name] = dataclasses.replace(layer_rdm, n_features=n_features, seed=seed)
-    store = existing or TeacherStore(path, images, labels, writable=True)
-    store.add_rdms(rdms, kind="model-layer", source=source, overwrite=overwrite)
-    return store
+    return rdms
 
 
 def register_recordings(

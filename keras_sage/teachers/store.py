@@ -1,7 +1,7 @@
 """The teacher file: probe images and one RDM per teacher layer or brain region, in HDF5.
 
 A teacher file is self-contained, so a student is always scored on exactly the images the teacher saw.
-Layout (format version 1):
+Layout (format version 1, and version 0 of a format version 2 file):
 
 ```
 /                attrs: format="keras-sage-teacher", format_version=1, created, keras_sage_version
@@ -19,7 +19,23 @@ Layout (format version 1):
 ```
 
 The noise-ceiling attributes are optional: files written before they existed open unchanged, and a
-release that does not know them ignores them. They are all present or all absent.
+release that does not know them ignores them. They are all present or all absent. `/rdms` may carry the
+attribute validation_accuracy (float64), the accuracy of the model whose layers they are.
+
+Format version 2 adds teacher versions (`keras_sage.tuners.Bootstrap` writes them): the `/rdms` above are
+version 0, unchanged, and each later version k = 1, 2, ... lives beside them on the same probe images:
+
+```
+/versions/<k>       attrs: created, source, parent_version (int), validation_accuracy (float64),
+                    trial_id (str, "" if none), hyperparameters (JSON object: the architecture's
+                    hyperparameter values), training (JSON object: how it was trained, e.g. epochs)
+/versions/<k>/rdms/<name>   as /rdms/<name>
+```
+
+A version, once written, is never rewritten or removed: `add_version` only adds the next number, and
+refuses to write when the file on disk holds a version this store has not read. A file without versions
+is written as format version 1, so releases that read only version 1 still open it. JSON attributes are
+parsed with `json.loads`; nothing in a teacher file is ever unpickled or executed.
 
 Every write goes to a temporary file in the same directory that then replaces the old file
 (`os.replace`), so a crash mid-write leaves the previous file intact. Reading uses HDF5 mode `"r"`.
@@ -29,8 +45,10 @@ Two processes adding layers to the same file at the same time can lose one of th
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import hashlib
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -47,8 +65,20 @@ from keras_sage._version import __version__
 from keras_sage.rsa import LEVELS, METRICS, RDM, NoiseCeiling
 
 FORMAT = "keras-sage-teacher"
-FORMAT_VERSION = 1
-READABLE_FORMAT_VERSIONS = (1,)
+# The format version of a file with teacher versions; a file without them is written as version 1.
+FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
+VERSIONS_GROUP = "versions"
+_VERSION_ATTRS = (
+    "created",
+    "source",
+    "parent_version",
+    "validation_accuracy",
+    "trial_id",
+    "hyperparameters",
+    "training",
+)
+_JSON_VERSION_ATTRS = ("hyperparameters", "training")
 KINDS = ("model-layer", "neural-region")
 _LAYER_ATTRS = ("kind", "source", "layer", "metric", "level", "n", "n_features", "n_features_used", "seed")
 # The optional noise-ceiling attributes of an RDM, and the `NoiseCeiling` field each holds.
@@ -161,12 +191,25 @@ class _Layer:
     ceiling: NoiseCeiling | None = None
 
 
+@dataclass
+class _Version:
+    """One teacher version after version 0: its attributes (JSON ones parsed) and its RDMs."""
+
+    info: dict[str, Any]
+    layers: dict[str, _Layer]
+
+
 class TeacherStore:
     """A teacher file: probe images, their labels and fingerprint, and one RDM per teacher layer.
 
     Use `TeacherStore.create` to start a file and `TeacherStore.open` to read one; the constructor only
     builds the in-memory store and writes nothing. A store that is not writable (what `open` returns by
     default) refuses every write; RDM values are read from the file on first use.
+
+    A file may hold several teacher versions on the same probe images (format version 2): `versions`
+    lists them, `add_version` adds the next one, and `at_version(k)` is a read-only view whose
+    `layer_names`, `rdm` and `rdms` are those of version k (a `TeacherGuidedScorer` built on the view
+    scores against version k). `open` returns version 0, the file's `/rdms`.
 
     Args:
         path: The HDF5 file.
@@ -183,6 +226,7 @@ class TeacherStore:
     store.add_rdm("conv1", keras_sage.rdm(conv1_activations), source="resnet.keras")
     teacher = TeacherStore.open("teacher.h5")
     teacher.rdm("conv1").square()
+    teacher.versions, teacher.at_version(teacher.latest_version).layer_names
     ```
     """
 
@@ -202,7 +246,14 @@ class TeacherStore:
         self.source = source
         self.writable = writable
         self.created = created or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self.version = 0
         self._layers: dict[str, _Layer] = {}
+        # Version 0's RDMs (the file's /rdms) and its validation accuracy; a view's `_layers` are another
+        # version's, read from `_group`.
+        self._root_layers = self._layers
+        self._root_accuracy: float | None = None
+        self._group = "rdms"
+        self._versions: dict[int, _Version] = {}
 
     @property
     def n_images(self) -> int:
@@ -214,8 +265,84 @@ class TeacherStore:
         """The names of the stored RDMs, in the order they were added."""
         return list(self._layers)
 
+    @property
+    def versions(self) -> list[int]:
+        """The teacher versions in the file, ascending: 0 (the `/rdms`) and each added version."""
+        return [0, *sorted(self._versions)]
+
+    @property
+    def latest_version(self) -> int:
+        """The newest teacher version in the file."""
+        return self.versions[-1]
+
+    @property
+    def validation_accuracy(self) -> float | None:
+        """The validation accuracy recorded for this store's version, or `None` if none was recorded."""
+        if self.version == 0:
+            return self._root_accuracy
+        return float(self._versions[self.version].info["validation_accuracy"])
+
+    def version_info(self, version: int | None = None) -> dict[str, Any]:
+        """What the file records about a teacher version.
+
+        Args:
+            version: The version; defaults to this store's.
+
+        Returns:
+            For version 0: `created`, `source` (the probe set's), `validation_accuracy` (`None` if not
+            recorded) and `layers`. For a later version also `parent_version`, `trial_id`,
+            `hyperparameters` and `training` (dicts parsed from JSON).
+
+        Raises:
+            KeyError: The file has no such version; the message lists its versions.
+        """
+        version = self.version if version is None else self._checked_version(version)
+        if version == 0:
+            return {
+                "version": 0,
+                "created": self.created,
+                "source": self.source,
+                "validation_accuracy": self._root_accuracy,
+                "layers": list(self._root_layers),
+            }
+        stored = self._versions[version]
+        return {"version": version, **copy.deepcopy(stored.info), "layers": list(stored.layers)}
+
+    def at_version(self, version: int) -> TeacherStore:
+        """A read-only view of teacher version `version`: its RDMs, on the same probe images.
+
+        Args:
+            version: One of `versions`.
+
+        Returns:
+            A `TeacherStore` whose `version` is `version`; its `layer_names`, `rdm`, `rdms`,
+            `layer_info` and `validation_accuracy` are that version's.
+
+        Raises:
+            KeyError: The file has no such version; the message lists its versions.
+        """
+        version = self._checked_version(version)
+        view = copy.copy(self)
+        view.version = version
+        view.writable = False
+        view._layers = self._root_layers if version == 0 else self._versions[version].layers
+        view._group = "rdms" if version == 0 else f"{VERSIONS_GROUP}/{version}/rdms"
+        return view
+
+    def _checked_version(self, version: Any) -> int:
+        if (
+            isinstance(version, bool)
+            or not isinstance(version, (int, np.integer))
+            or version not in self.versions
+        ):
+            raise KeyError(f"{self.path} has no teacher version {version!r}; it has: {self.versions}")
+        return int(version)
+
     def __repr__(self) -> str:
-        return f"TeacherStore({str(self.path)!r}, n_images={self.n_images}, layers={self.layer_names})"
+        version = f", version={self.version}" if self.version else ""
+        return (
+            f"TeacherStore({str(self.path)!r}, n_images={self.n_images}{version}, layers={self.layer_names})"
+        )
 
     # Reading.
 
@@ -281,25 +408,64 @@ class TeacherStore:
         if probe.attrs.get("fingerprint") != store.fingerprint:
             raise fail("the probe images or labels were modified (their fingerprint does not match)")
 
-        for name, dataset in file["rdms"].items():
+        store._layers.update(store._read_layers(file["rdms"], "/rdms", fail))
+        if "validation_accuracy" in file["rdms"].attrs:
+            store._root_accuracy = _accuracy(file["rdms"].attrs["validation_accuracy"], "/rdms", fail)
+        versions = file.get(VERSIONS_GROUP)
+        if versions is not None:
+            if version < 2 or not isinstance(versions, h5py.Group):
+                raise fail(f"/{VERSIONS_GROUP} is not a group of a format_version 2 file")
+            for key, group in versions.items():
+                number = _version_number(key, fail)
+                store._versions[number] = store._read_version(key, group, fail)
+        return store
+
+    def _read_layers(self, group: Any, where: str, fail: Any) -> dict[str, _Layer]:
+        """The RDMs of one version's `rdms` group, checked, without their values."""
+        layers = {}
+        for name, dataset in group.items():
             if not isinstance(dataset, h5py.Dataset):
-                raise fail(f"/rdms/{name} is not a dataset")
+                raise fail(f"{where}/{name} is not a dataset")
             missing = [attr for attr in _LAYER_ATTRS if attr not in dataset.attrs]
             if missing:
-                raise fail(f"/rdms/{name} lacks attribute(s) {', '.join(missing)}")
+                raise fail(f"{where}/{name} lacks attribute(s) {', '.join(missing)}")
             info = {attr: _python(dataset.attrs[attr]) for attr in _LAYER_ATTRS}
             if info["metric"] not in METRICS:
                 raise fail(
-                    f"/rdms/{name} has metric {info['metric']!r}; this release knows {', '.join(METRICS)}"
+                    f"{where}/{name} has metric {info['metric']!r}; this release knows {', '.join(METRICS)}"
                 )
             categories = dataset.attrs.get("categories")
             try:
-                store._check_rdm_shape(name, info["n"], info["level"], categories, dataset.shape)
+                self._check_rdm_shape(name, info["n"], info["level"], categories, dataset.shape)
             except ValueError as error:
                 raise fail(str(error)) from None
-            ceiling = _ceiling_from_attrs(dataset.attrs, f"/rdms/{name}", fail)
-            store._layers[name] = _Layer(info, categories=categories, ceiling=ceiling)
-        return store
+            ceiling = _ceiling_from_attrs(dataset.attrs, f"{where}/{name}", fail)
+            layers[name] = _Layer(info, categories=categories, ceiling=ceiling)
+        return layers
+
+    def _read_version(self, key: str, group: Any, fail: Any) -> _Version:
+        """One `/versions/<k>` group, checked: its attributes (JSON parsed) and its RDMs."""
+        where = f"/{VERSIONS_GROUP}/{key}"
+        if not isinstance(group, h5py.Group) or not isinstance(group.get("rdms"), h5py.Group):
+            raise fail(f"{where} is not a teacher version (a group with an rdms group)")
+        missing = [attr for attr in _VERSION_ATTRS if attr not in group.attrs]
+        if missing:
+            raise fail(f"{where} lacks attribute(s) {', '.join(missing)}")
+        info = {attr: _python(group.attrs[attr]) for attr in _VERSION_ATTRS}
+        for attr in _JSON_VERSION_ATTRS:
+            try:
+                info[attr] = json.loads(info[attr])
+            except (TypeError, ValueError):
+                raise fail(f"{where} attribute {attr} is not JSON") from None
+            if not isinstance(info[attr], dict):
+                raise fail(f"{where} attribute {attr} is not a JSON object")
+        info["validation_accuracy"] = _accuracy(info["validation_accuracy"], where, fail)
+        info["parent_version"] = int(info["parent_version"])
+        info["trial_id"] = str(info["trial_id"])
+        layers = self._read_layers(group["rdms"], f"{where}/rdms", fail)
+        if not layers:
+            raise fail(f"{where} holds no RDMs")
+        return _Version(info, layers)
 
     def rdm(self, name: str) -> RDM:
         """The RDM stored under `name`.
@@ -348,11 +514,20 @@ class TeacherStore:
     def _values(self, name: str) -> np.ndarray:
         layer = self._layers[name]
         if layer.values is None:
-            with _reading(self.path) as file:
-                if name not in file["rdms"]:
-                    raise TeacherFileError(f"{self.path}: /rdms/{name} disappeared from the file")
-                layer.values = np.asarray(file["rdms"][name][()], dtype=np.float32)
+            self._load_values(self._group, self._layers)
+        assert layer.values is not None  # Loaded just above.
         return layer.values
+
+    def _load_values(self, group: str, layers: Mapping[str, _Layer]) -> None:
+        """Reads the values of `layers` (of the file's `group`) that are not in memory yet."""
+        if all(layer.values is not None for layer in layers.values()):
+            return
+        with _reading(self.path) as file:
+            for name, layer in layers.items():
+                if layer.values is None:
+                    if f"{group}/{name}" not in file:
+                        raise TeacherFileError(f"{self.path}: /{group}/{name} disappeared from the file")
+                    layer.values = np.asarray(file[f"{group}/{name}"][()], dtype=np.float32)
 
     def _layer(self, name: str) -> _Layer:
         if name not in self._layers:
@@ -444,17 +619,139 @@ class TeacherStore:
             TeacherFileError: The store was opened read-only.
             ValueError: A name exists and `overwrite` is false, or an RDM does not fit the probe set.
         """
+        self._check_writable("add RDMs")
+        check_choice("kind", kind, KINDS)
+        new_layers = self._new_layers(rdms, kind, source, layers or {}, ceilings or {})
+        clashes = [name for name in new_layers if name in self._layers]
+        if clashes and not overwrite:
+            raise ValueError(f"{self.path} already has an RDM named {clashes[0]!r}; pass overwrite=True")
+        self._load_everything()
+        previous = dict(self._layers)
+        self._layers.update(new_layers)
+        try:
+            self._save()
+        except BaseException:
+            self._layers.clear()
+            self._layers.update(previous)
+            raise
+
+    def set_validation_accuracy(self, accuracy: float) -> None:
+        """Records version 0's validation accuracy (the `/rdms` attribute) and rewrites the file.
+
+        `keras_sage.tuners.Bootstrap` takes it as the accuracy a bootstrapped student must beat.
+
+        Raises:
+            TeacherFileError: The store is read-only.
+            ValueError: `accuracy` is not a number in [0, 1].
+        """
+        self._check_writable("record a validation accuracy")
+        accuracy = _checked_accuracy(accuracy)
+        self._load_everything()
+        previous, self._root_accuracy = self._root_accuracy, accuracy
+        try:
+            self._save()
+        except BaseException:
+            self._root_accuracy = previous
+            raise
+
+    def add_version(
+        self,
+        rdms: Mapping[str, RDM],
+        validation_accuracy: float,
+        source: str = "",
+        parent_version: int | None = None,
+        trial_id: str = "",
+        hyperparameters: Mapping[str, Any] | None = None,
+        training: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Adds the next teacher version, on this file's probe images, and rewrites the file.
+
+        Earlier versions are kept unchanged; no version is ever overwritten. The RDMs are stored as
+        model layers (`kind="model-layer"`).
+
+        Args:
+            rdms: The new version's RDMs by name, computed on this store's probe images.
+            validation_accuracy: The accuracy of the model they come from, in [0, 1].
+            source: Where they came from (free text).
+            parent_version: The version the new one replaces; defaults to the latest.
+            trial_id: The search trial whose architecture the model is.
+            hyperparameters: The architecture's hyperparameter values (stored as JSON).
+            training: How the model was trained, e.g. `{"epochs": 10}` (stored as JSON).
+
+        Returns:
+            The new version's number (the latest plus 1).
+
+        Raises:
+            TeacherFileError: The store is read-only, or the file on disk holds a version this store has
+                not read (reopen it).
+            ValueError: No RDMs, a name HDF5 cannot hold, an RDM that does not fit the probe set, an
+                accuracy outside [0, 1], or values JSON cannot hold.
+        """
+        self._check_writable("add a teacher version")
+        if not rdms:
+            raise ValueError(f"{self.path}: a teacher version needs at least one RDM")
+        new_layers = self._new_layers(rdms, "model-layer", source, {}, {})
+        parent = self.latest_version if parent_version is None else self._checked_version(parent_version)
+        info = {
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "source": source,
+            "parent_version": parent,
+            "validation_accuracy": _checked_accuracy(validation_accuracy),
+            "trial_id": str(trial_id),
+            "hyperparameters": _json_object("hyperparameters", hyperparameters),
+            "training": _json_object("training", training),
+        }
+
+        def fail(problem: str) -> TeacherFileError:
+            return TeacherFileError(f"{self.path}: {problem}")
+
+        with _reading(self.path) as file:
+            on_disk = sorted(_version_number(key, fail) for key in file.get(VERSIONS_GROUP, {}))
+        unknown = sorted(set(on_disk) - set(self._versions))
+        if unknown:
+            raise TeacherFileError(
+                f"{self.path}: the file holds teacher version(s) {unknown} that this store has not read "
+                "(another process added them); reopen it with TeacherStore.open before adding a version"
+            )
+        self._load_everything()
+        number = self.latest_version + 1
+        self._versions[number] = _Version(info, new_layers)
+        try:
+            self._save()
+        except BaseException:
+            del self._versions[number]
+            raise
+        return number
+
+    def _check_writable(self, what: str) -> None:
+        if self.version != 0:
+            raise TeacherFileError(
+                f"{self.path}: the view at teacher version {self.version} is read-only; {what} through the "
+                "store TeacherStore.open(path, writable=True) returns"
+            )
         if not self.writable:
             raise TeacherFileError(
-                f"{self.path} was opened read-only; use TeacherStore.open(path, writable=True) to add RDMs"
+                f"{self.path} was opened read-only; use TeacherStore.open(path, writable=True) to {what}"
             )
-        check_choice("kind", kind, KINDS)
-        layers = layers or {}
+
+    def _load_everything(self) -> None:
+        """Reads every RDM value of every version into memory, before the file is rewritten."""
+        self._load_values("rdms", self._root_layers)
+        for number, stored in self._versions.items():
+            self._load_values(f"{VERSIONS_GROUP}/{number}/rdms", stored.layers)
+
+    def _new_layers(
+        self,
+        rdms: Mapping[str, RDM],
+        kind: str,
+        source: str,
+        layers: Mapping[str, str],
+        ceilings: Mapping[str, NoiseCeiling],
+    ) -> dict[str, _Layer]:
+        """RDMs to store, checked against this probe set, with their attributes."""
         new_layers = {}
         for name, rdm in rdms.items():
             check_rdm_name(name)
-            if name in self._layers and not overwrite:
-                raise ValueError(f"{self.path} already has an RDM named {name!r}; pass overwrite=True")
             values = np.asarray(rdm.values, dtype=np.float32)
             categories = None if rdm.categories is None else np.asarray(rdm.categories)
             self._check_rdm_shape(name, rdm.n, rdm.level, categories, values.shape)
@@ -469,17 +766,8 @@ class TeacherStore:
                 "n_features_used": int(rdm.n_features_used),
                 "seed": int(rdm.seed),
             }
-            ceiling = (ceilings or {}).get(name)
-            new_layers[name] = _Layer(info, values=values, categories=categories, ceiling=ceiling)
-        for name in self._layers:
-            self._values(name)
-        previous = dict(self._layers)
-        self._layers.update(new_layers)
-        try:
-            self._save()
-        except BaseException:
-            self._layers = previous
-            raise
+            new_layers[name] = _Layer(info, values=values, categories=categories, ceiling=ceilings.get(name))
+        return new_layers
 
     def _check_rdm_shape(
         self, name: str, n: int, level: str, categories: np.ndarray | None, shape: tuple[int, ...]
@@ -511,7 +799,7 @@ class TeacherStore:
         def write_hdf5(target: Any) -> None:
             with h5py.File(target, "w") as file:
                 file.attrs["format"] = FORMAT
-                file.attrs["format_version"] = FORMAT_VERSION
+                file.attrs["format_version"] = FORMAT_VERSION if self._versions else 1
                 file.attrs["created"] = self.created
                 file.attrs["keras_sage_version"] = __version__
                 probe = file.create_group("probe")
@@ -520,18 +808,66 @@ class TeacherStore:
                     probe.create_dataset("labels", data=self.probe_labels)
                 probe.attrs["fingerprint"] = self.fingerprint
                 probe.attrs["source"] = self.source
-                rdms = file.create_group("rdms", track_order=True)
-                for name, layer in self._layers.items():
-                    dataset = rdms.create_dataset(name, data=layer.values)
-                    for attr, value in layer.info.items():
-                        dataset.attrs[attr] = value
-                    if layer.categories is not None:
-                        dataset.attrs["categories"] = layer.categories
-                    if layer.ceiling is not None:
-                        for attr, field in _CEILING_ATTRS.items():
-                            dataset.attrs[attr] = getattr(layer.ceiling, field)
+                rdms = _write_layers(file.create_group("rdms", track_order=True), self._root_layers)
+                if self._root_accuracy is not None:
+                    rdms.attrs["validation_accuracy"] = self._root_accuracy
+                if self._versions:
+                    versions = file.create_group(VERSIONS_GROUP)
+                    for number, stored in sorted(self._versions.items()):
+                        group = versions.create_group(str(number))
+                        for attr, value in stored.info.items():
+                            group.attrs[attr] = json.dumps(value) if attr in _JSON_VERSION_ATTRS else value
+                        _write_layers(group.create_group("rdms", track_order=True), stored.layers)
 
         write_atomically(self.path, write_hdf5)
+
+
+def _write_layers(group: Any, layers: Mapping[str, _Layer]) -> Any:
+    """Writes RDMs, with their attributes, into an HDF5 group; returns the group."""
+    for name, layer in layers.items():
+        dataset = group.create_dataset(name, data=layer.values)
+        for attr, value in layer.info.items():
+            dataset.attrs[attr] = value
+        if layer.categories is not None:
+            dataset.attrs["categories"] = layer.categories
+        if layer.ceiling is not None:
+            for attr, field in _CEILING_ATTRS.items():
+                dataset.attrs[attr] = getattr(layer.ceiling, field)
+    return group
+
+
+def _version_number(key: str, fail: Any) -> int:
+    """The number of a `/versions/<k>` group: a positive integer written in decimal."""
+    if not key.isdigit() or key != str(int(key)) or int(key) < 1:
+        raise fail(f"/{VERSIONS_GROUP}/{key}: a teacher version is named by a positive integer")
+    return int(key)
+
+
+def _checked_accuracy(accuracy: Any) -> float:
+    """A validation accuracy: a real number in [0, 1]."""
+    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float, np.integer, np.floating)):
+        raise ValueError(f"validation_accuracy must be a number in [0, 1]; got {accuracy!r}")
+    if not 0.0 <= float(accuracy) <= 1.0:
+        raise ValueError(f"validation_accuracy must be a number in [0, 1]; got {accuracy!r}")
+    return float(accuracy)
+
+
+def _accuracy(value: Any, where: str, fail: Any) -> float:
+    """A stored validation accuracy, checked; `fail` names the place of a bad one."""
+    try:
+        return _checked_accuracy(_python(value))
+    except ValueError:
+        raise fail(f"{where} attribute validation_accuracy is not a number in [0, 1]: {value!r}") from None
+
+
+def _json_object(name: str, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`values` as a plain dict that JSON can hold (checked now, so a bad value fails before writing)."""
+    data = dict(values or {})
+    try:
+        json.dumps(data, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be JSON-serialisable (str, int, float, bool, None): {error}") from None
+    return data
 
 
 @contextlib.contextmanager

@@ -9,7 +9,11 @@ plain performance-guided search.
 
 After the search, `rerank(top_k, epochs, ...)` trains the best candidates longer (the paper's post-search
 step), and `search_cost()` reports the cost as the paper does (§4.3): examples processed by SGD,
-M1·E1 during the search plus M2·E2 during reranking.
+M1·E1 during the search plus M2·E2 during reranking (plus any teacher bootstrapping's training).
+
+With `teacher_schedule=Bootstrap(every=K, mature_epochs=E)` the teacher improves during the search (paper
+§5): every K completed trials the best candidate so far is trained to maturity and, if it beats the
+teacher, becomes the next teacher version (`keras_sage.tuners.schedule`).
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from keras_sage.objective import (
 )
 from keras_sage.rsa import DEFAULT_MAX_FEATURES
 from keras_sage.teachers import TeacherStore
+from keras_sage.teachers.register import model_layer_rdms
 from keras_sage.tuners import _compat, distributed
+from keras_sage.tuners.schedule import BOOTSTRAP_TEACHER_FILE, Bootstrap, BootstrapStep
 
 SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 # Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
@@ -48,6 +54,7 @@ SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS = 10
 # A failed trial's traceback, in its trial folder.
 TRIAL_LOG = "trial.log"
+_COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 _FAILED_STATUSES = (keras_tuner.engine.trial.TrialStatus.FAILED, keras_tuner.engine.trial.TrialStatus.INVALID)
 
 
@@ -161,6 +168,10 @@ class SageTuner(keras_tuner.Tuner):
         layer_mapping: Teacher layer name → student endpoint name, with `layer_match="fixed"`.
         normalise_by_ceiling: Whether TG is the mean of S_i / ceiling_i over the regions' noise ceilings
             instead of the mean of S_i (see `TeacherGuidedScorer`).
+        teacher_schedule: `Bootstrap(every=K, mature_epochs=E)` to replace the teacher during the search
+            by the best candidate so far whenever it beats it (see `keras_sage.tuners.schedule`); `None`
+            keeps the teacher. Each trial records the teacher version that scored it
+            (`teacher_version`).
         **kwargs: Passed to `keras_tuner.Tuner`: `directory`, `project_name`, `overwrite`,
             `distribution_strategy`, `max_model_size`, `tuner_id`, ...
 
@@ -203,6 +214,7 @@ class SageTuner(keras_tuner.Tuner):
         layer_match: str = "max",
         layer_mapping: Mapping[str, str] | None = None,
         normalise_by_ceiling: bool = False,
+        teacher_schedule: Bootstrap | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("executions_per_trial", 1) != 1:
@@ -217,20 +229,26 @@ class SageTuner(keras_tuner.Tuner):
         self.premature_steps = (
             None if premature_steps is None else check_positive_int("premature_steps", premature_steps)
         )
-        self.scorer = TeacherGuidedScorer(
-            teacher,
-            alpha=alpha,
-            max_features=max_features,
-            batch_size=probe_batch_size,
-            memory_budget=memory_budget,
-            probe_preprocessing=probe_preprocessing,
-            expected_probe=probe,
-            seed=0 if seed is None else seed,
-            method=similarity,
-            layer_match=layer_match,
-            layer_mapping=layer_mapping,
-            normalise_by_ceiling=normalise_by_ceiling,
-        )
+        # How every scorer of the search is built: the first one, and one per bootstrapped teacher version.
+        self._scorer_arguments: dict[str, Any] = {
+            "alpha": alpha,
+            "max_features": max_features,
+            "batch_size": probe_batch_size,
+            "memory_budget": memory_budget,
+            "probe_preprocessing": probe_preprocessing,
+            "seed": 0 if seed is None else seed,
+            "method": similarity,
+            "layer_match": layer_match,
+            "layer_mapping": layer_mapping,
+            "normalise_by_ceiling": normalise_by_ceiling,
+        }
+        self.scorer = TeacherGuidedScorer(teacher, expected_probe=probe, **self._scorer_arguments)
+        self.teacher_schedule = teacher_schedule
+        if teacher_schedule is not None:
+            _check_schedule(teacher_schedule, oracle, layer_match, normalise_by_ceiling)
+            teacher_schedule.start(self.scorer.teacher)
+        # Examples processed by SGD in the teacher schedule's steps.
+        self.bootstrap_examples = 0
         self.probe_preprocessing = probe_preprocessing
         if probe_preprocessing is None:
             _check_probe_shape(self.scorer.teacher, getattr(hypermodel, "input_shape", None), "hypermodel's")
@@ -330,7 +348,8 @@ class SageTuner(keras_tuner.Tuner):
         Returns:
             The trial's metrics: `score`, `premature_accuracy`, `teacher_guidance`, `S_<teacher layer>`,
             `params` and `flops` (the compactness columns of the paper's Tables 2 and 3; `flops` only if
-            the model's input size is fixed), and `examples_processed`.
+            the model's input size is fixed), `examples_processed`, and `teacher_version` (the version of
+            the teacher file that scored it; 0 unless a teacher schedule replaced the teacher).
 
         Raises:
             keras_tuner.errors.FailedTrialError: The candidate cannot be built or its training diverged.
@@ -356,6 +375,7 @@ class SageTuner(keras_tuner.Tuner):
                     "not by search()"
                 )
         hp = trial.hyperparameters
+        self._bootstrap_if_due(fit_args, fit_kwargs, validation_data)
         keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
         try:
             model = _compat.build_model(self, hp)
@@ -398,9 +418,259 @@ class SageTuner(keras_tuner.Tuner):
                 "similarities": result.similarities,
                 "best_student_layers": result.best_student_layers,
                 contract.EXAMPLES_PROCESSED: monitor.examples,
+                contract.TEACHER_VERSION: self.scorer.teacher.version,
+                "teacher_file": str(self.scorer.teacher.path),
             },
         )
-        return {**result.metrics(), **size, contract.EXAMPLES_PROCESSED: float(monitor.examples)}
+        return {
+            **result.metrics(),
+            **size,
+            contract.EXAMPLES_PROCESSED: float(monitor.examples),
+            contract.TEACHER_VERSION: float(self.scorer.teacher.version),
+        }
+
+    def _bootstrap_if_due(
+        self, fit_args: tuple[Any, ...], fit_kwargs: dict[str, Any], validation_data: Any
+    ) -> None:
+        """Runs the teacher schedule's step if one is due before this trial.
+
+        Raises:
+            keras_tuner.errors.FatalRuntimeError: The step failed (e.g. the project's teacher file could
+                not be written); the search stops rather than score later trials against the wrong teacher.
+        """
+        schedule = self.teacher_schedule
+        if schedule is None:
+            return
+        completed = sum(trial.status == _COMPLETED for trial in self.oracle.trials.values())
+        step = schedule.due_step(completed)
+        if step is None:
+            return
+        try:
+            self._bootstrap(step, completed, fit_args, fit_kwargs, validation_data)
+        except keras_tuner.errors.FatalError:
+            raise
+        except Exception as error:
+            raise keras_tuner.errors.FatalRuntimeError(
+                f"teacher bootstrap step {step} failed: {type(error).__name__}: {first_line(error)}"
+            ) from error
+        self.save()
+
+    def _bootstrap(
+        self,
+        step: int,
+        completed: int,
+        fit_args: tuple[Any, ...],
+        fit_kwargs: dict[str, Any],
+        validation_data: Any,
+    ) -> None:
+        """One bootstrap step (see `keras_sage.tuners.schedule`): train the best trial to maturity and,
+        if it beats the teacher, add its RDMs as the next teacher version and score with it from now."""
+        schedule = self.teacher_schedule
+        assert schedule is not None and schedule.current_accuracy is not None  # Checked by the caller.
+        if self._adopt_written_version(step, completed):
+            return
+        base: dict[str, Any] = {
+            "step": step,
+            "completed_trials": completed,
+            "teacher_accuracy": schedule.current_accuracy,
+        }
+        best = [trial for trial in self.oracle.get_best_trials(1) if trial.status == _COMPLETED]
+        if not best:
+            schedule.record(
+                BootstrapStep(
+                    **base,
+                    trial_id=None,
+                    mature_accuracy=math.nan,
+                    accepted=False,
+                    version=schedule.version,
+                    examples_processed=0,
+                    reason="no completed trial to train",
+                )
+            )
+            return
+        trial = best[0]
+        earlier = schedule.trained_trial(trial.trial_id)
+        if earlier is not None:
+            schedule.record(
+                BootstrapStep(
+                    **base,
+                    trial_id=trial.trial_id,
+                    mature_accuracy=earlier.mature_accuracy,
+                    accepted=False,
+                    version=schedule.version,
+                    examples_processed=0,
+                    reason=f"the best trial is still trial {trial.trial_id}, trained at step {earlier.step}",
+                )
+            )
+            return
+        model, accuracy, examples = self._train_to_maturity(
+            trial, schedule.mature_epochs, fit_args, fit_kwargs, validation_data
+        )
+        self.bootstrap_examples += examples
+        outcome: dict[str, Any] = {
+            "trial_id": trial.trial_id,
+            "mature_accuracy": accuracy,
+            "examples_processed": examples,
+        }
+        if not schedule.beats_teacher(accuracy):
+            reason = (
+                "its training diverged"
+                if math.isnan(accuracy)
+                else f"its mature accuracy {accuracy:.4f} does not beat the teacher's "
+                f"{schedule.current_accuracy:.4f}"
+                + (f" by more than {schedule.min_improvement:g}" if schedule.min_improvement else "")
+            )
+            schedule.record(
+                BootstrapStep(**base, **outcome, accepted=False, version=schedule.version, reason=reason)
+            )
+            return
+        rdms, problem = self._student_rdms(model)
+        if problem is not None:
+            schedule.record(
+                BootstrapStep(**base, **outcome, accepted=False, version=schedule.version, reason=problem)
+            )
+            return
+        teacher = self._add_teacher_version(step, trial, rdms, accuracy, examples)
+        schedule.record(
+            BootstrapStep(
+                **base,
+                **outcome,
+                accepted=True,
+                version=teacher.version,
+                reason=f"its mature accuracy {accuracy:.4f} beats the teacher's "
+                f"{schedule.current_accuracy:.4f}",
+            ),
+            teacher_file=BOOTSTRAP_TEACHER_FILE,
+        )
+        self.scorer = TeacherGuidedScorer(teacher, **self._scorer_arguments)
+
+    def _train_to_maturity(
+        self,
+        trial: keras_tuner.engine.trial.Trial,
+        epochs: int,
+        fit_args: tuple[Any, ...],
+        fit_kwargs: dict[str, Any],
+        validation_data: Any,
+    ) -> tuple[keras.Model, float, int]:
+        """Rebuilds a trial's candidate (seeded as its trial was), trains it from scratch for `epochs`,
+        and returns it with its validation accuracy (NaN if its training diverged) and the examples SGD
+        processed."""
+        keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
+        model = _compat.build_model(self, trial.hyperparameters)
+        monitor = self._fit(trial, model, fit_args, dict(fit_kwargs), epochs, None)
+        accuracy = (
+            math.nan
+            if monitor.diverged_at_step is not None
+            else premature_accuracy(model, validation_data, batch_size=fit_kwargs.get("batch_size"))
+        )
+        return model, accuracy, monitor.examples
+
+    def _student_rdms(self, model: keras.Model) -> tuple[dict[str, Any], str | None]:
+        """The RDMs of a student's representation endpoints on the teacher's probe images, computed as the
+        scorer computes a candidate's (its feature subsample, seed and preprocessing), with the metric and
+        level of the current teacher's first RDM; endpoints whose RDM is constant are left out. Returns
+        the RDMs, or a reason why there are none."""
+        teacher = self.scorer.teacher
+        first = teacher.layer_info(teacher.layer_names[0])
+        endpoints = (
+            contract.representation_endpoints(model)
+            if self.endpoints is None
+            else list(self.endpoints(model))
+        )
+        if not endpoints:
+            return {}, "the student has no representation endpoints"
+        try:
+            rdms = model_layer_rdms(
+                model,
+                teacher.probe_images,
+                teacher.probe_labels,
+                endpoints,
+                metric=first["metric"],
+                level=first["level"],
+                max_features=self.scorer.max_features,
+                batch_size=self.scorer.batch_size,
+                seed=self.scorer.seed,
+                allow_constant=True,
+                preprocessing=self.probe_preprocessing,
+            )
+        except ValueError as error:
+            return {}, f"its RDMs cannot be computed: {first_line(error)}"
+        varied = {name: value for name, value in rdms.items() if np.ptp(value.values) > 0}
+        if not varied:
+            return {}, f"every endpoint of the student has a constant RDM ({', '.join(rdms)})"
+        return varied, None
+
+    def _add_teacher_version(
+        self,
+        step: int,
+        trial: keras_tuner.engine.trial.Trial,
+        rdms: dict[str, Any],
+        accuracy: float,
+        examples: int,
+    ) -> TeacherStore:
+        """Adds a student's RDMs as the next version of the project's teacher file (copied from the search's
+        teacher file at the first step) and returns the view at that version."""
+        schedule = self.teacher_schedule
+        assert schedule is not None  # Only called by a step.
+        path = os.path.join(self.project_dir, BOOTSTRAP_TEACHER_FILE)
+        if not os.path.exists(path):
+            with open(self.scorer.teacher.path, "rb") as original:
+                data = original.read()
+            write_atomically(path, lambda file: file.write(data))
+        store = TeacherStore.open(path, writable=True)
+        if store.fingerprint != self.scorer.teacher.fingerprint:
+            raise ValueError(
+                f"{path} holds another probe set than the search's teacher {self.scorer.teacher.path}"
+            )
+        version = store.add_version(
+            rdms,
+            validation_accuracy=accuracy,
+            source=f"bootstrap step {step} of {self.project_dir}: trial {trial.trial_id}",
+            parent_version=schedule.version,
+            trial_id=trial.trial_id,
+            hyperparameters=_plain(trial.hyperparameters.values),
+            training={
+                "epochs": schedule.mature_epochs,
+                "examples_processed": examples,
+                "bootstrap_step": step,
+            },
+        )
+        return store.at_version(version)
+
+    def _adopt_written_version(self, step: int, completed: int) -> bool:
+        """After a crash between writing a step's version and saving the tuner's state: takes that version
+        from the project's teacher file instead of training again. Returns whether it did."""
+        schedule = self.teacher_schedule
+        assert schedule is not None and schedule.current_accuracy is not None  # Only called by a step.
+        path = os.path.join(self.project_dir, BOOTSTRAP_TEACHER_FILE)
+        if not os.path.exists(path):
+            return False
+        store = TeacherStore.open(path)
+        written = [
+            version
+            for version in store.versions[1:]
+            if store.version_info(version)["training"].get("bootstrap_step") == step
+            and version > schedule.version
+        ]
+        if not written:
+            return False
+        info = store.version_info(written[-1])
+        schedule.record(
+            BootstrapStep(
+                step=step,
+                completed_trials=completed,
+                trial_id=info["trial_id"],
+                mature_accuracy=info["validation_accuracy"],
+                teacher_accuracy=float(schedule.current_accuracy),
+                accepted=True,
+                version=written[-1],
+                examples_processed=int(info["training"].get("examples_processed", 0)),
+                reason="its version was written before the search stopped",
+            ),
+            teacher_file=BOOTSTRAP_TEACHER_FILE,
+        )
+        self.scorer = TeacherGuidedScorer(store.at_version(written[-1]), **self._scorer_arguments)
+        return True
 
     def _premature_budget(self, trial: keras_tuner.engine.trial.Trial) -> tuple[int | None, int | None, int]:
         """The trial's training: `(epochs, steps, initial_epoch)`; here the premature budget, from scratch.
@@ -517,21 +787,16 @@ class SageTuner(keras_tuner.Tuner):
         trials = [trial for trial in self.oracle.get_best_trials(top_k) if trial.status == completed]
         results = []
         for trial in trials:
-            keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
-            model = _compat.build_model(self, trial.hyperparameters)
-            monitor = self._fit(trial, model, fit_args, dict(fit_kwargs), epochs, None)
-            self.rerank_examples += monitor.examples
-            mature_accuracy = (
-                math.nan
-                if monitor.diverged_at_step is not None
-                else premature_accuracy(model, validation_data, batch_size=fit_kwargs.get("batch_size"))
+            _, mature_accuracy, examples = self._train_to_maturity(
+                trial, epochs, fit_args, fit_kwargs, validation_data
             )
+            self.rerank_examples += examples
             results.append(
                 RerankResult(
                     trial_id=trial.trial_id,
                     score=float(trial.score),
                     mature_accuracy=mature_accuracy,
-                    examples_processed=monitor.examples,
+                    examples_processed=examples,
                 )
             )
         results.sort(
@@ -543,8 +808,9 @@ class SageTuner(keras_tuner.Tuner):
         return results
 
     def search_cost(self) -> int:
-        """The cost of the search so far in examples processed by SGD: M1·E1 + M2·E2 (paper §4.3)."""
-        return self.search_examples + self.rerank_examples
+        """The cost of the search so far in examples processed by SGD: M1·E1 + M2·E2 (paper §4.3), plus
+        the training of the teacher schedule's steps (`bootstrap_examples`)."""
+        return self.search_examples + self.rerank_examples + self.bootstrap_examples
 
     def get_state(self) -> dict[str, Any]:
         state = cast("dict[str, Any]", super().get_state())
@@ -553,8 +819,11 @@ class SageTuner(keras_tuner.Tuner):
                 "search_examples": self.search_examples,
                 "rerank_examples": self.rerank_examples,
                 "rerank_results": [asdict(result) for result in self.rerank_results],
+                "bootstrap_examples": self.bootstrap_examples,
             }
         )
+        if self.teacher_schedule is not None:
+            state["teacher_schedule"] = self.teacher_schedule.get_state()
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -562,6 +831,25 @@ class SageTuner(keras_tuner.Tuner):
         self.search_examples = int(state.get("search_examples", 0))
         self.rerank_examples = int(state.get("rerank_examples", 0))
         self.rerank_results = [RerankResult(**result) for result in state.get("rerank_results", [])]
+        self.bootstrap_examples = int(state.get("bootstrap_examples", 0))
+        schedule_state = state.get("teacher_schedule")
+        if (schedule_state is None) != (self.teacher_schedule is None):
+            raise ValueError(
+                f"the project {self.project_dir} was searched "
+                + ("with" if schedule_state is not None else "without")
+                + " a teacher schedule; resume it "
+                + (
+                    "with the same teacher_schedule=Bootstrap(...)"
+                    if schedule_state is not None
+                    else "without one"
+                )
+            )
+        if self.teacher_schedule is not None and schedule_state is not None:
+            self.teacher_schedule.set_state(schedule_state)
+            if self.teacher_schedule.teacher_file is not None:
+                path = os.path.join(self.project_dir, self.teacher_schedule.teacher_file)
+                teacher = TeacherStore.open(path).at_version(self.teacher_schedule.version)
+                self.scorer = TeacherGuidedScorer(teacher, **self._scorer_arguments)
 
     def _trial_seed(self, trial_id: str) -> int:
         return int((self._seed_oracle.seed + int(trial_id)) % 2**31)
@@ -663,6 +951,41 @@ def _consecutive_failures(oracle: keras_tuner.Oracle) -> SearchStoppedError | No
         f"the search stopped after {limit} failed trials in a row (trials {ids}), {causes}; "
         f"each trial's traceback is in its folder's {TRIAL_LOG}"
     )
+
+
+def _check_schedule(
+    schedule: Bootstrap, oracle: keras_tuner.Oracle | None, layer_match: str, normalise_by_ceiling: bool
+) -> None:
+    """Refuses a teacher schedule in a setting it does not support, naming the reason."""
+    if not isinstance(schedule, Bootstrap):
+        raise TypeError(f"teacher_schedule must be a Bootstrap or None; got {type(schedule).__name__}")
+    if _compat.distributed_role() is not None:
+        raise ValueError(
+            "teacher_schedule=Bootstrap(...) is not supported in parallel tuning: each worker scores with "
+            "its own copy of the teacher and only the oracle is shared, so the workers cannot switch to a "
+            "new teacher version together; run the search in one process"
+        )
+    if isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
+        raise ValueError(
+            "teacher_schedule=Bootstrap(...) is not supported with Hyperband: a bracket promotes the best "
+            "candidates of a rung, and a teacher version changing within a bracket would compare scores "
+            "against different teachers"
+        )
+    if layer_match == "fixed":
+        raise ValueError(
+            "teacher_schedule=Bootstrap(...) cannot be used with layer_match='fixed': its layer_mapping "
+            "names the first teacher's layers, and a bootstrapped version has the student's layers"
+        )
+    if normalise_by_ceiling:
+        raise ValueError(
+            "teacher_schedule=Bootstrap(...) cannot be used with normalise_by_ceiling=True: a bootstrapped "
+            "version is a model's, with no noise ceilings"
+        )
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Hyperparameter values as plain Python values (numpy scalars converted), for JSON."""
+    return {name: value.item() if isinstance(value, np.generic) else value for name, value in values.items()}
 
 
 def _check_probe_shape(teacher: TeacherStore, input_shape: Any, whose: str) -> None:
