@@ -294,7 +294,7 @@ def rdm_of_prepared_rows(
     """The image-level RDM of rows prepared by `prepared_rows`: the upper triangle of 1 − P Pᵀ.
 
     Only the numpy kernel's float32 matrix products of row blocks remain to be done (float16 rows are cast
-    to float32 a block at a time). A row of NaN raises; an all-zero row (a constant image) has
+    to float32 first). A row of NaN raises; an all-zero row (a constant image) has
     dissimilarity 1 to every other row and a `ConstantRepresentationWarning` names the layer.
 
     Args:
@@ -336,16 +336,12 @@ def rdm_of_prepared_rows(
             f"{values.shape}"
         )
     rows_per_block = _rows_per_block(n, n_used, 4, 4 * n * n_used)
-    buffers = _block_buffers(n, rows_per_block, n_used, np.float32) if matrix.dtype != np.float32 else None
+    # Float16 rows are cast once (casting each block as often as it is multiplied costs more).
+    rows = matrix.astype(np.float32, copy=False)
     squared_norms = np.empty(n, dtype=np.float32)
 
     def prepare(start: int, outer: bool) -> np.ndarray:
-        rows = matrix[start : start + rows_per_block]
-        if buffers is None:
-            return rows  # float32 rows are multiplied where they are
-        block = buffers[0 if outer else 1][: len(rows)]
-        np.copyto(block, rows)
-        return block
+        return rows[start : start + rows_per_block]
 
     def finish(products: np.ndarray, outer_start: int, inner_start: int) -> None:
         if outer_start == inner_start:
@@ -373,8 +369,8 @@ def rdm_of_prepared_rows(
 def prepared_rdm_workspace_bytes(n: int, n_features: int, item_bytes: int = 4) -> int:
     """Returns the most memory `rdm_of_prepared_rows` takes beyond its input, `out` included.
 
-    That is the float32 upper triangle, one block of float32 products, the float32 copies of two blocks of
-    rows when the rows are float16 (`item_bytes=2`), and a vector of one value per row.
+    That is the float32 upper triangle, one block of float32 products, a float32 copy of the rows when
+    they are float16 (`item_bytes=2`), and vectors of one value per row (the squared norms, masks).
 
     Args:
         n: Rows compared.
@@ -387,13 +383,12 @@ def prepared_rdm_workspace_bytes(n: int, n_features: int, item_bytes: int = 4) -
     Example:
 
     ```python
-    prepared_rdm_workspace_bytes(5000, 4096, item_bytes=2)  # 116 MB: 50 MB of upper triangle
+    prepared_rdm_workspace_bytes(5000, 4096, item_bytes=2)  # 143 MB: 50 MB of upper triangle, 82 MB of rows
     ```
     """
     rows_per_block = _rows_per_block(n, n_features, 4, 4 * n * n_features)
-    row_blocks = 1 if rows_per_block == n else 2
-    casts = 0 if item_bytes == 4 else 4 * row_blocks * rows_per_block * n_features
-    return 4 * condensed_length(n) + 4 * rows_per_block**2 + casts + 4 * n
+    cast = 0 if item_bytes == 4 else 4 * n * n_features
+    return 4 * condensed_length(n) + 4 * rows_per_block**2 + cast + 8 * n
 
 
 def _warn_degenerate(degenerate_rows: int, n: int, metric: str, where: str) -> None:
