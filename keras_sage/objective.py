@@ -48,8 +48,10 @@ feature extractor's graph (`keras_sage.rsa.prepared_rows`), and a student RDM is
 matrix products of those rows (`keras_sage.rsa.rdm_of_prepared_rows`). The rows have unit norm, so they
 can be stored as float16 without overflow: with `feature_dtype="auto"` they are, when that fits the
 endpoints into fewer forward passes than float32 rows would (50 endpoints × 5,000 probe images: one pass
-instead of two). Float16 rows change S_i by about 1e-6 (at most 4e-6 measured on the benchmark's
-50-endpoint network, see benchmarks/RESULTS.md); `feature_dtype="float32"` keeps float32 rows always.
+instead of two). Float16 rows change S_i by less than 1e-4 (measured: 7.3e-5 at most on the benchmark's
+50-endpoint random network, whose representations are nearly collapsed; 2.7e-5 for an untrained and
+2e-8 for a trained ResNet-20 on CIFAR images; see benchmarks/RESULTS.md), float32 rows by about 1e-7;
+`feature_dtype="float32"` keeps float32 rows always.
 """
 
 from __future__ import annotations
@@ -253,7 +255,7 @@ class TeacherGuidedScorer:
             into several forward passes to stay within it.
         feature_dtype: How the features are stored between the forward pass and the RDMs when every
             teacher RDM is an image-level correlation (or cosine) RDM: `"auto"` (float16 rows when that
-            needs fewer forward passes than float32 rows; S_i changes by about 1e-6 then), `"float32"`
+            needs fewer forward passes than float32 rows; S_i changes by less than 1e-4 then), `"float32"`
             or `"float16"`. Other teachers always have float32 features.
         probe_preprocessing: Optional callable applied to each batch of probe images (numpy, as stored)
             before it is fed to the candidate.
