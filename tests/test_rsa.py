@@ -89,12 +89,15 @@ def test_rdm_workspace_bytes_bounds_the_numpy_backend_memory(monkeypatch, small_
     assert max(peaks.values()) > 0.8 * bound  # a bound, not a guess many times too large
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("metric", rsa.ROW_METRICS)
 @pytest.mark.parametrize("kind", INPUTS)
-def test_rdm_of_prepared_rows_equals_scipy_pdist(kind, metric):
+def test_rdm_of_prepared_rows_equals_scipy_pdist(kind, metric, backend):
     activations = INPUTS[kind]()
     rows = rsa.prepared_rows(activations.reshape(len(activations), -1), metric=metric).numpy()
-    result = rsa.rdm_of_prepared_rows(rows, metric=metric, n_features=99, seed=4, name="conv1")
+    result = rsa.rdm_of_prepared_rows(
+        rows, metric=metric, n_features=99, seed=4, name="conv1", backend=backend
+    )
     assert (result.metric, result.level, result.n_features, result.n_features_used, result.seed) == (
         metric,
         "image",
@@ -106,7 +109,7 @@ def test_rdm_of_prepared_rows_equals_scipy_pdist(kind, metric):
     np.testing.assert_allclose(result.values, expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(result.values, rsa.rdm(activations, metric=metric).values, atol=2e-6)
     # float16 rows of unit norm: each dissimilarity within a few float16 roundings of the exact one.
-    half = rsa.rdm_of_prepared_rows(rows.astype(np.float16), metric=metric)
+    half = rsa.rdm_of_prepared_rows(rows.astype(np.float16), metric=metric, backend=backend)
     np.testing.assert_allclose(half.values, expected, atol=2e-3)
 
 
@@ -141,25 +144,29 @@ def test_prepared_rdm_workspace_bytes_bounds_the_memory(monkeypatch):
         assert 0.8 * bound < peak <= bound
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("metric", rsa.ROW_METRICS)
-def test_prepared_degenerate_rows_have_dissimilarity_one_and_warn(metric):
+def test_prepared_degenerate_rows_have_dissimilarity_one_and_warn(metric, backend):
     activations = random_activations(n=6)
     activations[2] = 0.0
     rows = rsa.prepared_rows(activations, metric=metric).numpy()
     np.testing.assert_array_equal(rows[2], 0.0)
     kind = "zero-variance" if metric == "correlation" else "all-zero"
     with pytest.warns(rsa.ConstantRepresentationWarning, match=f"'pool1'.*1 of 6 rows are {kind}"):
-        result = rsa.rdm_of_prepared_rows(rows.astype(np.float16), metric=metric, name="pool1")
+        result = rsa.rdm_of_prepared_rows(
+            rows.astype(np.float16), metric=metric, name="pool1", backend=backend
+        )
     np.testing.assert_array_equal(np.delete(result.square()[2], 2), 1.0)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_prepared_rows_raise_naming_the_layer(bad):
+def test_non_finite_prepared_rows_raise_naming_the_layer(bad, backend):
     activations = random_activations()
     activations[3, 5] = bad
     rows = rsa.prepared_rows(activations).numpy().astype(np.float16)
     with pytest.raises(ValueError, match=r"layer 'conv2'.*NaN or inf.*rows 3\)"):
-        rsa.rdm_of_prepared_rows(rows, name="conv2")
+        rsa.rdm_of_prepared_rows(rows, name="conv2", backend=backend)
 
 
 def test_prepared_rows_refuse_other_metrics_and_shapes():

@@ -290,12 +290,14 @@ def rdm_of_prepared_rows(
     seed: int = 0,
     name: str | None = None,
     out: np.ndarray | None = None,
+    backend: str = "auto",
 ) -> RDM:
     """The image-level RDM of rows prepared by `prepared_rows`: the upper triangle of 1 − P Pᵀ.
 
-    Only the numpy kernel's float32 matrix products of row blocks remain to be done (float16 rows are cast
-    to float32 first). A row of NaN raises; an all-zero row (a constant image) has
-    dissimilarity 1 to every other row and a `ConstantRepresentationWarning` names the layer.
+    Only the float32 matrix products remain to be done (float16 rows are cast to float32 first): the numpy
+    kernel's products of row blocks, or one `tf.linalg.matmul` (on a GPU when there is one). A row of NaN
+    raises; an all-zero row (a constant image) has dissimilarity 1 to every other row and a
+    `ConstantRepresentationWarning` names the layer.
 
     Args:
         prepared: float32 or float16 array `(n_images, features used)` of prepared rows.
@@ -306,13 +308,15 @@ def rdm_of_prepared_rows(
         name: The layer name, used in messages and stored on the RDM.
         out: Optional float32 array of length n·(n − 1)/2 to write the upper triangle into (a caller
             computing many RDMs one after another can reuse it once it has dropped the previous RDM).
+        backend: "numpy", "tensorflow" or "auto", as for `rdm` (TensorFlow when it is imported and sees
+            a GPU).
 
     Returns:
         An image-level `RDM`.
 
     Raises:
-        ValueError: On NaN or inf rows, fewer than 3 rows, an unknown `metric`, or an `out` of another
-            length or dtype.
+        ValueError: On NaN or inf rows, fewer than 3 rows, an unknown `metric` or `backend`, or an `out`
+            of another length or dtype.
 
     Example:
 
@@ -322,6 +326,7 @@ def rdm_of_prepared_rows(
     """
     where = f"layer {name!r}" if name is not None else "prepared rows"
     _check_choice("metric", metric, ROW_METRICS)
+    _check_choice("backend", backend, BACKENDS)
     matrix = np.asarray(prepared)
     if matrix.ndim != 2:
         raise ValueError(f"{where}: prepared rows must have shape (n_images, features), got {matrix.shape}")
@@ -335,21 +340,10 @@ def rdm_of_prepared_rows(
             f"{where}: out must be a float32 array of length {condensed_length(n)}, got {values.dtype} "
             f"{values.shape}"
         )
-    rows_per_block = _rows_per_block(n, n_used, 4, 4 * n * n_used)
-    # Float16 rows are cast once (casting each block as often as it is multiplied costs more).
-    rows = matrix.astype(np.float32, copy=False)
-    squared_norms = np.empty(n, dtype=np.float32)
-
-    def prepare(start: int, outer: bool) -> np.ndarray:
-        return rows[start : start + rows_per_block]
-
-    def finish(products: np.ndarray, outer_start: int, inner_start: int) -> None:
-        if outer_start == inner_start:
-            squared_norms[outer_start : outer_start + len(products)] = np.diagonal(products)
-        np.subtract(1.0, products, out=products)
-        np.clip(products, 0.0, 2.0, out=products)
-
-    _upper_triangle_of_products(values, n, rows_per_block, np.float32, prepare, finish)
+    if (_automatic_backend(matrix) if backend == "auto" else backend) == "tensorflow":
+        squared_norms = _prepared_products_tensorflow(matrix, values)
+    else:
+        squared_norms = _prepared_products_numpy(matrix, values)
     not_finite = ~np.isfinite(squared_norms)
     if not_finite.any():
         _raise_not_finite(np.flatnonzero(not_finite), where)
@@ -366,8 +360,42 @@ def rdm_of_prepared_rows(
     )
 
 
+def _prepared_products_numpy(matrix: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Writes the upper triangle of clip(1 − P Pᵀ, 0, 2) into `values` from row blocks; returns ‖p_i‖²."""
+    n, n_used = matrix.shape
+    rows_per_block = _rows_per_block(n, n_used, 4, 4 * n * n_used)
+    # Float16 rows are cast once (casting each block as often as it is multiplied costs more).
+    rows = matrix.astype(np.float32, copy=False)
+    squared_norms = np.empty(n, dtype=np.float32)
+
+    def prepare(start: int, outer: bool) -> np.ndarray:
+        return rows[start : start + rows_per_block]
+
+    def finish(products: np.ndarray, outer_start: int, inner_start: int) -> None:
+        if outer_start == inner_start:
+            squared_norms[outer_start : outer_start + len(products)] = np.diagonal(products)
+        np.subtract(1.0, products, out=products)
+        np.clip(products, 0.0, 2.0, out=products)
+
+    _upper_triangle_of_products(values, n, rows_per_block, np.float32, prepare, finish)
+    return squared_norms
+
+
+def _prepared_products_tensorflow(matrix: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The same as one `tf.linalg.matmul` of all the rows (on a GPU when there is one)."""
+    import tensorflow as tf
+
+    rows = tf.cast(tf.convert_to_tensor(matrix), tf.float32)
+    products = tf.linalg.matmul(rows, rows, transpose_b=True)
+    n = int(matrix.shape[0])
+    upper = tf.range(n)[:, None] < tf.range(n)[None, :]
+    np.copyto(values, tf.boolean_mask(tf.clip_by_value(1.0 - products, 0.0, 2.0), upper).numpy())
+    return np.asarray(tf.linalg.diag_part(products).numpy())
+
+
 def prepared_rdm_workspace_bytes(n: int, n_features: int, item_bytes: int = 4) -> int:
-    """Returns the most memory `rdm_of_prepared_rows` takes beyond its input, `out` included.
+    """Returns the most memory `rdm_of_prepared_rows` takes beyond its input, `out` included, on the numpy
+    backend.
 
     That is the float32 upper triangle, one block of float32 products, a float32 copy of the rows when
     they are float16 (`item_bytes=2`), and vectors of one value per row (the squared norms, masks).
