@@ -14,10 +14,10 @@ images) it measures, each in a fresh subprocess:
   times, which depends on what else ran during each part.
 
 Run: `.venv/bin/python benchmarks/bench_objective.py [--repeats 3] [--quick] [--config NAME ...]
-[--baseline DIRECTORY]`; prints a Markdown table, then the S_i of each configuration (the same in every run:
-the model and teacher are seeded). With `--baseline` the keras_sage package under DIRECTORY (an older
-commit's, from `git archive`) is measured too, in turns with this checkout's, and the ratio of their TG
-times is printed.
+[--baseline DIRECTORY] [--max-features N]`; prints a Markdown table, then the S_i of each configuration
+(the same in every run: the model and teacher are seeded). With `--baseline` the keras_sage package under
+DIRECTORY (an older commit's, from `git archive`) is measured too, in turns with this checkout's, and the
+ratio of their TG times is printed. `--max-features` sets the scorer's `max_features` (default 4,096).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def make_teacher(path: str, n_probe: int) -> None:
         store.add_rdm(name, rdm(rng.random((n_probe, 256), dtype=np.float32), name=name))
 
 
-def measure(config: str, teacher_path: str, naive: bool) -> dict:
+def measure(config: str, teacher_path: str, naive: bool, max_features: int = 4096) -> dict:
     """One measurement, in this (fresh) process."""
     import keras
     import numpy as np
@@ -128,7 +128,7 @@ def measure(config: str, teacher_path: str, naive: bool) -> dict:
     result["train_seconds_per_example"] = (time.perf_counter() - started) / len(x)
     result["train_cpu_seconds_per_example"] = (time.process_time() - cpu_started) / len(x)
 
-    objective = TeacherGuidedScorer(teacher)
+    objective = TeacherGuidedScorer(teacher, max_features=max_features)
     objective.similarities(plain_cnn(1, 8), ["layer_1"])  # warm up the RDM code path
     with PeakMemory() as memory:
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -168,11 +168,17 @@ def main() -> None:
         help="also measure the keras_sage package under DIRECTORY (e.g. `git archive` of an older commit), "
         "in turns with this checkout's",
     )
+    parser.add_argument(
+        "--max-features",
+        type=int,
+        default=4096,
+        help="features kept per endpoint (the scorer's max_features; 4,096 is the default, the paper's)",
+    )
     parser.add_argument("--measure", nargs=3, metavar=("CONFIG", "TEACHER", "NAIVE"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.measure:
         config, teacher_path, naive = arguments.measure
-        print(json.dumps(measure(config, teacher_path, naive == "1")))
+        print(json.dumps(measure(config, teacher_path, naive == "1", arguments.max_features)))
         return
 
     # The code measured: this checkout's, and with --baseline the keras_sage found under another directory.
@@ -193,7 +199,9 @@ def main() -> None:
                 # both see the same load.
                 order = list(versions.items())
                 for label, code in order if repeat % 2 == 0 else order[::-1]:
-                    runs[label].append(measure_in_subprocess(config, teacher_path, naive, code))
+                    runs[label].append(
+                        measure_in_subprocess(config, teacher_path, naive, code, arguments.max_features)
+                    )
             for label, label_runs in runs.items():
                 similarities[config + label] = label_runs[0].pop("similarities")
                 rows.append(table_row(config + label, label_runs, naive))
@@ -226,11 +234,22 @@ def main() -> None:
     print("\n".join(speedups))
 
 
-def measure_in_subprocess(config: str, teacher_path: str, naive: bool, code: str | None) -> dict:
+def measure_in_subprocess(
+    config: str, teacher_path: str, naive: bool, code: str | None, max_features: int = 4096
+) -> dict:
     """One measurement in a fresh process, of this checkout's keras_sage or of the one under `code`."""
     environment = dict(os.environ, PYTHONPATH=code) if code else None
     completed = subprocess.run(
-        [sys.executable, __file__, "--measure", config, teacher_path, "1" if naive else "0"],
+        [
+            sys.executable,
+            __file__,
+            "--measure",
+            config,
+            teacher_path,
+            "1" if naive else "0",
+            "--max-features",
+            str(max_features),
+        ],
         check=True,
         capture_output=True,
         text=True,

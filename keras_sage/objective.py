@@ -41,10 +41,22 @@ whose buffers would not fit `memory_budget` together are processed in groups, on
 The teacher side is prepared once per scorer (`keras_sage.rsa.ReferenceRDMs`: each teacher RDM checked,
 and its mean and centred norm computed, once), so each endpoint costs one student RDM per RDM kind and one
 read of it for all the teacher RDMs of that kind.
+
+When every teacher RDM is an image-level correlation RDM (or every one a cosine RDM), as a teacher
+registered with the defaults is, each probe image's kept features are centred and normalised inside the
+feature extractor's graph (`keras_sage.rsa.prepared_rows`), and a student RDM is then only the float32
+matrix products of those rows (`keras_sage.rsa.rdm_of_prepared_rows`). The rows have unit norm, so they
+can be stored as float16 without overflow: with `feature_dtype="auto"` they are, when that fits the
+endpoints into fewer forward passes than float32 rows would (50 endpoints × 5,000 probe images: one pass
+instead of two). Float16 rows change S_i by less than 1e-4 (measured: 7.3e-5 at most on the benchmark's
+50-endpoint random network, whose representations are nearly collapsed; 2.7e-5 for an untrained and
+2e-8 for a trained ResNet-20 on CIFAR images; see benchmarks/RESULTS.md), float32 rows by about 1e-7;
+`feature_dtype="float32"` keeps float32 rows always.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -61,14 +73,17 @@ from keras_sage.rsa import (
     COMPARE_METHODS,
     DEFAULT_MAX_FEATURES,
     RDM,
+    ROW_METRICS,
     ReferenceRDMs,
     centred_gram,
     gram_from_euclidean_rdm,
     linear_cka_gram,
     normalised_similarities,
+    prepared_rows,
     rdm,
+    rdm_of_prepared_rows,
 )
-from keras_sage.rsa.dissimilarity import rdm_workspace_bytes
+from keras_sage.rsa.dissimilarity import condensed_length, prepared_rdm_workspace_bytes, rdm_workspace_bytes
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
 __all__ = [
@@ -91,6 +106,9 @@ LAYER_MATCHES = ("max", "mean", "fixed")
 # r: an RDM comparison, or linear CKA of the features (from an image-level Euclidean teacher RDM).
 CKA = "cka"
 SIMILARITIES = (*COMPARE_METHODS, CKA)
+# How the prepared rows of the endpoints' features are stored between the forward pass and the RDMs:
+# "float16" where that needs fewer forward passes than "float32" ("auto"), or always one of them.
+FEATURE_DTYPES = ("auto", "float32", "float16")
 
 
 @dataclass(frozen=True)
@@ -178,30 +196,39 @@ def check_teacher_rdms(path: str | os.PathLike[str], teacher_rdms: dict[str, RDM
 
 
 def plan_endpoint_groups(
-    features_per_endpoint: Sequence[int], n_images: int, memory_budget: int
+    features_per_endpoint: Sequence[int],
+    n_images: int,
+    memory_budget: int,
+    value_bytes: int = 4,
+    workspace_bytes: int | None = None,
 ) -> list[list[int]]:
     """Splits endpoints, in order, into groups whose feature buffers fit a memory budget together.
 
-    Each group is one forward pass over the probe images; its buffers hold n_images × Σ features float32
-    values. A student RDM's own working memory (`keras_sage.rsa.dissimilarity.rdm_workspace_bytes` for
-    the widest endpoint: its float32 upper triangle and row blocks) is reserved out of the budget first.
-    An endpoint too large for the budget on its own still gets a group of its own.
+    Each group is one forward pass over the probe images; its buffers hold n_images × Σ features values
+    of `value_bytes` each. A student RDM's own working memory is reserved out of the budget first: by
+    default `keras_sage.rsa.dissimilarity.rdm_workspace_bytes` for the widest endpoint (its float32 upper
+    triangle and row blocks). An endpoint too large for the budget on its own still gets a group of its
+    own.
 
     Args:
         features_per_endpoint: The number of features kept for each endpoint (after subsampling).
         n_images: The number of probe images.
         memory_budget: Bytes.
+        value_bytes: Bytes per stored feature value: 4 (float32) or 2 (float16).
+        workspace_bytes: Bytes to reserve for computing one student RDM, if not the default.
 
     Returns:
         Lists of endpoint positions, covering every endpoint once, in order.
     """
     if not features_per_endpoint:
         return []
-    buffer_budget = memory_budget - rdm_workspace_bytes(n_images, max(features_per_endpoint))
+    if workspace_bytes is None:
+        workspace_bytes = rdm_workspace_bytes(n_images, max(features_per_endpoint))
+    buffer_budget = memory_budget - workspace_bytes
     groups: list[list[int]] = []
     group_bytes = 0
     for position, n_features in enumerate(features_per_endpoint):
-        endpoint_bytes = 4 * n_images * int(n_features)
+        endpoint_bytes = value_bytes * n_images * int(n_features)
         if not groups or group_bytes + endpoint_bytes > buffer_budget:
             groups.append([])
             group_bytes = 0
@@ -226,6 +253,10 @@ class TeacherGuidedScorer:
         batch_size: Probe images per forward pass.
         memory_budget: Bytes the feature buffers plus one RDM computation may take; endpoints are grouped
             into several forward passes to stay within it.
+        feature_dtype: How the features are stored between the forward pass and the RDMs when every
+            teacher RDM is an image-level correlation (or cosine) RDM: `"auto"` (float16 rows when that
+            needs fewer forward passes than float32 rows; S_i changes by less than 1e-4 then), `"float32"`
+            or `"float16"`. Other teachers always have float32 features.
         probe_preprocessing: Optional callable applied to each batch of probe images (numpy, as stored)
             before it is fed to the candidate.
         expected_probe: Optional `(images, labels)` the caller expects the teacher to have been registered
@@ -266,9 +297,11 @@ class TeacherGuidedScorer:
         layer_match: str = "max",
         layer_mapping: Mapping[str, str] | None = None,
         normalise_by_ceiling: bool = False,
+        feature_dtype: str = "auto",
     ) -> None:
         check_choice("layer_match", layer_match, LAYER_MATCHES)
         check_choice("method", method, SIMILARITIES)
+        check_choice("feature_dtype", feature_dtype, FEATURE_DTYPES)
         if not isinstance(teacher, TeacherStore):
             teacher = TeacherStore.open(teacher)
         alpha = check_non_negative_number("alpha", alpha)
@@ -298,6 +331,7 @@ class TeacherGuidedScorer:
         self.layer_match = layer_match
         self.layer_mapping = _checked_layer_mapping(layer_match, layer_mapping, teacher)
         self.normalise_by_ceiling = bool(normalise_by_ceiling)
+        self.feature_dtype = feature_dtype
         # The ceilings S_i can be divided by: those computed with this comparison method, above 0.
         self.noise_ceilings = {
             name: ceiling
@@ -339,6 +373,8 @@ class TeacherGuidedScorer:
             )
             for kind in rdm_kinds
         }
+        # With one kind of teacher RDM, image-level correlation or cosine, the extractor prepares the rows.
+        self._row_metric = rdm_kinds[0][0] if len(rdm_kinds) == 1 and rdm_kinds[0] in _ROW_KINDS else None
 
     @property
     def teacher_layers(self) -> list[str]:
@@ -417,15 +453,20 @@ class TeacherGuidedScorer:
         if not endpoints:
             raise ValueError(f"model {model.name!r} has no representation endpoints to compare")
         n_images = self.teacher.n_images
+        counts = layer_feature_counts(model, endpoints)
         kept_counts = [
-            count if self.max_features is None else min(count, self.max_features)
-            for count in layer_feature_counts(model, endpoints)
+            count if self.max_features is None else min(count, self.max_features) for count in counts
         ]
+
+        dtype, groups = self._plan(kept_counts, n_images)
+        row_metric = self._row_metric
+        # With prepared rows, one upper triangle is reused for every student RDM (each dropped once compared).
+        triangle = np.empty(condensed_length(n_images), dtype=np.float32) if row_metric else None
 
         best = {name: -math.inf for name in self.teacher_rdms}
         best_student_layers: dict[str, str] = {}
         total = dict.fromkeys(self.teacher_rdms, 0.0)
-        for group in plan_endpoint_groups(kept_counts, n_images, self.memory_budget):
+        for group in groups:
             features: list[np.ndarray | None] = list(
                 layer_features(
                     model,
@@ -435,15 +476,23 @@ class TeacherGuidedScorer:
                     seed=self.seed,
                     batch_size=self.batch_size,
                     preprocessing=self.probe_preprocessing,
+                    rows=None if row_metric is None else functools.partial(prepared_rows, metric=row_metric),
+                    dtype=dtype,
                 )
             )
             for slot, position in enumerate(group):
                 # Each endpoint's buffer is released as soon as its RDMs (or Gram matrix) exist.
                 endpoint_features, features[slot] = features[slot], None
                 assert endpoint_features is not None  # Each slot is taken once.
-                for teacher_name, similarity in self._endpoint_similarities(
-                    endpoint_features, endpoints[position]
-                ):
+                if triangle is not None:
+                    endpoint_similarities = self._prepared_rows_similarities(
+                        endpoint_features, endpoints[position], counts[position], triangle
+                    )
+                else:
+                    endpoint_similarities = self._endpoint_similarities(
+                        endpoint_features, endpoints[position]
+                    )
+                for teacher_name, similarity in endpoint_similarities:
                     total[teacher_name] += similarity
                     if self.layer_mapping is not None:
                         if self.layer_mapping[teacher_name] == endpoints[position]:
@@ -456,6 +505,38 @@ class TeacherGuidedScorer:
         if self.layer_match == "mean":
             return {name: total[name] / len(endpoints) for name in best}, best_student_layers
         return {name: float(value) for name, value in best.items()}, best_student_layers
+
+    def _plan(self, kept_counts: Sequence[int], n_images: int) -> tuple[str, list[list[int]]]:
+        """The dtype of the feature buffers and the endpoint groups (one forward pass each)."""
+        if self._row_metric is None:
+            return "float32", plan_endpoint_groups(kept_counts, n_images, self.memory_budget)
+        plans = {
+            dtype: plan_endpoint_groups(
+                kept_counts,
+                n_images,
+                self.memory_budget,
+                value_bytes=value_bytes,
+                workspace_bytes=prepared_rdm_workspace_bytes(n_images, max(kept_counts), value_bytes),
+            )
+            for dtype, value_bytes in (("float32", 4), ("float16", 2))
+        }
+        if self.feature_dtype == "auto":
+            dtype = "float16" if len(plans["float16"]) < len(plans["float32"]) else "float32"
+        else:
+            dtype = self.feature_dtype
+        return dtype, plans[dtype]
+
+    def _prepared_rows_similarities(
+        self, rows: np.ndarray, endpoint: str, n_features: int, triangle: np.ndarray
+    ) -> Iterator[tuple[str, float]]:
+        """r of one student endpoint's prepared rows with every teacher layer, as `(teacher layer, r)`; its
+        RDM is written into `triangle`, which the next endpoint's overwrites."""
+        assert self._row_metric is not None  # Only called when the extractor prepared the rows.
+        student_rdm = rdm_of_prepared_rows(
+            rows, self._row_metric, n_features=n_features, seed=self.seed, name=endpoint, out=triangle
+        )
+        (references,) = self._references_by_kind.values()
+        yield from references.compare(student_rdm).items()
 
     def _endpoint_similarities(self, features: np.ndarray, endpoint: str) -> Iterator[tuple[str, float]]:
         """r of one student endpoint's (subsampled) features with every teacher layer, as
@@ -475,6 +556,10 @@ class TeacherGuidedScorer:
                 name=endpoint,
             )
             yield from references.compare(student_rdm).items()
+
+
+# The (metric, level) of the teacher RDMs whose student RDMs can come from rows prepared in the extractor.
+_ROW_KINDS = [(metric, "image") for metric in ROW_METRICS]
 
 
 def check_cka_teacher(teacher: TeacherStore) -> None:

@@ -1,5 +1,7 @@
 """TeacherGuidedScorer: S_i, TG and P + α·TG on tiny models, checked against scipy."""
 
+import importlib
+
 import keras
 import numpy as np
 import pytest
@@ -14,9 +16,10 @@ from keras_sage.objective import (
     teacher_guidance,
 )
 from keras_sage.rsa import feature_subsample_indices, rdm
-from keras_sage.rsa.dissimilarity import rdm_workspace_bytes
+from keras_sage.rsa.dissimilarity import prepared_rdm_workspace_bytes, rdm_workspace_bytes
 from keras_sage.teachers import TeacherStore, register_recordings
 
+objective_module = importlib.import_module("keras_sage.objective")
 N_PROBE = 12
 ENDPOINTS = ["layer_1", "layer_2", "layer_3"]
 
@@ -51,14 +54,16 @@ def probe() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def make_teacher(path, model, probe, level="image", layers=("layer_1", "layer_3")) -> TeacherStore:
+def make_teacher(
+    path, model, probe, level="image", layers=("layer_1", "layer_3"), metric="correlation"
+) -> TeacherStore:
     images, labels = probe
     store = TeacherStore.create(path, images, labels)
     features = activations(model, images)
     for name in layers:
+        labels_or_none = labels if level == "category" else None
         store.add_rdm(
-            f"T_{name}",
-            rdm(features[name], labels=labels if level == "category" else None, level=level, name=name),
+            f"T_{name}", rdm(features[name], metric=metric, labels=labels_or_none, level=level, name=name)
         )
     return TeacherStore.open(path)
 
@@ -77,6 +82,9 @@ def test_plan_endpoint_groups_fits_buffers_in_budget():
     # 16×16×32 outputs, all 2,048 of 8×8×32) go in two forward passes.
     bench_endpoints = [4096] * 33 + [2048] * 17
     assert [len(group) for group in plan_endpoint_groups(bench_endpoints, 5000, 2 * 1024**3)] == [24, 26]
+    # As float16 prepared rows, with the workspace of rdm_of_prepared_rows, they go in one.
+    half_workspace = prepared_rdm_workspace_bytes(5000, 4096, item_bytes=2)
+    assert plan_endpoint_groups(bench_endpoints, 5000, 2 * 1024**3, 2, half_workspace) == [list(range(50))]
 
 
 def test_teacher_guidance_is_mean_of_similarities():
@@ -170,18 +178,91 @@ def test_layer_match_refuses_bad_mappings(tmp_path, probe):
         fixed.similarities(tiny_cnn(seed=2))
 
 
-def test_grouped_forward_passes_give_the_same_similarities(tmp_path, probe):
-    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
+@pytest.mark.parametrize("level", ["image", "category"])  # rows prepared in the extractor, or not
+def test_grouped_forward_passes_give_the_same_similarities(tmp_path, probe, level, monkeypatch):
+    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe, level=level)
     student = tiny_cnn(seed=2)
     one_pass = TeacherGuidedScorer(teacher, max_features=40).similarities(student, ENDPOINTS)
     # A budget that holds only the RDM workspace forces one endpoint per forward pass.
-    tight_budget = rdm_workspace_bytes(N_PROBE, 40) + 1
-    assert plan_endpoint_groups([40, 40, 40], N_PROBE, tight_budget) == [[0], [1], [2]]
+    workspace = (
+        prepared_rdm_workspace_bytes(N_PROBE, 40) if level == "image" else rdm_workspace_bytes(N_PROBE, 40)
+    )
+    tight_budget = workspace + 1
+    assert plan_endpoint_groups([40, 40, 40], N_PROBE, tight_budget, 4, workspace) == [[0], [1], [2]]
+    passes = spy(monkeypatch, "layer_features")
     grouped = TeacherGuidedScorer(teacher, max_features=40, memory_budget=tight_budget).similarities(
         student, ENDPOINTS
     )
+    assert [call["dtype"] for call in passes] == ["float32"] * 3
     assert grouped[1] == one_pass[1]
     assert grouped[0] == pytest.approx(one_pass[0], abs=1e-6)
+
+
+def spy(monkeypatch, name: str) -> list[dict]:
+    """Replaces `keras_sage.objective.<name>` with a wrapper that records each call's keyword arguments."""
+    calls: list[dict] = []
+    function = getattr(objective_module, name)
+
+    def recorded(*args, **kwargs):
+        calls.append(kwargs)
+        return function(*args, **kwargs)
+
+    monkeypatch.setattr(objective_module, name, recorded)
+    return calls
+
+
+@pytest.mark.parametrize("metric", ["correlation", "cosine"])
+@pytest.mark.parametrize("batch_size", [5, 64])  # a graph traced once; one eager call
+def test_prepared_rows_give_the_brute_force_similarities(tmp_path, probe, metric, batch_size, monkeypatch):
+    images, _ = probe
+    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe, metric=metric)
+    student = tiny_cnn(seed=2)
+    prepared = spy(monkeypatch, "rdm_of_prepared_rows")
+    scorer = TeacherGuidedScorer(teacher, max_features=50, batch_size=batch_size, seed=3)
+    similarities, best = scorer.similarities(student, ENDPOINTS)
+    mean, _ = TeacherGuidedScorer(
+        teacher, max_features=50, batch_size=batch_size, seed=3, layer_match="mean"
+    ).similarities(student, ENDPOINTS)
+    assert len(prepared) == 2 * len(ENDPOINTS)  # every student RDM came from prepared rows
+
+    # Brute force: scipy's pdist of the float64 features at the same subsample, scipy's Pearson r.
+    features = activations(student, images)
+    for teacher_name, teacher_rdm in teacher.rdms().items():
+        expected = {}
+        for name, values in features.items():
+            kept = feature_subsample_indices(values.shape[1], 50, 3)
+            values = np.asarray(values if kept is None else values[:, kept], dtype=np.float64)
+            expected[name] = pearsonr(teacher_rdm.values, pdist(values, metric)).statistic
+        assert abs(similarities[teacher_name] - max(expected.values())) < 1e-6
+        assert best[teacher_name] == max(expected, key=expected.get)
+        assert abs(mean[teacher_name] - np.mean(list(expected.values()))) < 1e-6
+
+
+def test_float16_rows_when_they_save_a_forward_pass(tmp_path, probe, monkeypatch):
+    teacher = make_teacher(tmp_path / "teacher.h5", tiny_cnn(seed=1), probe)
+    student = tiny_cnn(seed=2)
+    # Three endpoints of 40 features: as float32 rows they need two passes in this budget, as float16 one.
+    budget = prepared_rdm_workspace_bytes(N_PROBE, 40, item_bytes=2) + 2 * N_PROBE * 3 * 40
+    assert (
+        len(plan_endpoint_groups([40] * 3, N_PROBE, budget, 4, prepared_rdm_workspace_bytes(N_PROBE, 40)))
+        == 2
+    )
+    expected = TeacherGuidedScorer(teacher, max_features=40).similarities(student, ENDPOINTS)[0]
+    runs = {}
+    for feature_dtype in ("auto", "float32", "float16"):
+        passes = spy(monkeypatch, "layer_features")
+        runs[feature_dtype] = TeacherGuidedScorer(
+            teacher, max_features=40, memory_budget=budget, feature_dtype=feature_dtype
+        ).similarities(student, ENDPOINTS)[0]
+        monkeypatch.undo()
+        stored = {"auto": ["float16"], "float32": ["float32"] * 2, "float16": ["float16"]}[feature_dtype]
+        assert [call["dtype"] for call in passes] == stored
+    assert runs["float32"] == pytest.approx(expected, abs=1e-7)
+    assert runs["auto"] == runs["float16"]
+    for name, value in runs["float16"].items():
+        assert abs(value - expected[name]) < 1e-4  # float16 rows: the tolerance feature_dtype states
+    with pytest.raises(ValueError, match="feature_dtype must be one of 'auto', 'float32', 'float16'"):
+        TeacherGuidedScorer(teacher, feature_dtype="bfloat16")
 
 
 def test_category_level_teacher(tmp_path, probe):

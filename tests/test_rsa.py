@@ -89,6 +89,97 @@ def test_rdm_workspace_bytes_bounds_the_numpy_backend_memory(monkeypatch, small_
     assert max(peaks.values()) > 0.8 * bound  # a bound, not a guess many times too large
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("metric", rsa.ROW_METRICS)
+@pytest.mark.parametrize("kind", INPUTS)
+def test_rdm_of_prepared_rows_equals_scipy_pdist(kind, metric, backend):
+    activations = INPUTS[kind]()
+    rows = rsa.prepared_rows(activations.reshape(len(activations), -1), metric=metric).numpy()
+    result = rsa.rdm_of_prepared_rows(
+        rows, metric=metric, n_features=99, seed=4, name="conv1", backend=backend
+    )
+    assert (result.metric, result.level, result.n_features, result.n_features_used, result.seed) == (
+        metric,
+        "image",
+        99,
+        activations[0].size,
+        4,
+    )
+    expected = reference_rdm(activations, metric)
+    np.testing.assert_allclose(result.values, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(result.values, rsa.rdm(activations, metric=metric).values, atol=2e-6)
+    # float16 rows of unit norm: each dissimilarity within a few float16 roundings of the exact one.
+    half = rsa.rdm_of_prepared_rows(rows.astype(np.float16), metric=metric, backend=backend)
+    np.testing.assert_allclose(half.values, expected, atol=2e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_rdm_of_prepared_rows_in_many_blocks_into_a_reused_triangle(monkeypatch, dtype):
+    # 7-row blocks over 40 rows: diagonal, off-diagonal and a short last block all occur.
+    monkeypatch.setattr(rdm_module, "_MIN_BLOCK_BYTES", 7 * 24 * 4)
+    monkeypatch.setattr(rdm_module, "_MIN_BLOCK_ROWS", 1)
+    activations = random_activations()
+    rows = rsa.prepared_rows(activations).numpy().astype(dtype)
+    out = np.full(rsa.condensed_length(40), np.nan, dtype=np.float32)
+    result = rsa.rdm_of_prepared_rows(rows, out=out)
+    assert result.values is out
+    np.testing.assert_allclose(
+        out, reference_rdm(activations, "correlation"), atol=2e-3 if dtype == np.float16 else 1e-5
+    )
+    with pytest.raises(ValueError, match="out must be a float32 array of length 780"):
+        rsa.rdm_of_prepared_rows(rows, out=np.empty(779, dtype=np.float32))
+
+
+def test_prepared_rdm_workspace_bytes_bounds_the_memory(monkeypatch):
+    monkeypatch.setattr(rdm_module, "_MIN_BLOCK_BYTES", 300 * 64 * 4)  # 12 blocks of 167 rows
+    monkeypatch.setattr(rdm_module, "_MIN_BLOCK_ROWS", 1)
+    rows = rsa.prepared_rows(random_activations(n=2000, shape=(64,))).numpy()
+    for dtype, item_bytes in ((np.float32, 4), (np.float16, 2)):
+        typed_rows = rows.astype(dtype)
+        tracemalloc.start()
+        rsa.rdm_of_prepared_rows(typed_rows)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        bound = rdm_module.prepared_rdm_workspace_bytes(2000, 64, item_bytes)
+        assert 0.8 * bound < peak <= bound
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("metric", rsa.ROW_METRICS)
+def test_prepared_degenerate_rows_have_dissimilarity_one_and_warn(metric, backend):
+    activations = random_activations(n=6)
+    activations[2] = 0.0
+    rows = rsa.prepared_rows(activations, metric=metric).numpy()
+    np.testing.assert_array_equal(rows[2], 0.0)
+    kind = "zero-variance" if metric == "correlation" else "all-zero"
+    with pytest.warns(rsa.ConstantRepresentationWarning, match=f"'pool1'.*1 of 6 rows are {kind}"):
+        result = rsa.rdm_of_prepared_rows(
+            rows.astype(np.float16), metric=metric, name="pool1", backend=backend
+        )
+    np.testing.assert_array_equal(np.delete(result.square()[2], 2), 1.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_prepared_rows_raise_naming_the_layer(bad, backend):
+    activations = random_activations()
+    activations[3, 5] = bad
+    rows = rsa.prepared_rows(activations).numpy().astype(np.float16)
+    with pytest.raises(ValueError, match=r"layer 'conv2'.*NaN or inf.*rows 3\)"):
+        rsa.rdm_of_prepared_rows(rows, name="conv2", backend=backend)
+
+
+def test_prepared_rows_refuse_other_metrics_and_shapes():
+    with pytest.raises(ValueError, match="metric must be one of 'correlation', 'cosine'"):
+        rsa.prepared_rows(random_activations(), metric="euclidean")
+    with pytest.raises(ValueError, match="metric must be one of"):
+        rsa.rdm_of_prepared_rows(random_activations(), metric="euclidean")
+    with pytest.raises(ValueError, match=r"shape \(n_images, features\)"):
+        rsa.rdm_of_prepared_rows(random_activations(shape=(4, 6)))
+    with pytest.raises(ValueError, match="at least 3 images, got 2"):
+        rsa.rdm_of_prepared_rows(random_activations(n=2))
+
+
 def test_float64_and_integer_activations_are_accepted():
     activations = np.random.default_rng(3).integers(0, 9, size=(12, 10))
     expected = reference_rdm(activations, "correlation")

@@ -16,10 +16,13 @@ from keras_sage.rsa.dissimilarity import (
     LEVELS,
     METRICS,
     RDM,
+    ROW_METRICS,
     ConstantRepresentationWarning,
     condensed_length,
     feature_subsample_indices,
+    prepared_rows,
     rdm,
+    rdm_of_prepared_rows,
     rows_of_condensed,
 )
 from keras_sage.rsa.interop import from_rsatoolbox, to_rsatoolbox
@@ -41,6 +44,7 @@ __all__ = [
     "LEVELS",
     "METRICS",
     "RDM",
+    "ROW_METRICS",
     "ConstantRepresentationWarning",
     "NoiseCeiling",
     "NoiseCeilingError",
@@ -57,7 +61,9 @@ __all__ = [
     "linear_cka_gram",
     "noise_ceiling",
     "normalised_similarities",
+    "prepared_rows",
     "rdm",
+    "rdm_of_prepared_rows",
     "rows_of_condensed",
     "to_rsatoolbox",
 ]

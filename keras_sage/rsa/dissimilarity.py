@@ -17,6 +17,11 @@ backend forms it from row blocks on and above the diagonal, to bound memory):
 A row with zero variance (correlation) or zero norm (cosine) has no defined similarity with anything: its
 dissimilarity to every other row is defined as 1 (similarity 0), and a `ConstantRepresentationWarning`
 names the layer.
+
+For correlation and cosine each prepared row depends on its own image only (`ROW_METRICS`), so a feature
+extractor can prepare every batch as it leaves the model (`prepared_rows`, TensorFlow) and store the rows
+compactly (float16 rows of unit norm lose nothing to overflow); `rdm_of_prepared_rows` then forms the
+image-level RDM from them with the numpy kernel's float32 matrix products alone.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +37,8 @@ import numpy as np
 import numpy.typing as npt
 
 METRICS = ("correlation", "euclidean", "cosine")
+# The metrics whose rows are prepared one image at a time (`prepared_rows`): 1 − p_i·p_j with unit rows p.
+ROW_METRICS = ("correlation", "cosine")
 LEVELS = ("image", "category")
 BACKENDS = ("auto", "numpy", "tensorflow")
 # Features kept per layer when a layer's activations are subsampled for its RDM (the paper's "random
@@ -227,14 +235,7 @@ def rdm(
     )
     n, n_features_used = (int(size) for size in matrix.shape)
     values, degenerate_rows = operations.dissimilarities(matrix, metric)
-    if degenerate_rows:
-        kind = "zero-variance" if metric == "correlation" else "all-zero"
-        warnings.warn(
-            f"{where}: {degenerate_rows} of {n} rows are {kind}; their {metric} with any row is undefined "
-            "and is set to 0 (dissimilarity 1)",
-            ConstantRepresentationWarning,
-            stacklevel=2,
-        )
+    _warn_degenerate(degenerate_rows, n, metric, where)
     return RDM(
         values=values,
         n=n,
@@ -246,6 +247,187 @@ def rdm(
         categories=categories,
         name=name,
     )
+
+
+def prepared_rows(features: Any, metric: str = "correlation") -> Any:
+    """Prepares rows of activations, each on its own, so that their dissimilarity is 1 − p_i·p_j.
+
+    For "correlation" each row is centred on its own mean (twice, in float32, which makes the mean as
+    accurate as float64 accumulation would) and scaled to unit norm; for "cosine" it is scaled to unit
+    norm. A row with zero variance (correlation) or all zero (cosine) becomes all zero, so its
+    dissimilarity to every other row is 1, as `rdm` defines it. A row holding NaN or inf becomes NaN, which
+    `rdm_of_prepared_rows` refuses. TensorFlow operations, so a feature extractor can run them inside its
+    graph on every batch of images.
+
+    Args:
+        features: tf.Tensor or array `(rows, features)`.
+        metric: One of `ROW_METRICS`.
+
+    Returns:
+        The float32 tf.Tensor of prepared rows, of the same shape.
+
+    Example:
+
+    ```python
+    rows = prepared_rows(batch_features)  # inside a tf.function, batch by batch
+    rdm_of_prepared_rows(all_rows)  # == rdm(all_features) to float32 rounding
+    ```
+    """
+    import tensorflow as tf
+
+    _check_choice("metric", metric, ROW_METRICS)
+    matrix = tf.convert_to_tensor(features)
+    if matrix.dtype not in (tf.float32, tf.float64):
+        matrix = tf.cast(matrix, tf.float32)
+    prepared, _ = _unit_rows(matrix, metric, tf.float32)
+    return prepared
+
+
+def rdm_of_prepared_rows(
+    prepared: np.ndarray,
+    metric: str = "correlation",
+    n_features: int | None = None,
+    seed: int = 0,
+    name: str | None = None,
+    out: np.ndarray | None = None,
+    backend: str = "auto",
+) -> RDM:
+    """The image-level RDM of rows prepared by `prepared_rows`: the upper triangle of 1 − P Pᵀ.
+
+    Only the float32 matrix products remain to be done (float16 rows are cast to float32 first): the numpy
+    kernel's products of row blocks, or one `tf.linalg.matmul` (on a GPU when there is one). A row of NaN
+    raises; an all-zero row (a constant image) has dissimilarity 1 to every other row and a
+    `ConstantRepresentationWarning` names the layer.
+
+    Args:
+        prepared: float32 or float16 array `(n_images, features used)` of prepared rows.
+        metric: The metric the rows were prepared for, one of `ROW_METRICS`.
+        n_features: Features of the activations before subsampling, stored on the RDM; by default the
+            features used.
+        seed: The seed of the feature subsample, stored on the RDM.
+        name: The layer name, used in messages and stored on the RDM.
+        out: Optional float32 array of length n·(n − 1)/2 to write the upper triangle into (a caller
+            computing many RDMs one after another can reuse it once it has dropped the previous RDM).
+        backend: "numpy", "tensorflow" or "auto", as for `rdm` (TensorFlow when it is imported and sees
+            a GPU).
+
+    Returns:
+        An image-level `RDM`.
+
+    Raises:
+        ValueError: On NaN or inf rows, fewer than 3 rows, an unknown `metric` or `backend`, or an `out`
+            of another length or dtype.
+
+    Example:
+
+    ```python
+    student_rdm = rdm_of_prepared_rows(rows, name="layer_3")
+    ```
+    """
+    where = f"layer {name!r}" if name is not None else "prepared rows"
+    _check_choice("metric", metric, ROW_METRICS)
+    _check_choice("backend", backend, BACKENDS)
+    matrix = np.asarray(prepared)
+    if matrix.ndim != 2:
+        raise ValueError(f"{where}: prepared rows must have shape (n_images, features), got {matrix.shape}")
+    if matrix.dtype not in (np.float16, np.float32):
+        matrix = matrix.astype(np.float32)
+    n, n_used = (int(size) for size in matrix.shape)
+    _check_rows(n, "image", where)
+    values = np.empty(condensed_length(n), dtype=np.float32) if out is None else out
+    if values.dtype != np.float32 or values.shape != (condensed_length(n),):
+        raise ValueError(
+            f"{where}: out must be a float32 array of length {condensed_length(n)}, got {values.dtype} "
+            f"{values.shape}"
+        )
+    if (_automatic_backend(matrix) if backend == "auto" else backend) == "tensorflow":
+        squared_norms = _prepared_products_tensorflow(matrix, values)
+    else:
+        squared_norms = _prepared_products_numpy(matrix, values)
+    not_finite = ~np.isfinite(squared_norms)
+    if not_finite.any():
+        _raise_not_finite(np.flatnonzero(not_finite), where)
+    _warn_degenerate(int(np.count_nonzero(squared_norms == 0)), n, metric, where)
+    return RDM(
+        values=values,
+        n=n,
+        metric=metric,
+        level="image",
+        n_features=n_used if n_features is None else int(n_features),
+        n_features_used=n_used,
+        seed=seed,
+        name=name,
+    )
+
+
+def _prepared_products_numpy(matrix: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Writes the upper triangle of clip(1 − P Pᵀ, 0, 2) into `values` from row blocks; returns ‖p_i‖²."""
+    n, n_used = matrix.shape
+    rows_per_block = _rows_per_block(n, n_used, 4, 4 * n * n_used)
+    # Float16 rows are cast once (casting each block as often as it is multiplied costs more).
+    rows = matrix.astype(np.float32, copy=False)
+    squared_norms = np.empty(n, dtype=np.float32)
+
+    def prepare(start: int, outer: bool) -> np.ndarray:
+        return rows[start : start + rows_per_block]
+
+    def finish(products: np.ndarray, outer_start: int, inner_start: int) -> None:
+        if outer_start == inner_start:
+            squared_norms[outer_start : outer_start + len(products)] = np.diagonal(products)
+        np.subtract(1.0, products, out=products)
+        np.clip(products, 0.0, 2.0, out=products)
+
+    _upper_triangle_of_products(values, n, rows_per_block, np.float32, prepare, finish)
+    return squared_norms
+
+
+def _prepared_products_tensorflow(matrix: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The same as one `tf.linalg.matmul` of all the rows (on a GPU when there is one)."""
+    import tensorflow as tf
+
+    rows = tf.cast(tf.convert_to_tensor(matrix), tf.float32)
+    products = tf.linalg.matmul(rows, rows, transpose_b=True)
+    n = int(matrix.shape[0])
+    upper = tf.range(n)[:, None] < tf.range(n)[None, :]
+    np.copyto(values, tf.boolean_mask(tf.clip_by_value(1.0 - products, 0.0, 2.0), upper).numpy())
+    return np.asarray(tf.linalg.diag_part(products).numpy())
+
+
+def prepared_rdm_workspace_bytes(n: int, n_features: int, item_bytes: int = 4) -> int:
+    """Returns the most memory `rdm_of_prepared_rows` takes beyond its input, `out` included, on the numpy
+    backend.
+
+    That is the float32 upper triangle, one block of float32 products, a float32 copy of the rows when
+    they are float16 (`item_bytes=2`), and vectors of one value per row (the squared norms, masks).
+
+    Args:
+        n: Rows compared.
+        n_features: Features of each row.
+        item_bytes: Bytes per value of the prepared rows: 4 (float32) or 2 (float16).
+
+    Returns:
+        Bytes.
+
+    Example:
+
+    ```python
+    prepared_rdm_workspace_bytes(5000, 4096, item_bytes=2)  # 143 MB: 50 MB of upper triangle, 82 MB of rows
+    ```
+    """
+    rows_per_block = _rows_per_block(n, n_features, 4, 4 * n * n_features)
+    cast = 0 if item_bytes == 4 else 4 * n * n_features
+    return 4 * condensed_length(n) + 4 * rows_per_block**2 + cast + 8 * n
+
+
+def _warn_degenerate(degenerate_rows: int, n: int, metric: str, where: str) -> None:
+    if degenerate_rows:
+        kind = "zero-variance" if metric == "correlation" else "all-zero"
+        warnings.warn(
+            f"{where}: {degenerate_rows} of {n} rows are {kind}; their {metric} with any row is undefined "
+            "and is set to 0 (dissimilarity 1)",
+            ConstantRepresentationWarning,
+            stacklevel=3,
+        )
 
 
 def _check_choice(parameter: str, value: str, choices: tuple[str, ...]) -> None:
@@ -387,15 +569,13 @@ def _blocked_dissimilarities(matrix: np.ndarray, metric: str) -> tuple[np.ndarra
         offset = None
         degenerate = ~np.any(matrix, axis=1)
     rows_per_block = _rows_per_block(n, n_features, np.dtype(compute_dtype).itemsize, matrix.nbytes)
-    starts = range(0, n, rows_per_block)
     squared_norms = np.zeros(n, dtype=np.float64)
     blocks_with_norms = set()
-    outer_buffer = np.empty((rows_per_block, n_features), dtype=compute_dtype)
-    inner_buffer = np.empty_like(outer_buffer) if len(starts) > 1 else outer_buffer
+    buffers = _block_buffers(n, rows_per_block, n_features, compute_dtype)
 
-    def prepare(start: int, buffer: np.ndarray) -> np.ndarray:
+    def prepare(start: int, outer: bool) -> np.ndarray:
         stop = min(start + rows_per_block, n)
-        block = buffer[: stop - start]
+        block = buffers[0 if outer else 1][: stop - start]
         if offset is None:
             np.copyto(block, matrix[start:stop], casting="same_kind")
         else:
@@ -410,27 +590,62 @@ def _blocked_dissimilarities(matrix: np.ndarray, metric: str) -> tuple[np.ndarra
             block *= scale.astype(compute_dtype)[:, None]
         return block
 
+    def finish(products: np.ndarray, outer_start: int, inner_start: int) -> None:
+        if metric == "euclidean":
+            # ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b, clamped at 0 against rounding.
+            products *= -2.0
+            products += squared_norms[outer_start : outer_start + len(products), None]
+            products += squared_norms[None, inner_start : inner_start + products.shape[1]]
+            np.sqrt(np.maximum(products, 0.0, out=products), out=products)
+        else:
+            np.subtract(1.0, products, out=products)
+            np.clip(products, 0.0, 2.0, out=products)
+
     values = np.empty(condensed_length(n), dtype=np.float32)
+    _upper_triangle_of_products(values, n, rows_per_block, compute_dtype, prepare, finish)
+    return values, int(degenerate.sum())
+
+
+def _block_buffers(
+    n: int, rows_per_block: int, n_features: int, dtype: npt.DTypeLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """The outer and inner blocks' buffers of prepared rows (one buffer when the rows are one block)."""
+    outer = np.empty((rows_per_block, n_features), dtype=dtype)
+    return outer, (np.empty_like(outer) if rows_per_block < n else outer)
+
+
+def _upper_triangle_of_products(
+    values: np.ndarray,
+    n: int,
+    rows_per_block: int,
+    compute_dtype: npt.DTypeLike,
+    prepare: Callable[[int, bool], np.ndarray],
+    finish: Callable[[np.ndarray, int, int], None],
+) -> None:
+    """The numpy kernels' loop: the product of every pair of row blocks on or above the diagonal.
+
+    Args:
+        values: Where the upper triangle (float32, row-major) is written.
+        n: Rows.
+        rows_per_block: Rows per block (the last may be shorter).
+        compute_dtype: Of the products.
+        prepare: `(first row, whether outer)` → that block of prepared rows; an outer block is kept while
+            the inner blocks after it are prepared.
+        finish: Turns a block of products `(outer rows, inner rows)` into dissimilarities in place, given
+            the first row of the outer and the inner block.
+    """
+    starts = range(0, n, rows_per_block)
     products_buffer: npt.NDArray[np.floating[Any]] = np.empty(
         rows_per_block * rows_per_block, dtype=compute_dtype
     )
     for outer_start in starts:
-        outer = prepare(outer_start, outer_buffer)
+        outer = prepare(outer_start, True)
         for inner_start in starts[starts.index(outer_start) :]:
-            inner = outer if inner_start == outer_start else prepare(inner_start, inner_buffer)
+            inner = outer if inner_start == outer_start else prepare(inner_start, False)
             products = products_buffer[: len(outer) * len(inner)].reshape(len(outer), len(inner))
             np.matmul(outer, inner.T, out=products)  # `a @ a.T` on the diagonal is a symmetric rank-k update
-            if metric == "euclidean":
-                # ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b, clamped at 0 against rounding.
-                products *= -2.0
-                products += squared_norms[outer_start : outer_start + len(outer), None]
-                products += squared_norms[None, inner_start : inner_start + len(inner)]
-                np.sqrt(np.maximum(products, 0.0, out=products), out=products)
-            else:
-                np.subtract(1.0, products, out=products)
-                np.clip(products, 0.0, 2.0, out=products)
+            finish(products, outer_start, inner_start)
             _write_upper_triangle(values, products, outer_start, inner_start, n)
-    return values, int(degenerate.sum())
 
 
 def _write_upper_triangle(
@@ -484,32 +699,38 @@ def _whole_matrix_dissimilarities(matrix: Any, metric: str) -> tuple[np.ndarray,
     import tensorflow as tf
 
     n = int(matrix.shape[0])
-    compute_dtype = tf.float64 if metric == "euclidean" else tf.float32
-    if metric == "correlation":
-        degenerate = tf.reduce_max(matrix, axis=1) == tf.reduce_min(matrix, axis=1)
-    elif metric == "cosine":
-        degenerate = tf.reduce_all(matrix == 0, axis=1)
-    else:
-        degenerate = tf.zeros(n, dtype=tf.bool)
-    prepared = tf.cast(matrix, compute_dtype)
-    if metric == "correlation":
-        # Centring twice makes the float32 row means as accurate as float64 accumulation would.
-        prepared -= tf.reduce_mean(prepared, axis=1, keepdims=True)
-        prepared -= tf.reduce_mean(prepared, axis=1, keepdims=True)
-    elif metric == "euclidean":
-        prepared -= tf.reduce_mean(prepared, axis=0, keepdims=True)
     if metric == "euclidean":
+        degenerate = tf.zeros(n, dtype=tf.bool)
+        prepared = tf.cast(matrix, tf.float64)
+        prepared -= tf.reduce_mean(prepared, axis=0, keepdims=True)
         squared_norms = tf.reduce_sum(tf.square(prepared), axis=1)
         products = tf.linalg.matmul(prepared, prepared, transpose_b=True)
         squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * products
         dissimilarities = tf.sqrt(tf.maximum(squared, 0.0))
     else:
-        norms = tf.norm(prepared, axis=1)
-        scale = tf.where(degenerate, tf.zeros_like(norms), 1.0 / tf.where(degenerate, 1.0, norms))
-        prepared *= scale[:, None]
+        prepared, degenerate = _unit_rows(matrix, metric, tf.float32)
         products = tf.linalg.matmul(prepared, prepared, transpose_b=True)
         dissimilarities = tf.clip_by_value(1.0 - products, 0.0, 2.0)
     upper = tf.range(n)[:, None] < tf.range(n)[None, :]
     values = tf.boolean_mask(tf.cast(dissimilarities, tf.float32), upper).numpy()
     degenerate_rows = int(tf.reduce_sum(tf.cast(degenerate, tf.int32)))
     return values, degenerate_rows
+
+
+def _unit_rows(matrix: Any, metric: str, compute_dtype: Any) -> tuple[Any, Any]:
+    """TensorFlow: rows centred on their own mean ("correlation") and scaled to unit norm, all-zero where
+    degenerate (zero variance, or all zero for "cosine"); returns `(rows, whether each is degenerate)`."""
+    import tensorflow as tf
+
+    if metric == "correlation":
+        degenerate = tf.reduce_max(matrix, axis=1) == tf.reduce_min(matrix, axis=1)
+    else:
+        degenerate = tf.reduce_all(matrix == 0, axis=1)
+    prepared = tf.cast(matrix, compute_dtype)
+    if metric == "correlation":
+        # Centring twice makes the float32 row means as accurate as float64 accumulation would.
+        prepared -= tf.reduce_mean(prepared, axis=1, keepdims=True)
+        prepared -= tf.reduce_mean(prepared, axis=1, keepdims=True)
+    norms = tf.norm(prepared, axis=1)
+    scale = tf.where(degenerate, tf.zeros_like(norms), 1.0 / tf.where(degenerate, 1.0, norms))
+    return prepared * scale[:, None], degenerate
