@@ -235,3 +235,28 @@ def test_show_lists_what_the_file_can_be_scored_with(tmp_path, capsys):
         "layer matchings: max, mean, fixed (layer_mapping: V4 → student endpoints)",
         "noise ceilings: none stored (normalise_by_ceiling unavailable)",
     ]
+
+
+def test_show_lists_a_bootstrapped_files_teacher_versions(tmp_path, capsys):
+    from keras_sage.rsa import RDM
+    from keras_sage.teachers import register_recordings
+
+    rng = np.random.default_rng(0)
+    images = rng.random((12, 4, 4, 1)).astype(np.float32)
+    path = tmp_path / "t.h5"
+    truth = rng.standard_normal((12, 20, 1))
+    register_recordings({"IT": truth + 0.3 * rng.standard_normal((12, 20, 4))}, images, path=path)
+    store = TeacherStore.open(path, writable=True)
+    values = rng.random(12 * 11 // 2).astype(np.float32)
+    student = RDM(
+        values, n=12, metric="correlation", level="image", n_features=30, n_features_used=30, seed=0
+    )
+    store.add_version({"conv_1": student, "conv_2": student}, 0.8125, trial_id="07")
+
+    assert main(["teacher", "show", str(path)]) == 0
+    out = capsys.readouterr().out
+    table = out.split("teacher versions (1 scores the trials after it; version 0's RDMs are above):\n")[1]
+    header, _, version_0, version_1 = table.splitlines()[:4]
+    assert header.split()[:4] == ["version", "validation", "accuracy", "replaces"]
+    assert version_0.split()[:5] == ["0", "-", "-", "-", "1"]
+    assert version_1.split()[:5] == ["1", "0.8125", "0", "07", "2"]

@@ -240,6 +240,31 @@ def _teacher_show(args: argparse.Namespace) -> None:
     print(format_table(rows) if rows else "(no RDMs)")
     if rows:
         _print_scoring_choices(store)
+    if len(store.versions) > 1:
+        _print_versions(store)
+
+
+def _print_versions(store: TeacherStore) -> None:
+    """The teacher versions a bootstrapped search added (`keras_sage.Bootstrap`), oldest first."""
+    from keras_sage.analysis.tables import format_table
+
+    rows = []
+    for version in store.versions:
+        info = store.version_info(version)
+        accuracy = info["validation_accuracy"]
+        rows.append(
+            {
+                "version": version,
+                "validation accuracy": "-" if accuracy is None else f"{accuracy:.4f}",
+                "replaces": info.get("parent_version", "-"),
+                "trial": info.get("trial_id") or "-",
+                "layers": len(info["layers"]),
+                "created": info["created"],
+            }
+        )
+    latest = store.latest_version
+    print(f"\nteacher versions ({latest} scores the trials after it; version 0's RDMs are above):")
+    print(format_table(rows))
 
 
 def _print_scoring_choices(store: TeacherStore) -> None:
