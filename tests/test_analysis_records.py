@@ -9,7 +9,14 @@ import matplotlib
 import numpy as np
 import pytest
 
-from keras_sage.analysis import TrialRecord, best_so_far, format_table, plot_search, project_records
+from keras_sage.analysis import (
+    TrialRecord,
+    best_so_far,
+    format_table,
+    plot_search,
+    project_records,
+    search_summary,
+)
 
 
 def test_table_aligns_numbers_right_and_text_left_and_prints_nan_as_a_dash():
@@ -72,14 +79,30 @@ def test_the_analysis_package_imports_no_tensorflow():
 
 def test_a_distributed_projects_cost_sums_every_process_and_its_reranked_are_best_first(tmp_path):
     (tmp_path / "oracle.json").write_text(json.dumps({"start_order": []}))
-    (tmp_path / "tuner0.json").write_text(json.dumps({"search_examples": 0, "rerank_examples": 500}))
+    chief = {"search_examples": 0, "rerank_examples": 500, "bootstrap_examples": 0}
+    (tmp_path / "tuner0.json").write_text(json.dumps(chief))
     for worker, examples, accuracy in (("tuner-a-1", 1200, 0.61), ("tuner-b-2", 800, 0.74)):
         result = {"trial_id": worker, "score": 0.5, "mature_accuracy": accuracy, "examples_processed": 250}
         state = {"search_examples": examples, "rerank_examples": 250, "rerank_results": [result]}
+        state["bootstrap_examples"] = examples // 4
         (tmp_path / f"{worker}.json").write_text(json.dumps(state))
 
     project = project_records(tmp_path)
 
     assert project.search_examples == 2000
     assert project.rerank_examples == 1000
+    assert project.bootstrap_examples == 500
+    assert search_summary("arm", project)["examples (+M2·E2)"] == 2000 + 1000 + 500
     assert [result["mature_accuracy"] for result in project.reranked] == [0.74, 0.61]
+
+
+def test_a_trial_record_says_which_teacher_version_scored_it():
+    from keras_sage.analysis.records import record_from_trial_state
+
+    def state(metrics: dict[str, float]) -> dict:
+        observed = {name: {"observations": [{"value": [value]}]} for name, value in metrics.items()}
+        return {"trial_id": "03", "status": "COMPLETED", "metrics": {"metrics": observed}}
+
+    record = record_from_trial_state(state({"score": 0.9, "teacher_version": 2.0, "S_L1": 0.4}))
+    assert (record.teacher_version, record.score, record.similarities) == (2.0, 0.9, {"L1": 0.4})
+    assert math.isnan(record_from_trial_state(state({"score": 0.9})).teacher_version)

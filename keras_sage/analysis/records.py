@@ -30,6 +30,8 @@ class TrialRecord:
         examples_processed: Training examples of the trial's premature training.
         params: The candidate's parameter count.
         flops: The candidate's FLOPs for one image (`keras_sage.count_flops`).
+        teacher_version: The teacher file's version that scored the trial (0 unless a teacher schedule,
+            `keras_sage.Bootstrap`, replaced the teacher; NaN for trials recorded before versions existed).
         message: Why the trial failed, if it did (the last line of KerasTuner's message).
     """
 
@@ -42,6 +44,7 @@ class TrialRecord:
     examples_processed: float = math.nan
     params: float = math.nan
     flops: float = math.nan
+    teacher_version: float = math.nan
     message: str = ""
 
 
@@ -74,6 +77,7 @@ def record_from_trial_state(state: Mapping[str, Any]) -> TrialRecord:
         examples_processed=last(contract.EXAMPLES_PROCESSED),
         params=last(contract.PARAMS),
         flops=last(contract.FLOPS),
+        teacher_version=last(contract.TEACHER_VERSION),
         message=message[-1] if message else "",
     )
 
@@ -101,6 +105,7 @@ class ProjectRecords:
         alpha: α of the search (from the trials' `teacher_guidance.json`; NaN if none was written).
         search_examples: M1·E1, examples processed during the search.
         rerank_examples: M2·E2, examples processed by reranking.
+        bootstrap_examples: Examples processed by a teacher schedule's steps (`keras_sage.Bootstrap`).
         reranked: The reranked candidates (`trial_id`, `score`, `mature_accuracy`, `examples_processed`),
             highest mature accuracy first.
     """
@@ -110,6 +115,7 @@ class ProjectRecords:
     alpha: float
     search_examples: int
     rerank_examples: int
+    bootstrap_examples: int
     reranked: list[dict[str, Any]]
 
 
@@ -150,6 +156,7 @@ def project_records(directory: str | os.PathLike[str]) -> ProjectRecords:
         alpha=float(alphas[0]) if alphas else math.nan,
         search_examples=sum(int(state.get("search_examples", 0)) for state in tuner_states),
         rerank_examples=sum(int(state.get("rerank_examples", 0)) for state in tuner_states),
+        bootstrap_examples=sum(int(state.get("bootstrap_examples", 0)) for state in tuner_states),
         reranked=sorted(reranked, key=lambda result: -float(result.get("mature_accuracy", -math.inf))),
     )
 
@@ -166,11 +173,13 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
     Returns:
         A dict with the arm, α, the number of trials and failed trials, the best P and best TG among the
         completed trials, the winner's trial id and mature accuracy, and the examples processed during the
-        search (M1·E1) and in all (M1·E1 + M2·E2), and the winner's parameters and FLOPs.
+        search (M1·E1) and in all (M1·E1 + M2·E2, and a teacher schedule's training), and the winner's
+        parameters and FLOPs.
     """
     if isinstance(tuner, ProjectRecords):
         records, alpha = tuner.records, tuner.alpha
-        search_examples, total_examples = tuner.search_examples, tuner.search_examples + tuner.rerank_examples
+        search_examples = tuner.search_examples
+        total_examples = search_examples + tuner.rerank_examples + tuner.bootstrap_examples
         winner_id, winner_mature = (
             (str(tuner.reranked[0]["trial_id"]), float(tuner.reranked[0]["mature_accuracy"]))
             if tuner.reranked and not reranked
