@@ -440,7 +440,11 @@ class SageTuner(keras_tuner.Tuner):
         self, fit_args: tuple[Any, ...], fit_kwargs: dict[str, Any], validation_data: Any
     ) -> None:
         """Runs the teacher schedule's step if one is due before this trial (`BootstrapRunner`), counts
-        its training in `bootstrap_examples`, and saves the tuner's state after it."""
+        its training in `bootstrap_examples`, and saves the tuner's state after it.
+
+        Raises:
+            keras_tuner.errors.FatalRuntimeError: The step failed (see `BootstrapRunner.run_if_due`).
+        """
         if self._bootstrap_runner is None:
             return
 
