@@ -232,7 +232,7 @@ def test_a_version_written_before_a_crash_is_adopted_not_retrained(tmp_path, tea
         tmp_path, teacher_path, Bootstrap(every=2, mature_epochs=1, teacher_accuracy=0.0), 3, False
     )
     student = tuner.hypermodel.build(tuner.oracle.trials["0"].hyperparameters)
-    rdms, problem = tuner._student_rdms(student)
+    rdms, problem = tuner._bootstrap_runner.student_rdms(student, tuner.scorer)
     assert problem is None
     copy = Path(tuner.project_dir) / BOOTSTRAP_TEACHER_FILE
     copy.write_bytes(teacher_path.read_bytes())

@@ -13,7 +13,8 @@ M1·E1 during the search plus M2·E2 during reranking (plus any teacher bootstra
 
 With `teacher_schedule=Bootstrap(every=K, mature_epochs=E)` the teacher improves during the search (paper
 §5): every K completed trials the best candidate so far is trained to maturity and, if it beats the
-teacher, becomes the next teacher version (`keras_sage.tuners.schedule`).
+teacher, becomes the next teacher version (`keras_sage.tuners.schedule` says when a step is due,
+`keras_sage.tuners.bootstrap` runs it).
 """
 
 from __future__ import annotations
@@ -44,9 +45,9 @@ from keras_sage.objective import (
 )
 from keras_sage.rsa import DEFAULT_MAX_FEATURES
 from keras_sage.teachers import TeacherStore
-from keras_sage.teachers.register import model_layer_rdms
 from keras_sage.tuners import _compat, distributed
-from keras_sage.tuners.schedule import BOOTSTRAP_TEACHER_FILE, Bootstrap, BootstrapStep
+from keras_sage.tuners.bootstrap import BootstrapRunner, check_schedule
+from keras_sage.tuners.schedule import Bootstrap
 
 SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 # Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
@@ -54,7 +55,6 @@ SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS = 10
 # A failed trial's traceback, in its trial folder.
 TRIAL_LOG = "trial.log"
-_COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 _FAILED_STATUSES = (keras_tuner.engine.trial.TrialStatus.FAILED, keras_tuner.engine.trial.TrialStatus.INVALID)
 
 
@@ -245,7 +245,7 @@ class SageTuner(keras_tuner.Tuner):
         self.scorer = TeacherGuidedScorer(teacher, expected_probe=probe, **self._scorer_arguments)
         self.teacher_schedule = teacher_schedule
         if teacher_schedule is not None:
-            _check_schedule(teacher_schedule, oracle, layer_match, normalise_by_ceiling)
+            check_schedule(teacher_schedule, oracle, layer_match, normalise_by_ceiling)
             teacher_schedule.start(self.scorer.teacher)
         # Examples processed by SGD in the teacher schedule's steps.
         self.bootstrap_examples = 0
@@ -278,6 +278,13 @@ class SageTuner(keras_tuner.Tuner):
         self._seed_oracle = oracle
         self._heartbeat: distributed.Heartbeat | None = None
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self._bootstrap_runner = (
+            None
+            if teacher_schedule is None
+            else BootstrapRunner(
+                teacher_schedule, self.oracle, self.project_dir, self._scorer_arguments, endpoints
+            )
+        )
         if _compat.distributed_role() == "worker":
             distributed.bound_worker_client(self.oracle, self._timeouts, self.tuner_id)
 
@@ -432,117 +439,24 @@ class SageTuner(keras_tuner.Tuner):
     def _bootstrap_if_due(
         self, fit_args: tuple[Any, ...], fit_kwargs: dict[str, Any], validation_data: Any
     ) -> None:
-        """Runs the teacher schedule's step if one is due before this trial.
+        """Runs the teacher schedule's step if one is due before this trial (`BootstrapRunner`), counts
+        its training in `bootstrap_examples`, and saves the tuner's state after it.
 
         Raises:
-            keras_tuner.errors.FatalRuntimeError: The step failed (e.g. the project's teacher file could
-                not be written); the search stops rather than score later trials against the wrong teacher.
+            keras_tuner.errors.FatalRuntimeError: The step failed (see `BootstrapRunner.run_if_due`).
         """
-        schedule = self.teacher_schedule
-        if schedule is None:
+        if self._bootstrap_runner is None:
             return
-        completed = sum(trial.status == _COMPLETED for trial in self.oracle.trials.values())
-        step = schedule.due_step(completed)
-        if step is None:
-            return
-        try:
-            self._bootstrap(step, completed, fit_args, fit_kwargs, validation_data)
-        except keras_tuner.errors.FatalError:
-            raise
-        except Exception as error:
-            raise keras_tuner.errors.FatalRuntimeError(
-                f"teacher bootstrap step {step} failed: {type(error).__name__}: {first_line(error)}"
-            ) from error
-        self.save()
 
-    def _bootstrap(
-        self,
-        step: int,
-        completed: int,
-        fit_args: tuple[Any, ...],
-        fit_kwargs: dict[str, Any],
-        validation_data: Any,
-    ) -> None:
-        """One bootstrap step (see `keras_sage.tuners.schedule`): train the best trial to maturity and,
-        if it beats the teacher, add its RDMs as the next teacher version and score with it from now."""
-        schedule = self.teacher_schedule
-        assert schedule is not None and schedule.current_accuracy is not None  # Checked by the caller.
-        if self._adopt_written_version(step, completed):
-            return
-        base: dict[str, Any] = {
-            "step": step,
-            "completed_trials": completed,
-            "teacher_accuracy": schedule.current_accuracy,
-        }
-        best = [trial for trial in self.oracle.get_best_trials(1) if trial.status == _COMPLETED]
-        if not best:
-            schedule.record(
-                BootstrapStep(
-                    **base,
-                    trial_id=None,
-                    mature_accuracy=math.nan,
-                    accepted=False,
-                    version=schedule.version,
-                    examples_processed=0,
-                    reason="no completed trial to train",
-                )
-            )
-            return
-        trial = best[0]
-        earlier = schedule.trained_trial(trial.trial_id)
-        if earlier is not None:
-            schedule.record(
-                BootstrapStep(
-                    **base,
-                    trial_id=trial.trial_id,
-                    mature_accuracy=earlier.mature_accuracy,
-                    accepted=False,
-                    version=schedule.version,
-                    examples_processed=0,
-                    reason=f"the best trial is still trial {trial.trial_id}, trained at step {earlier.step}",
-                )
-            )
-            return
-        model, accuracy, examples = self._train_to_maturity(
-            trial, schedule.mature_epochs, fit_args, fit_kwargs, validation_data
-        )
-        self.bootstrap_examples += examples
-        outcome: dict[str, Any] = {
-            "trial_id": trial.trial_id,
-            "mature_accuracy": accuracy,
-            "examples_processed": examples,
-        }
-        if not schedule.beats_teacher(accuracy):
-            reason = (
-                "its training diverged"
-                if math.isnan(accuracy)
-                else f"its mature accuracy {accuracy:.4f} does not beat the teacher's "
-                f"{schedule.current_accuracy:.4f}"
-                + (f" by more than {schedule.min_improvement:g}" if schedule.min_improvement else "")
-            )
-            schedule.record(
-                BootstrapStep(**base, **outcome, accepted=False, version=schedule.version, reason=reason)
-            )
-            return
-        rdms, problem = self._student_rdms(model)
-        if problem is not None:
-            schedule.record(
-                BootstrapStep(**base, **outcome, accepted=False, version=schedule.version, reason=problem)
-            )
-            return
-        teacher = self._add_teacher_version(step, trial, rdms, accuracy, examples)
-        schedule.record(
-            BootstrapStep(
-                **base,
-                **outcome,
-                accepted=True,
-                version=teacher.version,
-                reason=f"its mature accuracy {accuracy:.4f} beats the teacher's "
-                f"{schedule.current_accuracy:.4f}",
-            ),
-            teacher_file=BOOTSTRAP_TEACHER_FILE,
-        )
-        self.scorer = TeacherGuidedScorer(teacher, **self._scorer_arguments)
+        def train(trial: keras_tuner.engine.trial.Trial, epochs: int) -> tuple[keras.Model, float, int]:
+            trained = self._train_to_maturity(trial, epochs, fit_args, fit_kwargs, validation_data)
+            self.bootstrap_examples += trained[2]
+            return trained
+
+        scorer = self._bootstrap_runner.run_if_due(self.scorer, train)
+        if scorer is not None:
+            self.scorer = scorer
+            self.save()
 
     def _train_to_maturity(
         self,
@@ -564,113 +478,6 @@ class SageTuner(keras_tuner.Tuner):
             else premature_accuracy(model, validation_data, batch_size=fit_kwargs.get("batch_size"))
         )
         return model, accuracy, monitor.examples
-
-    def _student_rdms(self, model: keras.Model) -> tuple[dict[str, Any], str | None]:
-        """The RDMs of a student's representation endpoints on the teacher's probe images, computed as the
-        scorer computes a candidate's (its feature subsample, seed and preprocessing), with the metric and
-        level of the current teacher's first RDM; endpoints whose RDM is constant are left out. Returns
-        the RDMs, or a reason why there are none."""
-        teacher = self.scorer.teacher
-        first = teacher.layer_info(teacher.layer_names[0])
-        endpoints = (
-            contract.representation_endpoints(model)
-            if self.endpoints is None
-            else list(self.endpoints(model))
-        )
-        if not endpoints:
-            return {}, "the student has no representation endpoints"
-        try:
-            rdms = model_layer_rdms(
-                model,
-                teacher.probe_images,
-                teacher.probe_labels,
-                endpoints,
-                metric=first["metric"],
-                level=first["level"],
-                max_features=self.scorer.max_features,
-                batch_size=self.scorer.batch_size,
-                seed=self.scorer.seed,
-                allow_constant=True,
-                preprocessing=self.probe_preprocessing,
-            )
-        except ValueError as error:
-            return {}, f"its RDMs cannot be computed: {first_line(error)}"
-        varied = {name: value for name, value in rdms.items() if np.ptp(value.values) > 0}
-        if not varied:
-            return {}, f"every endpoint of the student has a constant RDM ({', '.join(rdms)})"
-        return varied, None
-
-    def _add_teacher_version(
-        self,
-        step: int,
-        trial: keras_tuner.engine.trial.Trial,
-        rdms: dict[str, Any],
-        accuracy: float,
-        examples: int,
-    ) -> TeacherStore:
-        """Adds a student's RDMs as the next version of the project's teacher file (copied from the search's
-        teacher file at the first step) and returns the view at that version."""
-        schedule = self.teacher_schedule
-        assert schedule is not None  # Only called by a step.
-        path = os.path.join(self.project_dir, BOOTSTRAP_TEACHER_FILE)
-        if not os.path.exists(path):
-            with open(self.scorer.teacher.path, "rb") as original:
-                data = original.read()
-            write_atomically(path, lambda file: file.write(data))
-        store = TeacherStore.open(path, writable=True)
-        if store.fingerprint != self.scorer.teacher.fingerprint:
-            raise ValueError(
-                f"{path} holds another probe set than the search's teacher {self.scorer.teacher.path}"
-            )
-        version = store.add_version(
-            rdms,
-            validation_accuracy=accuracy,
-            source=f"bootstrap step {step} of {self.project_dir}: trial {trial.trial_id}",
-            parent_version=schedule.version,
-            trial_id=trial.trial_id,
-            hyperparameters=_plain(trial.hyperparameters.values),
-            training={
-                "epochs": schedule.mature_epochs,
-                "examples_processed": examples,
-                "bootstrap_step": step,
-            },
-        )
-        return store.at_version(version)
-
-    def _adopt_written_version(self, step: int, completed: int) -> bool:
-        """After a crash between writing a step's version and saving the tuner's state: takes that version
-        from the project's teacher file instead of training again. Returns whether it did."""
-        schedule = self.teacher_schedule
-        assert schedule is not None and schedule.current_accuracy is not None  # Only called by a step.
-        path = os.path.join(self.project_dir, BOOTSTRAP_TEACHER_FILE)
-        if not os.path.exists(path):
-            return False
-        store = TeacherStore.open(path)
-        written = [
-            version
-            for version in store.versions[1:]
-            if store.version_info(version)["training"].get("bootstrap_step") == step
-            and version > schedule.version
-        ]
-        if not written:
-            return False
-        info = store.version_info(written[-1])
-        schedule.record(
-            BootstrapStep(
-                step=step,
-                completed_trials=completed,
-                trial_id=info["trial_id"],
-                mature_accuracy=info["validation_accuracy"],
-                teacher_accuracy=float(schedule.current_accuracy),
-                accepted=True,
-                version=written[-1],
-                examples_processed=int(info["training"].get("examples_processed", 0)),
-                reason="its version was written before the search stopped",
-            ),
-            teacher_file=BOOTSTRAP_TEACHER_FILE,
-        )
-        self.scorer = TeacherGuidedScorer(store.at_version(written[-1]), **self._scorer_arguments)
-        return True
 
     def _premature_budget(self, trial: keras_tuner.engine.trial.Trial) -> tuple[int | None, int | None, int]:
         """The trial's training: `(epochs, steps, initial_epoch)`; here the premature budget, from scratch.
@@ -951,41 +758,6 @@ def _consecutive_failures(oracle: keras_tuner.Oracle) -> SearchStoppedError | No
         f"the search stopped after {limit} failed trials in a row (trials {ids}), {causes}; "
         f"each trial's traceback is in its folder's {TRIAL_LOG}"
     )
-
-
-def _check_schedule(
-    schedule: Bootstrap, oracle: keras_tuner.Oracle | None, layer_match: str, normalise_by_ceiling: bool
-) -> None:
-    """Refuses a teacher schedule in a setting it does not support, naming the reason."""
-    if not isinstance(schedule, Bootstrap):
-        raise TypeError(f"teacher_schedule must be a Bootstrap or None; got {type(schedule).__name__}")
-    if _compat.distributed_role() is not None:
-        raise ValueError(
-            "teacher_schedule=Bootstrap(...) is not supported in parallel tuning: each worker scores with "
-            "its own copy of the teacher and only the oracle is shared, so the workers cannot switch to a "
-            "new teacher version together; run the search in one process"
-        )
-    if isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
-        raise ValueError(
-            "teacher_schedule=Bootstrap(...) is not supported with Hyperband: a bracket promotes the best "
-            "candidates of a rung, and a teacher version changing within a bracket would compare scores "
-            "against different teachers"
-        )
-    if layer_match == "fixed":
-        raise ValueError(
-            "teacher_schedule=Bootstrap(...) cannot be used with layer_match='fixed': its layer_mapping "
-            "names the first teacher's layers, and a bootstrapped version has the student's layers"
-        )
-    if normalise_by_ceiling:
-        raise ValueError(
-            "teacher_schedule=Bootstrap(...) cannot be used with normalise_by_ceiling=True: a bootstrapped "
-            "version is a model's, with no noise ceilings"
-        )
-
-
-def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
-    """Hyperparameter values as plain Python values (numpy scalars converted), for JSON."""
-    return {name: value.item() if isinstance(value, np.generic) else value for name, value in values.items()}
 
 
 def _check_probe_shape(teacher: TeacherStore, input_shape: Any, whose: str) -> None:
