@@ -74,6 +74,33 @@ def check_non_negative_number(name: str, value: Any) -> float:
     return number
 
 
+def check_fraction(name: str, value: Any) -> float:
+    """Returns `value` as a `float` if it is a real number in [0, 1] (an accuracy), else raises naming `name`.
+
+    Args:
+        name: The parameter's name, as the error message shows it.
+        value: The value passed for it.
+
+    Returns:
+        `value` as a Python `float`.
+
+    Raises:
+        TypeError: If `value` is not a real number (a string, a boolean, None, ...).
+        ValueError: If it is outside [0, 1] or NaN.
+
+    Example:
+
+    ```python
+    accuracy = check_fraction("validation_accuracy", np.float32(0.75))  # 0.75
+    check_fraction("validation_accuracy", 75)  # ValueError: ... must be a number in [0, 1], got 75.
+    ```
+    """
+    number = check_non_negative_number(name, value)
+    if number > 1:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
+    return number
+
+
 def check_choice(name: str, value: Any, choices: Sequence[Any]) -> None:
     """Raises a ValueError naming `name`, `value` and the `choices` unless `value` is one of them.
 

@@ -81,7 +81,11 @@ def test_a_distributed_projects_cost_sums_every_process_and_its_reranked_are_bes
     (tmp_path / "oracle.json").write_text(json.dumps({"start_order": []}))
     chief = {"search_examples": 0, "rerank_examples": 500, "bootstrap_examples": 0}
     (tmp_path / "tuner0.json").write_text(json.dumps(chief))
-    for worker, examples, accuracy in (("tuner-a-1", 1200, 0.61), ("tuner-b-2", 800, 0.74)):
+    for worker, examples, accuracy in (
+        ("tuner-a-1", 1200, 0.61),
+        ("tuner-b-2", 800, 0.74),
+        ("tuner-0-3", 0, math.nan),
+    ):
         result = {"trial_id": worker, "score": 0.5, "mature_accuracy": accuracy, "examples_processed": 250}
         state = {"search_examples": examples, "rerank_examples": 250, "rerank_results": [result]}
         state["bootstrap_examples"] = examples // 4
@@ -90,10 +94,12 @@ def test_a_distributed_projects_cost_sums_every_process_and_its_reranked_are_bes
     project = project_records(tmp_path)
 
     assert project.search_examples == 2000
-    assert project.rerank_examples == 1000
+    assert project.rerank_examples == 1250
     assert project.bootstrap_examples == 500
-    assert search_summary("arm", project)["examples (+M2·E2)"] == 2000 + 1000 + 500
-    assert [result["mature_accuracy"] for result in project.reranked] == [0.74, 0.61]
+    assert search_summary("arm", project)["examples (+M2·E2)"] == 2000 + 1250 + 500
+    # A diverged candidate (NaN) comes last, whichever process reranked it.
+    assert [result["mature_accuracy"] for result in project.reranked][:2] == [0.74, 0.61]
+    assert math.isnan(project.reranked[2]["mature_accuracy"])
 
 
 def test_a_trial_record_says_which_teacher_version_scored_it():

@@ -290,6 +290,25 @@ def test_hyperband_is_refused(tmp_path, teacher_path):
         )
 
 
+def test_an_objective_of_one_teacher_layer_is_refused(tmp_path, teacher_path):
+    oracle = keras_tuner.oracles.RandomSearchOracle(
+        objective=keras_tuner.Objective("S_T1", "max"), max_trials=2
+    )
+    schedule = Bootstrap(every=2, mature_epochs=1, teacher_accuracy=0.5)
+    with pytest.raises(ValueError, match="cannot be used with the objective 'S_T1'"):
+        make_tuner(tmp_path, teacher_path, schedule, max_trials=2, oracle=oracle)
+
+
+def test_a_schedule_given_to_a_second_tuner_starts_afresh(tmp_path, teacher_path, data):
+    schedule = Bootstrap(every=1, mature_epochs=1, teacher_accuracy=0.0)
+    search(make_tuner(tmp_path / "first", teacher_path, schedule, max_trials=2), data)
+    assert schedule.steps and schedule.teacher_file is not None
+
+    make_tuner(tmp_path / "second", teacher_path, schedule, max_trials=2)
+    assert (schedule.steps, schedule.teacher_file, schedule.version) == ([], None, 0)
+    assert schedule.due_step(1) == 1
+
+
 def test_resuming_with_another_schedule_is_refused(tmp_path, teacher_path, data):
     schedule = Bootstrap(every=1, mature_epochs=1, teacher_accuracy=1.0)
     search(make_tuner(tmp_path, teacher_path, schedule, max_trials=2), data)
@@ -308,7 +327,10 @@ def test_resuming_with_another_schedule_is_refused(tmp_path, teacher_path, data)
     [
         ({"every": 0, "mature_epochs": 1}, "every"),
         ({"every": 2, "mature_epochs": 1.5}, "mature_epochs"),
-        ({"every": 2, "mature_epochs": 1, "teacher_accuracy": 1.5}, r"teacher_accuracy must be in \[0, 1\]"),
+        (
+            {"every": 2, "mature_epochs": 1, "teacher_accuracy": 1.5},
+            r"teacher_accuracy must be a number in \[0, 1\]",
+        ),
         ({"every": 2, "mature_epochs": 1, "min_improvement": -0.1}, "min_improvement"),
     ],
 )

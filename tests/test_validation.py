@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from keras_sage._validation import check_choice, check_non_negative_number, check_positive_int
+from keras_sage._validation import check_choice, check_fraction, check_non_negative_number, check_positive_int
 
 
 @pytest.mark.parametrize("value", [1, 7, 2**40, np.int64(7), np.uint8(7), np.int32(1)])
@@ -57,3 +57,17 @@ def test_check_non_negative_number_returns_a_float(value):
 def test_check_non_negative_number_refuses(value, error):
     with pytest.raises(error, match=r"^alpha must be"):
         check_non_negative_number("alpha", value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0, 0.0), (1, 1.0), (np.float32(0.75), 0.75)])
+def test_check_fraction_returns_a_float(value, expected):
+    assert check_fraction("validation_accuracy", value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(1.5, ValueError), (-0.1, ValueError), (float("nan"), ValueError), ("0.9", TypeError)],
+)
+def test_check_fraction_refuses(value, error):
+    with pytest.raises(error, match=r"^validation_accuracy must be"):
+        check_fraction("validation_accuracy", value)

@@ -157,8 +157,14 @@ def project_records(directory: str | os.PathLike[str]) -> ProjectRecords:
         search_examples=sum(int(state.get("search_examples", 0)) for state in tuner_states),
         rerank_examples=sum(int(state.get("rerank_examples", 0)) for state in tuner_states),
         bootstrap_examples=sum(int(state.get("bootstrap_examples", 0)) for state in tuner_states),
-        reranked=sorted(reranked, key=lambda result: -float(result.get("mature_accuracy", -math.inf))),
+        reranked=sorted(reranked, key=_mature_accuracy_or_minus_infinity, reverse=True),
     )
+
+
+def _mature_accuracy_or_minus_infinity(result: Mapping[str, Any]) -> float:
+    """A reranked candidate's sort key: its mature accuracy, a diverged one (NaN) or a missing one last."""
+    accuracy = float(result.get("mature_accuracy", math.nan))
+    return -math.inf if math.isnan(accuracy) else accuracy
 
 
 def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import numpy as np
 
 from keras_sage._atomic import check_writable_directory
 from keras_sage._errors import first_line
-from keras_sage._validation import check_choice, check_positive_int
+from keras_sage._validation import check_choice, check_fraction, check_positive_int
 from keras_sage.contract import representation_endpoints
 from keras_sage.features import layer_feature_counts, layer_features
 from keras_sage.rsa import (
@@ -130,8 +130,8 @@ def register_teacher(
         layers = [layers]
     layer_names = list(layers) if layers is not None else default_teacher_layers(model)
     _check_layer_names(model, layer_names)
-    if validation_accuracy is not None and not 0.0 <= float(validation_accuracy) <= 1.0:
-        raise ValueError(f"validation_accuracy must be a number in [0, 1]; got {validation_accuracy!r}")
+    if validation_accuracy is not None:
+        check_fraction("validation_accuracy", validation_accuracy)
     existing = _existing_store(path, images, labels, layer_names, overwrite)
 
     rdms = model_layer_rdms(

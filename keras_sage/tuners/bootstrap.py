@@ -316,7 +316,8 @@ def check_schedule(
 
     Raises:
         TypeError: `schedule` is not a `Bootstrap`.
-        ValueError: Parallel tuning, a Hyperband oracle, `layer_match="fixed"` or `normalise_by_ceiling`.
+        ValueError: Parallel tuning, a Hyperband oracle, `layer_match="fixed"`, `normalise_by_ceiling`,
+            or an oracle whose objective is one teacher layer's `S_<layer>`.
     """
     if not isinstance(schedule, Bootstrap):
         raise TypeError(f"teacher_schedule must be a Bootstrap or None; got {type(schedule).__name__}")
@@ -341,6 +342,12 @@ def check_schedule(
         raise ValueError(
             "teacher_schedule=Bootstrap(...) cannot be used with normalise_by_ceiling=True: a bootstrapped "
             "version is a model's, with no noise ceilings"
+        )
+    objective = getattr(getattr(oracle, "objective", None), "name", None)
+    if isinstance(objective, str) and contract.teacher_layer_of_metric(objective) is not None:
+        raise ValueError(
+            f"teacher_schedule=Bootstrap(...) cannot be used with the objective {objective!r}: it names a "
+            "layer of the first teacher, and a bootstrapped version has the student's layers"
         )
 
 

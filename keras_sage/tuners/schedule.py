@@ -53,7 +53,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from keras_sage._validation import check_non_negative_number, check_positive_int
+from keras_sage._validation import check_fraction, check_non_negative_number, check_positive_int
 from keras_sage.teachers import TeacherStore
 
 __all__ = ["BOOTSTRAP_TEACHER_FILE", "Bootstrap", "BootstrapStep"]
@@ -128,11 +128,9 @@ class Bootstrap:
     ) -> None:
         self.every = check_positive_int("every", every)
         self.mature_epochs = check_positive_int("mature_epochs", mature_epochs)
-        if teacher_accuracy is not None:
-            teacher_accuracy = check_non_negative_number("teacher_accuracy", teacher_accuracy)
-            if teacher_accuracy > 1:
-                raise ValueError(f"teacher_accuracy must be in [0, 1]; got {teacher_accuracy!r}")
-        self.teacher_accuracy = teacher_accuracy
+        self.teacher_accuracy = (
+            None if teacher_accuracy is None else check_fraction("teacher_accuracy", teacher_accuracy)
+        )
         self.min_improvement = check_non_negative_number("min_improvement", min_improvement)
         self.steps: list[BootstrapStep] = []
         # The teacher in force: its version, its accuracy, and the project's teacher file once a step wrote
@@ -163,6 +161,9 @@ class Bootstrap:
             )
         self.version = teacher.version
         self.current_accuracy = float(accuracy)
+        # A schedule passed to another tuner starts afresh (a resumed search restores its steps afterwards).
+        self.steps = []
+        self.teacher_file = None
 
     def due_step(self, completed_trials: int) -> int | None:
         """The step due after `completed_trials` completed trials, or `None` if none is.
