@@ -248,7 +248,6 @@ class SageTuner(keras_tuner.Tuner):
             check_schedule(teacher_schedule, oracle, layer_match, normalise_by_ceiling)
             teacher_schedule.start(self.scorer.teacher)
         # Examples processed by SGD in the teacher schedule's steps.
-        self.bootstrap_examples = 0
         self.probe_preprocessing = probe_preprocessing
         if probe_preprocessing is None:
             _check_probe_shape(self.scorer.teacher, getattr(hypermodel, "input_shape", None), "hypermodel's")
@@ -439,8 +438,8 @@ class SageTuner(keras_tuner.Tuner):
     def _bootstrap_if_due(
         self, fit_args: tuple[Any, ...], fit_kwargs: dict[str, Any], validation_data: Any
     ) -> None:
-        """Runs the teacher schedule's step if one is due before this trial (`BootstrapRunner`), counts
-        its training in `bootstrap_examples`, and saves the tuner's state after it.
+        """Runs the teacher schedule's step if one is due before this trial (`BootstrapRunner`) and saves
+        the tuner's state after it.
 
         Raises:
             keras_tuner.errors.FatalRuntimeError: The step failed (see `BootstrapRunner.run_if_due`).
@@ -449,9 +448,7 @@ class SageTuner(keras_tuner.Tuner):
             return
 
         def train(trial: keras_tuner.engine.trial.Trial, epochs: int) -> tuple[keras.Model, float, int]:
-            trained = self._train_to_maturity(trial, epochs, fit_args, fit_kwargs, validation_data)
-            self.bootstrap_examples += trained[2]
-            return trained
+            return self._train_to_maturity(trial, epochs, fit_args, fit_kwargs, validation_data)
 
         scorer = self._bootstrap_runner.run_if_due(self.scorer, train)
         if scorer is not None:
@@ -614,6 +611,14 @@ class SageTuner(keras_tuner.Tuner):
         self.save()
         return results
 
+    @property
+    def bootstrap_examples(self) -> int:
+        """Examples processed by the teacher schedule's steps: the sum over its recorded steps (a step whose
+        version was written before a crash included), 0 without a schedule."""
+        if self.teacher_schedule is None:
+            return 0
+        return sum(step.examples_processed for step in self.teacher_schedule.steps)
+
     def search_cost(self) -> int:
         """The cost of the search so far in examples processed by SGD: M1·E1 + M2·E2 (paper §4.3), plus
         the training of the teacher schedule's steps (`bootstrap_examples`)."""
@@ -638,7 +643,6 @@ class SageTuner(keras_tuner.Tuner):
         self.search_examples = int(state.get("search_examples", 0))
         self.rerank_examples = int(state.get("rerank_examples", 0))
         self.rerank_results = [RerankResult(**result) for result in state.get("rerank_results", [])]
-        self.bootstrap_examples = int(state.get("bootstrap_examples", 0))
         schedule_state = state.get("teacher_schedule")
         if (schedule_state is None) != (self.teacher_schedule is None):
             raise ValueError(
