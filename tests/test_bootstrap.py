@@ -236,8 +236,14 @@ def test_a_version_written_before_a_crash_is_adopted_not_retrained(tmp_path, tea
     assert problem is None
     copy = Path(tuner.project_dir) / BOOTSTRAP_TEACHER_FILE
     copy.write_bytes(teacher_path.read_bytes())
-    TeacherStore.open(copy, writable=True).add_version(
-        rdms, validation_accuracy=0.5, trial_id="0", training={"bootstrap_step": 1, "examples_processed": 7}
+    written = TeacherStore.open(copy, writable=True)
+    training = {"bootstrap_step": 1, "examples_processed": 7}
+    source = f"bootstrap step 1 of {tuner.project_dir}: trial 0"
+    written.add_version(rdms, validation_accuracy=0.5, source=source, trial_id="0", training=training)
+    # Another search's step 1, newer in the file (a copied teacher file): not this project's, not adopted.
+    training = {"bootstrap_step": 1, "examples_processed": 5}
+    written.add_version(
+        rdms, 0.9, source="bootstrap step 1 of /elsewhere: trial 0", trial_id="0", training=training
     )
     search(tuner, data)
     (step,) = tuner.teacher_schedule.steps

@@ -277,10 +277,13 @@ class BootstrapRunner:
         if not os.path.exists(path):
             return None
         store = TeacherStore.open(path)
+        # Only a version this project's step wrote: the file may be a copy of another search's teacher file.
+        source = f"bootstrap step {step} of {self.project_dir}:"
         written = [
             version
             for version in store.versions[1:]
             if store.version_info(version)["training"].get("bootstrap_step") == step
+            and str(store.version_info(version)["source"]).startswith(source)
             and version > schedule.version
         ]
         if not written:
