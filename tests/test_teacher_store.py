@@ -391,6 +391,11 @@ def test_adding_a_version_keeps_a_symlinked_files_target_and_mode(tmp_path, teac
     [
         (lambda file: file.create_group("versions/x/rdms"), "named by a positive integer"),
         (lambda file: file.create_group("versions/0/rdms"), "named by a positive integer"),
+        (lambda file: file.create_group("versions/\u00b2/rdms"), "named by a positive integer"),
+        (
+            lambda file: file["versions/1"].attrs.__setitem__("parent_version", "zero"),
+            "parent_version is not an integer",
+        ),
         (lambda file: file["versions/1"].attrs.__delitem__("trial_id"), "lacks attribute"),
         (lambda file: file["versions/1"].attrs.__setitem__("hyperparameters", "{not json"), "is not JSON"),
         (

@@ -460,7 +460,12 @@ class TeacherStore:
             if not isinstance(info[attr], dict):
                 raise fail(f"{where} attribute {attr} is not a JSON object")
         info["validation_accuracy"] = _accuracy(info["validation_accuracy"], where, fail)
-        info["parent_version"] = int(info["parent_version"])
+        try:
+            info["parent_version"] = int(info["parent_version"])
+        except (TypeError, ValueError):
+            raise fail(
+                f"{where} attribute parent_version is not an integer: {info['parent_version']!r}"
+            ) from None
         info["trial_id"] = str(info["trial_id"])
         layers = self._read_layers(group["rdms"], f"{where}/rdms", fail)
         if not layers:
@@ -838,7 +843,7 @@ def _write_layers(group: Any, layers: Mapping[str, _Layer]) -> Any:
 
 def _version_number(key: str, fail: Any) -> int:
     """The number of a `/versions/<k>` group: a positive integer written in decimal."""
-    if not key.isdigit() or key != str(int(key)) or int(key) < 1:
+    if not (key.isascii() and key.isdigit()) or key != str(int(key)) or int(key) < 1:
         raise fail(f"/{VERSIONS_GROUP}/{key}: a teacher version is named by a positive integer")
     return int(key)
 
