@@ -66,6 +66,8 @@ def layer_features(
             (a float32 `(batch, features kept)` tensor), which must treat each row (image) on its own, e.g.
             `keras_sage.rsa.prepared_rows`.
         dtype: Of the returned arrays, "float32" or "float16" (cast inside the graph, after `rows`).
+            float16 keeps about 3 significant digits and overflows above 65,504: use it for rows that
+            `rows` scales (the unit-norm rows of `prepared_rows`), not for raw activations.
 
     Returns:
         Per layer, an array `(n, features kept)` of `dtype`.
