@@ -69,6 +69,9 @@ def test_plot_search_writes_the_file_and_leaves_the_backend_alone(tmp_path, suff
     assert content.startswith(b"\x89PNG") if suffix == ".png" else b"<svg" in content
     assert matplotlib.get_backend() == backend
     assert plt.get_fignums() == figures  # no figure left in pyplot's registry
+    # The same plot gives the same bytes (no date, fixed SVG ids), so a committed report diffs cleanly.
+    plot_search({"P+TG": records(0.0), "P": records(0.1)}, tmp_path / f"again{suffix}")
+    assert (tmp_path / f"again{suffix}").read_bytes() == content
 
 
 def test_the_analysis_package_imports_no_tensorflow():

@@ -85,11 +85,19 @@ def new_figure(size: tuple[float, float]) -> Figure:
 
 def save_figure(figure: Figure, path: str | os.PathLike[str]) -> str:
     """Lays out and writes `figure` atomically (format from the suffix: `.png`, `.svg`, ...); returns the
-    path."""
+    path.
+
+    The same figure gives the same bytes: no date in the file's metadata, and SVG element ids drawn from
+    a fixed salt (pyplot's settings are changed only for the write, and restored).
+    """
     figure.tight_layout()
     path = os.fspath(path)
     image_format = os.path.splitext(path)[1][1:].lower() or None
-    write_atomically(path, lambda file: figure.savefig(file, format=image_format, dpi=120))
+    metadata = {"Date": None} if image_format in ("svg", "pdf", "eps", "ps") else None
+    with matplotlib.rc_context({"svg.hashsalt": "keras-sage"}):
+        write_atomically(
+            path, lambda file: figure.savefig(file, format=image_format, dpi=120, metadata=metadata)
+        )
     return path
 
 
