@@ -14,6 +14,7 @@ from keras_sage.teachers import TeacherStore, register_recordings, register_teac
 from keras_sage.teachers.register import default_teacher_layers
 
 register_module = importlib.import_module("keras_sage.teachers.register")
+store_module = importlib.import_module("keras_sage.teachers.store")
 
 N_IMAGES = 10
 
@@ -345,8 +346,13 @@ def test_a_read_only_directory_is_reported_before_the_forward_pass(tmp_path, mod
     assert list(directory.iterdir()) == []
 
 
-def test_the_teachers_validation_accuracy_is_recorded_as_version_0s(tmp_path, model, probe):
+def test_the_teachers_validation_accuracy_is_recorded_as_version_0s(tmp_path, model, probe, monkeypatch):
     images, labels = probe
+    writes = []
+    write_atomically = store_module.write_atomically
+    monkeypatch.setattr(
+        store_module, "write_atomically", lambda *args: writes.append(args[0]) or write_atomically(*args)
+    )
     path = tmp_path / "teacher.h5"
     with pytest.raises(ValueError, match=r"validation_accuracy must be a number in \[0, 1\]"):
         register_teacher(
@@ -356,6 +362,7 @@ def test_the_teachers_validation_accuracy_is_recorded_as_version_0s(tmp_path, mo
     store = register_teacher(
         model, images, labels, layers=["conv1"], path=path, verbose=0, validation_accuracy=0.61
     )
+    assert writes == [path]  # the RDMs and the accuracy in one rewrite
     reopened = TeacherStore.open(path)
     assert reopened.validation_accuracy == pytest.approx(0.61) and store.validation_accuracy == pytest.approx(
         0.61

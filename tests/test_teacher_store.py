@@ -344,13 +344,26 @@ def test_a_view_is_read_only_and_unknown_versions_are_named(teacher_path):
         TeacherStore.open(teacher_path).add_version({"layer_1": image_rdm(11)}, 0.5)
 
 
-def test_a_version_is_never_overwritten_by_a_stale_store(teacher_path):
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        lambda store: store.add_version({"layer_1": image_rdm(12)}, 0.6),
+        lambda store: store.add_rdm("conv2", image_rdm(2)),
+        lambda store: store.add_rdms({"conv2": image_rdm(2)}, validation_accuracy=0.3),
+        lambda store: store.set_validation_accuracy(0.4),
+    ],
+    ids=["add_version", "add_rdm", "add_rdms", "set_validation_accuracy"],
+)
+def test_a_version_is_never_overwritten_by_a_stale_store(teacher_path, rewrite):
     stale = TeacherStore.open(teacher_path, writable=True)
     TeacherStore.open(teacher_path, writable=True).add_version({"layer_1": image_rdm(11)}, 0.5)
     with pytest.raises(
         TeacherFileError, match=r"holds teacher version\(s\) \[1\] that this store has not read"
     ):
-        stale.add_version({"layer_1": image_rdm(12)}, 0.6)
+        rewrite(stale)
+    reopened = TeacherStore.open(teacher_path)
+    assert reopened.layer_names == ["conv1"] and reopened.validation_accuracy is None
+    assert stale.layer_names == ["conv1"] and stale.validation_accuracy is None
     np.testing.assert_array_equal(
         TeacherStore.open(teacher_path).at_version(1).rdm("layer_1").values, image_rdm(11).values
     )

@@ -148,9 +148,9 @@ def register_teacher(
         allow_constant=allow_constant,
     )
     store = existing or TeacherStore(path, images, labels, writable=True)
-    store.add_rdms(rdms, kind="model-layer", source=source, overwrite=overwrite)
-    if validation_accuracy is not None:
-        store.set_validation_accuracy(validation_accuracy)
+    store.add_rdms(
+        rdms, kind="model-layer", source=source, overwrite=overwrite, validation_accuracy=validation_accuracy
+    )
     return store
 
 

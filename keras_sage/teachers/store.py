@@ -609,6 +609,7 @@ class TeacherStore:
         layers: Mapping[str, str] | None = None,
         overwrite: bool = False,
         ceilings: Mapping[str, NoiseCeiling] | None = None,
+        validation_accuracy: float | None = None,
     ) -> None:
         """Adds several RDMs with one rewrite of the file; every other stored RDM is kept.
 
@@ -619,25 +620,35 @@ class TeacherStore:
             layers: The model layer or brain region of each name; defaults to the name.
             overwrite: Whether to replace RDMs already stored under the same names.
             ceilings: The noise ceiling of some of the names, stored with their RDMs.
+            validation_accuracy: Version 0's validation accuracy, recorded in the same rewrite (as
+                `set_validation_accuracy` does); `None` keeps the recorded one.
 
         Raises:
-            TeacherFileError: The store was opened read-only.
-            ValueError: A name exists and `overwrite` is false, or an RDM does not fit the probe set.
+            TeacherFileError: The store was opened read-only, or the file on disk holds a teacher
+                version this store has not read (reopen it).
+            ValueError: A name exists and `overwrite` is false, an RDM does not fit the probe set, or
+                `validation_accuracy` is not a number in [0, 1].
         """
         self._check_writable("add RDMs")
         check_choice("kind", kind, KINDS)
+        accuracy = self._root_accuracy
+        if validation_accuracy is not None:
+            accuracy = _checked_accuracy(validation_accuracy)
         new_layers = self._new_layers(rdms, kind, source, layers or {}, ceilings or {})
         clashes = [name for name in new_layers if name in self._layers]
         if clashes and not overwrite:
             raise ValueError(f"{self.path} already has an RDM named {clashes[0]!r}; pass overwrite=True")
+        self._check_no_unread_versions()
         self._load_everything()
-        previous = dict(self._layers)
+        previous_layers, previous_accuracy = dict(self._layers), self._root_accuracy
         self._layers.update(new_layers)
+        self._root_accuracy = accuracy
         try:
             self._save()
         except BaseException:
             self._layers.clear()
-            self._layers.update(previous)
+            self._layers.update(previous_layers)
+            self._root_accuracy = previous_accuracy
             raise
 
     def set_validation_accuracy(self, accuracy: float) -> None:
@@ -646,11 +657,13 @@ class TeacherStore:
         `keras_sage.tuners.Bootstrap` takes it as the accuracy a bootstrapped student must beat.
 
         Raises:
-            TeacherFileError: The store is read-only.
+            TeacherFileError: The store is read-only, or the file on disk holds a teacher version this
+                store has not read (reopen it).
             ValueError: `accuracy` is not a number in [0, 1].
         """
         self._check_writable("record a validation accuracy")
         accuracy = _checked_accuracy(accuracy)
+        self._check_no_unread_versions()
         self._load_everything()
         previous, self._root_accuracy = self._root_accuracy, accuracy
         try:
@@ -707,17 +720,7 @@ class TeacherStore:
             "training": _json_object("training", training),
         }
 
-        def fail(problem: str) -> TeacherFileError:
-            return TeacherFileError(f"{self.path}: {problem}")
-
-        with _reading(self.path) as file:
-            on_disk = sorted(_version_number(key, fail) for key in file.get(VERSIONS_GROUP, {}))
-        unknown = sorted(set(on_disk) - set(self._versions))
-        if unknown:
-            raise TeacherFileError(
-                f"{self.path}: the file holds teacher version(s) {unknown} that this store has not read "
-                "(another process added them); reopen it with TeacherStore.open before adding a version"
-            )
+        self._check_no_unread_versions()
         self._load_everything()
         number = self.latest_version + 1
         self._versions[number] = _Version(info, new_layers)
@@ -737,6 +740,23 @@ class TeacherStore:
         if not self.writable:
             raise TeacherFileError(
                 f"{self.path} was opened read-only; use TeacherStore.open(path, writable=True) to {what}"
+            )
+
+    def _check_no_unread_versions(self) -> None:
+        """Refuses to rewrite the file when it holds a teacher version another process added since."""
+
+        def fail(problem: str) -> TeacherFileError:
+            return TeacherFileError(f"{self.path}: {problem}")
+
+        if not self.path.exists():
+            return
+        with _reading(self.path) as file:
+            on_disk = sorted(_version_number(key, fail) for key in file.get(VERSIONS_GROUP, {}))
+        unknown = sorted(set(on_disk) - set(self._versions))
+        if unknown:
+            raise TeacherFileError(
+                f"{self.path}: the file holds teacher version(s) {unknown} that this store has not read "
+                "(another process added them); reopen it with TeacherStore.open before rewriting it"
             )
 
     def _load_everything(self) -> None:
