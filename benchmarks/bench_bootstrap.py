@@ -37,17 +37,15 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras
 import numpy as np
+from _teacher import resnet8_teacher
 from scipy import stats
 
 from keras_sage.datasets import ImageSplits, digits, standardize
-from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
-from keras_sage.teachers import register_teacher
+from keras_sage.hypermodels import CNNSearchSpace
 from keras_sage.tuners import Bootstrap, SageTuner, TPEOracle
 from keras_sage.tuners.sage_tuner import SCORE_OBJECTIVE
 
-TEACHER_LAYERS = ("L1", "L2", "L3")
 ARMS = ("bootstrap", "fixed", "alpha0")
 BATCH_SIZE = 32
 
@@ -85,31 +83,10 @@ def cifar10_subset(train_size: int, val_size: int, probe_size: int = 100, seed: 
 
 
 def weak_teacher(data, folder: Path, epochs: int) -> tuple[Path, float]:
-    """A ResNet-8 trained `epochs` epochs on the digits' training split, registered with its accuracy."""
-    path = folder / f"teacher-e{epochs}.h5"
-    if not path.exists():
-        keras.utils.set_random_seed(0)
-        teacher = resnet_cifar(depth=8, num_classes=10, input_shape=data.x_train.shape[1:])
-        teacher.compile(
-            optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        teacher.fit(data.x_train, data.y_train, batch_size=BATCH_SIZE, epochs=epochs, verbose=0)
-        accuracy = teacher.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)["accuracy"]
-        register_teacher(
-            teacher,
-            data.x_probe,
-            data.y_probe,
-            layers=TEACHER_LAYERS,
-            path=path,
-            verbose=0,
-            validation_accuracy=float(accuracy),
-        )
-    from keras_sage.teachers import TeacherStore
-
-    accuracy = TeacherStore.open(path).validation_accuracy
-    assert accuracy is not None
+    """A ResNet-8 trained `epochs` epochs on the training split, registered with its accuracy."""
+    path, accuracy = resnet8_teacher(data, folder / f"teacher-e{epochs}.h5", epochs, BATCH_SIZE)
+    if accuracy is None:
+        raise SystemExit(f"{path} records no validation accuracy; delete it to retrain the teacher")
     return path, accuracy
 
 

@@ -22,35 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
+from _teacher import resnet8_teacher
 
 from keras_sage.datasets import digits
-from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
-from keras_sage.teachers import register_teacher
+from keras_sage.hypermodels import CNNSearchSpace
 from keras_sage.tuners import SageHyperband, SageTuner, TPEOracle
 from keras_sage.tuners.sage_tuner import SCORE_OBJECTIVE
-
-TEACHER_LAYERS = ("L1", "L2", "L3")
-
-
-def teacher_file(data, folder: Path, epochs: int) -> Path:
-    """A ResNet-8 trained on the digits' training split, registered on their probe images."""
-    path = folder / "teacher.h5"
-    if path.exists():
-        return path
-    keras.utils.set_random_seed(0)
-    teacher = resnet_cifar(depth=8, num_classes=10, input_shape=data.x_train.shape[1:])
-    teacher.compile(
-        optimizer=keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    teacher.fit(data.x_train, data.y_train, batch_size=32, epochs=epochs, verbose=0)
-    accuracy = teacher.evaluate(data.x_val, data.y_val, verbose=0, return_dict=True)["accuracy"]
-    print(f"teacher: ResNet-8, validation accuracy {accuracy:.4f}", flush=True)
-    register_teacher(teacher, data.x_probe, data.y_probe, layers=TEACHER_LAYERS, path=path, verbose=0)
-    return path
 
 
 def run_arm(arm: str, alpha: float, seed: int, trials: int, data, teacher: Path, arguments) -> dict:
@@ -117,7 +95,8 @@ def main() -> None:
     data = digits(image_size=arguments.image_size, probe_size=100, seed=0)
     cache = Path(tempfile.gettempdir()) / f"keras-sage-bench-hyperband-{arguments.image_size}px"
     cache.mkdir(exist_ok=True)
-    teacher = teacher_file(data, cache, arguments.teacher_epochs)
+    teacher, accuracy = resnet8_teacher(data, cache / "teacher.h5", arguments.teacher_epochs)
+    print(f"teacher: ResNet-8, validation accuracy {accuracy}", flush=True)
     rows = (
         [json.loads(line) for line in arguments.out.read_text().splitlines()]
         if arguments.out.exists()
