@@ -48,6 +48,7 @@ from keras_sage.analysis import (
     append_rows,
     build_pool,
     calibrate_alpha,
+    compare_searches,
     format_table,
     labels_teacher,
     pool_report,
@@ -365,7 +366,7 @@ def pool(splits: Splits, scale: Scale, teacher_path: Path, controls: dict, path:
     )
 
 
-def compare_searches(
+def run_searches(
     splits: Splits, scale: Scale, teacher_path: Path, pool_rows: list, path: Path, cache: Path, seed: int
 ) -> list[dict]:
     """TPE searches guided by P (α = 0) and by P + α·TG (α calibrated on the pool), at equal cost.
@@ -430,12 +431,20 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DEFAULT_ARCHIVE, help="cifar10-jpeg.tar.gz")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="decoded data, teacher weights")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--search-seeds",
+        type=int,
+        nargs="+",
+        help="the search comparison's seeds (default: the scale's); seeds already run are not rerun",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     scale = SCALES[arguments.scale]
+    if arguments.search_seeds:
+        scale = dataclasses.replace(scale, search_seeds=tuple(arguments.search_seeds))
     arguments.cache.mkdir(parents=True, exist_ok=True)
     splits = split(cifar10_arrays(arguments.data, arguments.cache, scale.image_size), scale, arguments.seed)
     teacher, record = teacher_model(splits, scale, arguments.pools, arguments.seed)
@@ -476,7 +485,7 @@ def main(argv: list[str] | None = None) -> None:
     print(report)
     if arguments.stage == "report":
         return
-    searches = compare_searches(
+    searches = run_searches(
         splits,
         scale,
         teacher_path,
@@ -486,6 +495,22 @@ def main(argv: list[str] | None = None) -> None:
         arguments.seed,
     )
     print(format_table(searches))
+    print(search_comparison_sentence(searches))
+
+
+def search_comparison_sentence(searches: list[dict]) -> str:
+    """What the real searches say: the guided arm's winners against α = 0's, paired by seed."""
+    guided = sorted({row["alpha"] for row in searches if row["alpha"] != 0})
+    if not guided or not any(row["alpha"] == 0 for row in searches):
+        return "search comparison: not both arms run yet"
+    comparison = compare_searches(searches, alpha=guided[-1])
+    return (
+        f"search comparison, {len(comparison.seeds)} seed(s) paired: the winner of TPE with α = "
+        f"{comparison.alpha:g} matures {comparison.mean_difference:+.4f} above α = 0's (95% t interval "
+        f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]; better at {comparison.wins}, equal at "
+        f"{comparison.ties}, worse at {comparison.losses} seed(s)), at {comparison.examples_ratio:.3f}× "
+        "α = 0's search examples"
+    )
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         trial_records,
     )
     from keras_sage.analysis.report import pool_report, project_report
+    from keras_sage.analysis.search_comparison import SearchComparison, compare_searches
     from keras_sage.analysis.search_replay import (
         EfficiencyRatio,
         ReplayResult,
@@ -65,12 +66,14 @@ _EXPORTS: dict[str, str] = {
     "EfficiencyRatio": "keras_sage.analysis.search_replay",
     "ProjectRecords": "keras_sage.analysis.records",
     "ReplayResult": "keras_sage.analysis.search_replay",
+    "SearchComparison": "keras_sage.analysis.search_comparison",
     "TrialRecord": "keras_sage.analysis.records",
     "append_rows": "keras_sage.analysis.pool",
     "architecture_ids": "keras_sage.analysis.pool",
     "best_so_far": "keras_sage.analysis.records",
     "build_pool": "keras_sage.analysis.pool_builder",
     "calibrate_alpha": "keras_sage.analysis.predictors",
+    "compare_searches": "keras_sage.analysis.search_comparison",
     "efficiency_ratio": "keras_sage.analysis.search_replay",
     "format_table": "keras_sage.analysis.tables",
     "labels_teacher": "keras_sage.analysis.pool_builder",
@@ -97,12 +100,14 @@ __all__ = [
     "EfficiencyRatio",
     "ProjectRecords",
     "ReplayResult",
+    "SearchComparison",
     "TrialRecord",
     "append_rows",
     "architecture_ids",
     "best_so_far",
     "build_pool",
     "calibrate_alpha",
+    "compare_searches",
     "efficiency_ratio",
     "format_table",
     "labels_teacher",

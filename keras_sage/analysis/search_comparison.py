@@ -1,0 +1,146 @@
+"""Real searches compared: one arm's winners against a baseline arm's, paired by search seed.
+
+A search comparison is a list of `search_summary` rows, each with the `seed` its search ran with (the
+oracle's and the candidates'); the arms differ in α (`alpha`). Searches of the two arms with the same seed
+are paired, and the arm's gain is the mean of the per-seed differences of the winners' mature accuracy,
+with a Student's t interval over seeds (few seeds give a wide interval, as they should).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+# The search_summary column the comparison reads by default: the winner's accuracy after reranking.
+WINNER_MATURE_ACCURACY = "winner mature acc"
+# The search_summary column of the examples processed during the search (M1·E1).
+SEARCH_EXAMPLES = "examples (M1·E1)"
+
+
+@dataclass(frozen=True)
+class SearchComparison:
+    """An arm's searches against the baseline arm's, paired by seed.
+
+    Attributes:
+        alpha: The arm's α.
+        baseline_alpha: The baseline arm's α (usually 0: P alone).
+        seeds: The seeds both arms ran, ascending.
+        arm_values: The arm's winner value at each seed.
+        baseline_values: The baseline's winner value at each seed.
+        mean_difference: Mean over seeds of arm − baseline.
+        ci_low: Lower end of its Student's t interval (NaN with fewer than 2 seeds or differences that
+            do not vary).
+        ci_high: Upper end of that interval.
+        wins: Seeds where the arm's winner is better.
+        ties: Seeds where both winners are equal.
+        losses: Seeds where the baseline's winner is better.
+        examples_ratio: The arm's search examples over the baseline's, summed over the paired seeds (1
+            at equal cost).
+        unpaired_seeds: Seeds only one arm ran, left out.
+    """
+
+    alpha: float
+    baseline_alpha: float
+    seeds: tuple[int, ...]
+    arm_values: tuple[float, ...]
+    baseline_values: tuple[float, ...]
+    mean_difference: float
+    ci_low: float
+    ci_high: float
+    wins: int
+    ties: int
+    losses: int
+    examples_ratio: float
+    unpaired_seeds: tuple[int, ...]
+
+
+def compare_searches(
+    rows: Sequence[Mapping[str, Any]],
+    alpha: float,
+    baseline_alpha: float = 0.0,
+    value: str = WINNER_MATURE_ACCURACY,
+    confidence: float = 0.95,
+) -> SearchComparison:
+    """Compares the searches with α = `alpha` against those with α = `baseline_alpha`, paired by seed.
+
+    Args:
+        rows: `search_summary` rows, each with `alpha` and the `seed` of its search.
+        alpha: The arm to compare.
+        baseline_alpha: The arm it is compared against.
+        value: The column compared; by default the winner's mature accuracy after `rerank`.
+        confidence: The confidence level of the interval.
+
+    Returns:
+        A `SearchComparison`.
+
+    Raises:
+        ValueError: A row lacks `alpha`, `seed` or `value`; two rows have the same arm and seed; or no seed
+            was run by both arms (the message lists what each ran).
+
+    Example:
+
+    ```python
+    from keras_sage.analysis import compare_searches, read_pool
+
+    comparison = compare_searches(read_pool("searches.jsonl"), alpha=2.0)
+    print(comparison.mean_difference, comparison.ci_low, comparison.ci_high)
+    ```
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    arm = _rows_by_seed(rows, alpha, value)
+    baseline = _rows_by_seed(rows, baseline_alpha, value)
+    seeds = tuple(sorted(set(arm) & set(baseline)))
+    if not seeds:
+        raise ValueError(
+            f"no seed was searched with both α = {alpha:g} (seeds {sorted(arm)}) and "
+            f"α = {baseline_alpha:g} (seeds {sorted(baseline)})"
+        )
+    arm_values = np.array([float(arm[seed][value]) for seed in seeds])
+    baseline_values = np.array([float(baseline[seed][value]) for seed in seeds])
+    differences = arm_values - baseline_values
+    ci_low, ci_high = math.nan, math.nan
+    # Differences equal to rounding have no spread: Student's interval is undefined there, not zero-wide.
+    if len(seeds) > 1 and np.ptp(differences) > 1e-12:
+        interval = stats.ttest_1samp(differences, 0.0).confidence_interval(confidence)
+        ci_low, ci_high = float(interval.low), float(interval.high)
+    arm_examples = sum(float(arm[seed].get(SEARCH_EXAMPLES, math.nan)) for seed in seeds)
+    baseline_examples = sum(float(baseline[seed].get(SEARCH_EXAMPLES, math.nan)) for seed in seeds)
+    return SearchComparison(
+        alpha=float(alpha),
+        baseline_alpha=float(baseline_alpha),
+        seeds=seeds,
+        arm_values=tuple(arm_values.tolist()),
+        baseline_values=tuple(baseline_values.tolist()),
+        mean_difference=float(differences.mean()),
+        ci_low=ci_low,
+        ci_high=ci_high,
+        wins=int((differences > 0).sum()),
+        ties=int((differences == 0).sum()),
+        losses=int((differences < 0).sum()),
+        examples_ratio=arm_examples / baseline_examples if baseline_examples else math.nan,
+        unpaired_seeds=tuple(sorted(set(arm) ^ set(baseline))),
+    )
+
+
+def _rows_by_seed(
+    rows: Sequence[Mapping[str, Any]], alpha: float, value: str
+) -> dict[int, Mapping[str, Any]]:
+    """The rows of the arm with this α, by seed; checked for the columns the comparison reads."""
+    by_seed: dict[int, Mapping[str, Any]] = {}
+    for position, row in enumerate(rows):
+        missing = [name for name in ("alpha", "seed", value) if name not in row]
+        if missing:
+            raise ValueError(f"search row {position} has no {', '.join(missing)}")
+        if not math.isclose(float(row["alpha"]), alpha, rel_tol=0, abs_tol=1e-12):
+            continue
+        seed = int(row["seed"])
+        if seed in by_seed:
+            raise ValueError(f"search row {position} repeats α = {alpha:g} with seed {seed}")
+        by_seed[seed] = row
+    return by_seed

@@ -1,0 +1,85 @@
+"""Real searches compared arm against baseline, paired by seed."""
+
+import math
+
+import pytest
+
+from keras_sage.analysis import compare_searches, format_table, search_summary
+from keras_sage.analysis.records import ProjectRecords
+
+
+def search_row(alpha, seed, mature, examples=1000):
+    return {"alpha": alpha, "seed": seed, "winner mature acc": mature, "examples (M1·E1)": examples}
+
+
+def test_differences_are_paired_by_seed_with_a_t_interval():
+    rows = [
+        search_row(0.0, 1, 0.40),
+        search_row(2.0, 3, 0.50, examples=990),
+        search_row(0.0, 3, 0.45),
+        search_row(2.0, 1, 0.42, examples=1010),
+        search_row(2.0, 2, 0.41, examples=1000),
+        search_row(0.0, 2, 0.44),
+        search_row(0.0, 9, 0.30),  # no guided search with seed 9
+    ]
+    comparison = compare_searches(rows, alpha=2.0)
+    assert comparison.seeds == (1, 2, 3) and comparison.unpaired_seeds == (9,)
+    assert comparison.arm_values == pytest.approx((0.42, 0.41, 0.50))
+    assert comparison.baseline_values == pytest.approx((0.40, 0.44, 0.45))
+    # Differences +0.02, −0.03, +0.05: mean 0.0133..., sd 0.040415, t(0.975, df 2) = 4.302653.
+    differences = [0.02, -0.03, 0.05]
+    mean = sum(differences) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / 2)
+    half = 4.302653 * sd / math.sqrt(3)
+    assert comparison.mean_difference == pytest.approx(mean)
+    assert (comparison.ci_low, comparison.ci_high) == pytest.approx((mean - half, mean + half), abs=1e-6)
+    assert (comparison.wins, comparison.ties, comparison.losses) == (2, 0, 1)
+    assert comparison.examples_ratio == pytest.approx(3000 / 3000)
+
+
+def test_one_seed_or_no_spread_has_no_interval():
+    one = compare_searches([search_row(0.0, 1, 0.462), search_row(2.0, 1, 0.462)], alpha=2.0)
+    assert one.mean_difference == 0 and (one.wins, one.ties, one.losses) == (0, 1, 0)
+    assert math.isnan(one.ci_low) and math.isnan(one.ci_high)
+    same = compare_searches(
+        [search_row(0.0, 1, 0.4), search_row(1.0, 1, 0.5), search_row(0.0, 2, 0.3), search_row(1.0, 2, 0.4)],
+        alpha=1.0,
+    )
+    assert same.mean_difference == pytest.approx(0.1) and math.isnan(same.ci_low)
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([search_row(0.0, 1, 0.4), search_row(2.0, 2, 0.5)], r"seeds \[2\]\) and α = 0 \(seeds \[1\]\)"),
+        ([search_row(0.0, 1, 0.4), {"alpha": 2.0, "winner mature acc": 0.5}], "search row 1 has no seed"),
+        ([search_row(0.0, 1, 0.4), search_row(0.0, 1, 0.5)], "search row 1 repeats α = 0 with seed 1"),
+    ],
+)
+def test_bad_comparisons_are_named(rows, message):
+    with pytest.raises(ValueError, match=message):
+        compare_searches(rows, alpha=2.0)
+
+
+def finished_search(alpha, mature_accuracy, search_examples):
+    return ProjectRecords(
+        directory="unused",
+        records=[],
+        alpha=alpha,
+        search_examples=search_examples,
+        rerank_examples=0,
+        bootstrap_examples=0,
+        reranked=[{"trial_id": "3", "mature_accuracy": mature_accuracy}],
+    )
+
+
+def test_search_summary_rows_compare_as_written():
+    rows = [
+        {**search_summary("α = 0", finished_search(0.0, 0.6, 500)), "seed": 1},
+        {**search_summary("α = 1", finished_search(1.0, 0.7, 400)), "seed": 1},
+    ]
+    assert "winner mature acc" in format_table(rows)
+    comparison = compare_searches(rows, alpha=1.0)
+    assert comparison.mean_difference == pytest.approx(0.1) and comparison.examples_ratio == pytest.approx(
+        0.8
+    )
