@@ -503,14 +503,22 @@ def search_comparison_sentence(searches: list[dict]) -> str:
     guided = sorted({row["alpha"] for row in searches if row["alpha"] != 0})
     if not guided or not any(row["alpha"] == 0 for row in searches):
         return "search comparison: not both arms run yet"
-    comparison = compare_searches(searches, alpha=guided[-1])
-    return (
-        f"search comparison, {len(comparison.seeds)} seed(s) paired: the winner of TPE with α = "
-        f"{comparison.alpha:g} matures {comparison.mean_difference:+.4f} above α = 0's (95% t interval "
-        f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]; better at {comparison.wins}, equal at "
-        f"{comparison.ties}, worse at {comparison.losses} seed(s)), at {comparison.examples_ratio:.3f}× "
-        "α = 0's search examples"
-    )
+    sentences = []
+    for value, what in (
+        ("winner mature acc", "the winner after reranking"),
+        ("top-score mature acc", "the top-scored candidate (no reranking)"),
+    ):
+        if not all(value in row for row in searches):
+            continue
+        comparison = compare_searches(searches, alpha=guided[-1], value=value)
+        sentences.append(
+            f"search comparison, {len(comparison.seeds)} seed(s) paired: {what} of TPE with α = "
+            f"{comparison.alpha:g} matures {comparison.mean_difference:+.4f} above α = 0's (95% t interval "
+            f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]; better at {comparison.wins}, equal at "
+            f"{comparison.ties}, worse at {comparison.losses} seed(s)), at {comparison.examples_ratio:.3f}× "
+            "α = 0's search examples"
+        )
+    return "\n".join(sentences)
 
 
 if __name__ == "__main__":

@@ -504,6 +504,11 @@ def test_rerank_trains_the_best_longer_and_adds_to_the_cost(tmp_path, data, teac
     assert summary["winner"] == results[0].trial_id
     assert summary["winner params"] == int(winner_record.params) > 0
     assert summary["winner FLOPs"] == int(winner_record.flops) > 0
+    top_score = max(results, key=lambda result: result.score)
+    assert summary["top-score mature acc"] == top_score.mature_accuracy
+    assert search_summary("tg", project_records(tmp_path / "rerank"))["top-score mature acc"] == (
+        top_score.mature_accuracy
+    )
 
 
 def test_budget_arguments_are_checked(tmp_path, teacher_path):

@@ -69,7 +69,7 @@ def finished_search(alpha, mature_accuracy, search_examples):
         search_examples=search_examples,
         rerank_examples=0,
         bootstrap_examples=0,
-        reranked=[{"trial_id": "3", "mature_accuracy": mature_accuracy}],
+        reranked=[{"trial_id": "3", "score": 0.5, "mature_accuracy": mature_accuracy}],
     )
 
 
@@ -83,3 +83,21 @@ def test_search_summary_rows_compare_as_written():
     assert comparison.mean_difference == pytest.approx(0.1) and comparison.examples_ratio == pytest.approx(
         0.8
     )
+
+
+def test_the_top_scored_candidate_is_what_the_search_chose_before_reranking():
+    records = finished_search(2.0, 0.0, 100)
+    records.reranked[:] = [
+        {"trial_id": "3", "score": 0.4, "mature_accuracy": 0.7},
+        {"trial_id": "5", "score": 0.6, "mature_accuracy": 0.5},
+        {"trial_id": "8", "score": math.nan, "mature_accuracy": 0.6},
+    ]
+    summary = search_summary("α = 2", records)
+    assert summary["winner"] == "3" and summary["winner mature acc"] == 0.7
+    assert summary["top-score mature acc"] == 0.5
+    rows = [{**summary, "seed": 1}, {**summary, "alpha": 0.0, "seed": 1, "top-score mature acc": 0.45}]
+    assert compare_searches(rows, alpha=2.0, value="top-score mature acc").mean_difference == pytest.approx(
+        0.05
+    )
+    records.reranked.clear()
+    assert math.isnan(search_summary("α = 2", records)["top-score mature acc"])

@@ -163,8 +163,13 @@ def project_records(directory: str | os.PathLike[str]) -> ProjectRecords:
 
 def _mature_accuracy_or_minus_infinity(result: Mapping[str, Any]) -> float:
     """A reranked candidate's sort key: its mature accuracy, a diverged one (NaN) or a missing one last."""
-    accuracy = float(result.get("mature_accuracy", math.nan))
-    return -math.inf if math.isnan(accuracy) else accuracy
+    return _or_minus_infinity(result, "mature_accuracy")
+
+
+def _or_minus_infinity(result: Mapping[str, Any], key: str) -> float:
+    """`result[key]` as a sort key: a NaN or missing value sorts last."""
+    value = float(result.get(key, math.nan))
+    return -math.inf if math.isnan(value) else value
 
 
 def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[str, Any]:
@@ -178,9 +183,10 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
 
     Returns:
         A dict with the arm, α, the number of trials and failed trials, the best P and best TG among the
-        completed trials, the winner's trial id and mature accuracy, and the examples processed during the
-        search (M1·E1) and in all (M1·E1 + M2·E2, and a teacher schedule's training), and the winner's
-        parameters and FLOPs.
+        completed trials, the winner's trial id and mature accuracy, the mature accuracy of the reranked
+        candidate with the highest search score (`top-score mature acc`: the search's choice had it not
+        reranked; NaN without reranking), the examples processed during the search (M1·E1) and in all
+        (M1·E1 + M2·E2, and a teacher schedule's training), and the winner's parameters and FLOPs.
     """
     if isinstance(tuner, ProjectRecords):
         records, alpha = tuner.records, tuner.alpha
@@ -197,6 +203,12 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
         winner_id, winner_mature = None, math.nan
     if reranked:
         winner_id, winner_mature = reranked[0].trial_id, reranked[0].mature_accuracy
+    candidates = [
+        _as_reranked_dict(candidate)
+        for candidate in (reranked or (tuner.reranked if isinstance(tuner, ProjectRecords) else ()))
+    ]
+    top_score = max(candidates, key=lambda candidate: _or_minus_infinity(candidate, "score"), default=None)
+    top_score_mature = math.nan if top_score is None else float(top_score["mature_accuracy"])
     completed = [record for record in records if record.status == "COMPLETED"]
     winner_record = next((record for record in records if record.trial_id == winner_id), None)
     winner_params, winner_flops = (
@@ -211,11 +223,19 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
         "best TG": max((record.teacher_guidance for record in completed), default=math.nan),
         "winner": winner_id if winner_id is not None else "-",
         "winner mature acc": winner_mature,
+        "top-score mature acc": top_score_mature,
         "winner params": _count(winner_params),
         "winner FLOPs": _count(winner_flops),
         "examples (M1·E1)": search_examples,
         "examples (+M2·E2)": total_examples,
     }
+
+
+def _as_reranked_dict(candidate: Any) -> Mapping[str, Any]:
+    """A reranked candidate (a `RerankResult` or a project's dict) as a dict with its score."""
+    if isinstance(candidate, Mapping):
+        return candidate
+    return {"score": candidate.score, "mature_accuracy": candidate.mature_accuracy}
 
 
 def _count(value: float) -> int | float:
