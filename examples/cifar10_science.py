@@ -48,7 +48,7 @@ from keras_sage.analysis import (
     append_rows,
     build_pool,
     calibrate_alpha,
-    compare_searches,
+    describe_comparisons,
     format_table,
     labels_teacher,
     pool_report,
@@ -495,30 +495,7 @@ def main(argv: list[str] | None = None) -> None:
         arguments.seed,
     )
     print(format_table(searches))
-    print(search_comparison_sentence(searches))
-
-
-def search_comparison_sentence(searches: list[dict]) -> str:
-    """What the real searches say: the guided arm's winners against α = 0's, paired by seed."""
-    guided = sorted({row["alpha"] for row in searches if row["alpha"] != 0})
-    if not guided or not any(row["alpha"] == 0 for row in searches):
-        return "search comparison: not both arms run yet"
-    sentences = []
-    for value, what in (
-        ("winner mature acc", "the winner after reranking"),
-        ("top-score mature acc", "the top-scored candidate (no reranking)"),
-    ):
-        if not all(value in row for row in searches):
-            continue
-        comparison = compare_searches(searches, alpha=guided[-1], value=value)
-        sentences.append(
-            f"search comparison, {len(comparison.seeds)} seed(s) paired: {what} of TPE with α = "
-            f"{comparison.alpha:g} matures {comparison.mean_difference:+.4f} above α = 0's (95% t interval "
-            f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]; better at {comparison.wins}, equal at "
-            f"{comparison.ties}, worse at {comparison.losses} seed(s)), at {comparison.examples_ratio:.3f}× "
-            "α = 0's search examples"
-        )
-    return "\n".join(sentences)
+    print("\n".join(describe_comparisons(searches)) or "search comparison: not both arms run yet")
 
 
 if __name__ == "__main__":

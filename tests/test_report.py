@@ -88,3 +88,35 @@ def test_bad_input_is_one_line_with_exit_status_2(tmp_path, content, message):
     result = keras_sage("report", str(source))
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_search_comparison_gets_its_paired_report(tmp_path):
+    def row(alpha, seed, winner, top_score):
+        return {
+            "arm": f"α = {alpha:g}",
+            "alpha": alpha,
+            "winner mature acc": winner,
+            "top-score mature acc": top_score,
+            "examples (M1·E1)": 1000,
+            "seed": seed,
+        }
+
+    source = tmp_path / "searches.jsonl"
+    rows = [row(0.0, 1, 0.40, 0.35), row(2.0, 1, 0.43, 0.43)]
+    rows += [row(0.0, 2, 0.45, 0.45), row(2.0, 2, 0.44, 0.40)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = keras_sage("report", str(source))
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[2]
+    # Winner differences +0.03 and −0.01: mean +0.01, sd 0.028284, t(0.975, 1) = 12.706205.
+    half = 12.706205 * 0.028284271 / 2**0.5
+    assert (
+        "the winner after reranking matures at 0.4350 on average against α = 0's 0.4250: a difference of "
+        "+0.0100, paired over 2 seed(s) (95% t interval " in first
+    )
+    assert f"[{0.01 - half:+.4f}, {0.01 + half:+.4f}]; better at 1, equal at 0, worse at 1)" in first
+    assert (
+        "the top-scored candidate (before reranking) matures at 0.4150 on average against α = 0's 0.4000: a "
+        in first
+    )
+    assert (tmp_path / "searches-report" / "report.md").read_text() + "\n" == result.stdout

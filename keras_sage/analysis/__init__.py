@@ -48,8 +48,8 @@ if TYPE_CHECKING:
         search_summary,
         trial_records,
     )
-    from keras_sage.analysis.report import pool_report, project_report
-    from keras_sage.analysis.search_comparison import SearchComparison, compare_searches
+    from keras_sage.analysis.report import pool_report, project_report, searches_report
+    from keras_sage.analysis.search_comparison import SearchComparison, compare_searches, describe_comparisons
     from keras_sage.analysis.search_replay import (
         EfficiencyRatio,
         ReplayResult,
@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "build_pool": "keras_sage.analysis.pool_builder",
     "calibrate_alpha": "keras_sage.analysis.predictors",
     "compare_searches": "keras_sage.analysis.search_comparison",
+    "describe_comparisons": "keras_sage.analysis.search_comparison",
     "efficiency_ratio": "keras_sage.analysis.search_replay",
     "format_table": "keras_sage.analysis.tables",
     "labels_teacher": "keras_sage.analysis.pool_builder",
@@ -91,6 +92,7 @@ _EXPORTS: dict[str, str] = {
     "replay": "keras_sage.analysis.search_replay",
     "replay_curve": "keras_sage.analysis.search_replay",
     "search_summary": "keras_sage.analysis.records",
+    "searches_report": "keras_sage.analysis.report",
     "to_dataframe": "keras_sage.analysis.predictors",
     "trial_records": "keras_sage.analysis.records",
 }
@@ -108,6 +110,7 @@ __all__ = [
     "build_pool",
     "calibrate_alpha",
     "compare_searches",
+    "describe_comparisons",
     "efficiency_ratio",
     "format_table",
     "labels_teacher",
@@ -125,6 +128,7 @@ __all__ = [
     "replay",
     "replay_curve",
     "search_summary",
+    "searches_report",
     "to_dataframe",
     "trial_records",
 ]

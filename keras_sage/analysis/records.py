@@ -15,6 +15,11 @@ import numpy.typing as npt
 
 from keras_sage import contract
 
+# search_summary's columns that other modules read (keras_sage.analysis.search_comparison).
+WINNER_MATURE_ACCURACY = "winner mature acc"
+TOP_SCORE_MATURE_ACCURACY = "top-score mature acc"
+SEARCH_EXAMPLES = "examples (M1·E1)"
+
 
 @dataclass(frozen=True)
 class TrialRecord:
@@ -222,11 +227,11 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
         "best P": max((record.premature_accuracy for record in completed), default=math.nan),
         "best TG": max((record.teacher_guidance for record in completed), default=math.nan),
         "winner": winner_id if winner_id is not None else "-",
-        "winner mature acc": winner_mature,
-        "top-score mature acc": top_score_mature,
+        WINNER_MATURE_ACCURACY: winner_mature,
+        TOP_SCORE_MATURE_ACCURACY: top_score_mature,
         "winner params": _count(winner_params),
         "winner FLOPs": _count(winner_flops),
-        "examples (M1·E1)": search_examples,
+        SEARCH_EXAMPLES: search_examples,
         "examples (+M2·E2)": total_examples,
     }
 

@@ -1,7 +1,7 @@
 """Markdown reports with their figures: of a finished search (a project directory) and of a pool.
 
-`keras-sage report PROJECT_DIR` and `keras-sage report POOL.jsonl` call these; each writes `report.md`
-and its figures (PNG and SVG) into one folder and returns the markdown.
+`keras-sage report PROJECT_DIR`, `keras-sage report POOL.jsonl` and `keras-sage report SEARCHES.jsonl` call
+these; each writes `report.md` (and the figures, PNG and SVG) into one folder and returns the markdown.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from keras_sage.analysis.predictors import (
     predictivity,
 )
 from keras_sage.analysis.records import project_records, search_summary
+from keras_sage.analysis.search_comparison import describe_comparisons
 from keras_sage.analysis.search_replay import efficiency_ratio, replay_curve
 from keras_sage.analysis.tables import format_table
 
@@ -112,6 +113,46 @@ def project_report(directory: str | os.PathLike[str], out: str | os.PathLike[str
         reranked = format_table([dict(result) for result in project.reranked])
         lines += ["## Reranked", "", "```", reranked, "```", ""]
     lines += ["![P per trial and the best P so far](search.png)", ""]
+    markdown = "\n".join(lines)
+    (out / REPORT_FILE).write_text(markdown, encoding="utf-8")
+    return markdown
+
+
+def searches_report(
+    rows: Sequence[Mapping[str, Any]], out: str | os.PathLike[str], title: str = "Searches compared"
+) -> str:
+    """The report of real searches with and without the teacher: every search, and the arms compared.
+
+    Args:
+        rows: `search_summary` rows, each with the `seed` of its search (one per arm and seed), as
+            `examples/cifar10_science.py --stage search` appends them.
+        out: The folder to write `report.md` into (created if missing).
+        title: The report's title.
+
+    Returns:
+        The markdown written to `out/report.md`: a first paragraph comparing each guided α with α = 0,
+        paired by seed (`compare_searches`), then the searches' table.
+
+    Example:
+
+    ```python
+    print(searches_report(read_pool("searches.jsonl"), "searches-report"))
+    ```
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(rows, key=lambda row: (row["seed"], row["alpha"]))
+    sentences = describe_comparisons(rows) or ["The searches do not hold both α = 0 and a guided arm yet."]
+    lines = [
+        f"# {title}",
+        "",
+        " ".join(sentences),
+        "",
+        "```",
+        format_table([dict(row) for row in ordered]),
+        "```",
+        "",
+    ]
     markdown = "\n".join(lines)
     (out / REPORT_FILE).write_text(markdown, encoding="utf-8")
     return markdown

@@ -16,10 +16,13 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-# The search_summary column the comparison reads by default: the winner's accuracy after reranking.
-WINNER_MATURE_ACCURACY = "winner mature acc"
-# The search_summary column of the examples processed during the search (M1·E1).
-SEARCH_EXAMPLES = "examples (M1·E1)"
+from keras_sage.analysis.records import SEARCH_EXAMPLES, TOP_SCORE_MATURE_ACCURACY, WINNER_MATURE_ACCURACY
+
+# The values compared, and how a sentence names them.
+_COMPARED = (
+    (WINNER_MATURE_ACCURACY, "the winner after reranking"),
+    (TOP_SCORE_MATURE_ACCURACY, "the top-scored candidate (before reranking)"),
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,42 @@ def compare_searches(
         examples_ratio=arm_examples / baseline_examples if baseline_examples else math.nan,
         unpaired_seeds=tuple(sorted(set(arm) ^ set(baseline))),
     )
+
+
+def is_search_comparison(rows: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether `rows` are `search_summary` rows with seeds (a search comparison), not a pool."""
+    return bool(rows) and all({"arm", "alpha", "seed", WINNER_MATURE_ACCURACY} <= set(row) for row in rows)
+
+
+def describe_comparisons(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> list[str]:
+    """One plain sentence per guided α and compared value: its searches against α = 0's, paired by seed.
+
+    The winner after reranking is always compared; the top-scored candidate where every row records it.
+    Empty when the rows do not hold both α = 0 and a guided arm.
+    """
+    guided = sorted({float(row["alpha"]) for row in rows if float(row["alpha"]) != 0})
+    if not guided or not any(float(row["alpha"]) == 0 for row in rows):
+        return []
+    sentences = []
+    for alpha in guided:
+        for value, what in _COMPARED:
+            if not all(value in row for row in rows):
+                continue
+            comparison = compare_searches(rows, alpha=alpha, value=value, confidence=confidence)
+            interval = (
+                f"{confidence:.0%} t interval [{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]"
+                if not math.isnan(comparison.ci_low)
+                else "no interval: fewer than 2 seeds or no spread"
+            )
+            sentences.append(
+                f"With α = {alpha:g}, {what} matures at {np.mean(comparison.arm_values):.4f} on average "
+                f"against α = 0's {np.mean(comparison.baseline_values):.4f}: a difference of "
+                f"{comparison.mean_difference:+.4f}, paired over {len(comparison.seeds)} seed(s) "
+                f"({interval}; better at {comparison.wins}, equal at {comparison.ties}, worse at "
+                f"{comparison.losses}), at "
+                f"{comparison.examples_ratio:.3f}× α = 0's search examples."
+            )
+    return sentences
 
 
 def _rows_by_seed(

@@ -5,6 +5,7 @@ keras-sage teacher register MODEL.keras --probe PROBE.npz [--layers a,b,c] -o te
 keras-sage teacher show teacher.h5             # RDMs, similarities and matchings it supports, ceilings
 keras-sage report POOL.jsonl [--out DIR]       # does the teacher help? predictivity, α, replay
 keras-sage report PROJECT_DIR [--out DIR]      # a finished search: trials, cost, best so far
+keras-sage report SEARCHES.jsonl [--out DIR]   # searches with and without the teacher, paired by seed
 keras-sage search CONFIG.toml [--workers N]    # a whole search from a TOML config (keras_sage.search_config)
 keras-sage worker CONFIG.toml --chief HOST:PORT
 keras-sage probe CONFIG.toml -o PROBE.npz      # the probe set of the config's data, to register a teacher
@@ -146,13 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report",
-        help="write the markdown report (and figures) of a pool or of a finished search",
+        help="write the markdown report (and figures) of a pool, a finished search or searches compared",
         description="POOL.jsonl (a pool built by keras_sage.analysis.build_pool): whether the teacher "
         "predicts mature accuracy beyond P and the controls, with bootstrap intervals, the calibrated α, "
         "replayed searches and the paper's figures. PROJECT_DIR (a search's project directory): the "
-        "trials, the cost and the best score so far. Prints the report and writes report.md and figures.",
+        "trials, the cost and the best score so far. SEARCHES.jsonl (search_summary rows with their seeds): "
+        "each guided α against α = 0, paired by seed. Prints the report and writes report.md and figures.",
     )
-    report.add_argument("source", metavar="POOL.jsonl|PROJECT_DIR", help="a pool file or a project directory")
+    report.add_argument(
+        "source",
+        metavar="POOL.jsonl|PROJECT_DIR|SEARCHES.jsonl",
+        help="a pool file, a project directory or a search comparison's rows",
+    )
     report.add_argument(
         "--out", metavar="DIR", help="folder for report.md and figures (default: SOURCE-report beside it)"
     )
@@ -338,7 +344,8 @@ def _max_features(text: str) -> int | None:
 
 def _report(args: argparse.Namespace) -> None:
     from keras_sage.analysis.pool import read_pool
-    from keras_sage.analysis.report import pool_report, project_report
+    from keras_sage.analysis.report import pool_report, project_report, searches_report
+    from keras_sage.analysis.search_comparison import is_search_comparison
 
     source = Path(args.source)
     if not source.exists():
@@ -350,7 +357,12 @@ def _report(args: argparse.Namespace) -> None:
         rows = read_pool(source)
         if not rows:
             raise ValueError(f"{source}: the pool holds no rows")
-        markdown = pool_report(rows, out, title=args.title or source.stem, n_boot=args.n_boot, seed=args.seed)
+        if is_search_comparison(rows):
+            markdown = searches_report(rows, out, title=args.title or source.stem)
+        else:
+            markdown = pool_report(
+                rows, out, title=args.title or source.stem, n_boot=args.n_boot, seed=args.seed
+            )
     print(markdown)
     print(f"\nwritten to {out}", file=sys.stderr)
 
