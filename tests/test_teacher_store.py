@@ -424,3 +424,14 @@ def test_damaged_versions_are_named(teacher_path, damage, message):
         damage(file)
     with pytest.raises(TeacherFileError, match=message):
         TeacherStore.open(teacher_path)
+
+
+def test_the_format_names_are_the_same_objects_from_the_store_module_and_the_format_module():
+    from keras_sage.teachers import format as teacher_format
+    from keras_sage.teachers import store as store_module
+
+    reexported = [name for name in store_module.__all__ if name != "TeacherStore"]
+    assert {"TeacherFileError", "probe_fingerprint", "check_rdm_name", "FORMAT_VERSION"} <= set(reexported)
+    for name in reexported:
+        assert getattr(store_module, name) is getattr(teacher_format, name), name
+    assert teacher_format.FORMAT_VERSION == 2 and teacher_format.READABLE_FORMAT_VERSIONS == (1, 2)
