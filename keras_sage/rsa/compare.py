@@ -15,6 +15,10 @@ their RDMs. Beside it, the comparisons rsatoolbox offers and recommends:
   the upper triangle, row sums and total of each RDM, without forming an n×n matrix. For `corr_cov` each
   RDM's mean entry is subtracted first. For squared-Euclidean RDMs `cosine_cov` is linear CKA.
 
+An RDM to compare is an `RDM`, its upper triangle (row-major, scipy's `squareform` order), or the square
+matrix itself, as scipy and rsatoolbox hold RDMs, when it is symmetric with a zero diagonal to within 1e-5
+of its largest |entry|.
+
 A constant RDM or representation has no defined correlation: its similarity is 0, with a
 `ConstantRepresentationWarning`, never NaN ("cosine_cov" is defined for a constant RDM; there only an
 all-zero RDM is degenerate).
@@ -33,6 +37,8 @@ import numpy as np
 from keras_sage.rsa.dissimilarity import RDM, ConstantRepresentationWarning, rows_of_condensed
 
 COMPARE_METHODS = ("pearson", "spearman", "kendall", "rho-a", "corr_cov", "cosine_cov")
+# A square RDM must be symmetric with a zero diagonal to within this fraction of its largest |entry|.
+_SQUARE_TOLERANCE = 1e-5
 
 _CHUNK = 2**17  # values per float64 chunk in Pearson's r
 
@@ -41,7 +47,9 @@ def compare(rdm_a: RDM | np.ndarray, rdm_b: RDM | np.ndarray, method: str = "pea
     """Correlates the upper triangles of two RDMs.
 
     Args:
-        rdm_a: an `RDM`, or a 1-D array holding an upper triangle in row-major order.
+        rdm_a: an `RDM`, a 1-D array holding an upper triangle in row-major order, or a square (n, n)
+            RDM as scipy's `squareform` and rsatoolbox give: symmetric with a zero diagonal (to within
+            1e-5 of its largest |entry|), compared through its upper triangle.
         rdm_b: the same, over the same number of rows.
         method: "pearson" (the paper), "spearman", "kendall" (τ_a: ties count as neither concordant
             nor discordant, and the denominator is every pair), "rho-a" (Spearman's ρ_A, rsatoolbox's
@@ -52,13 +60,15 @@ def compare(rdm_a: RDM | np.ndarray, rdm_b: RDM | np.ndarray, method: str = "pea
         The similarity as a float; 0.0 when either RDM is constant (all-zero for "cosine_cov").
 
     Raises:
-        ValueError: on RDMs of different sizes (naming both), NaN or inf values, fewer than 3 rows, or an
-            unknown `method`.
+        ValueError: on RDMs of different sizes (naming both), NaN or inf values, fewer than 3 rows, a
+            square matrix that is not symmetric or has a non-zero diagonal (saying which, and by how
+            much), or an unknown `method`.
 
     Example:
 
     ```python
     similarity = keras_sage.compare(teacher_rdm, student_rdm)  # the paper's corr(M^{T_i}, M^{C_j})
+    keras_sage.compare(scipy.spatial.distance.squareform(distances), student_rdm)  # a square RDM
     ```
     """
     _check_method(method)
@@ -83,11 +93,13 @@ class ReferenceRDMs:
     compared RDM is read once for all the references together.
 
     Args:
-        references: name → an `RDM` or a 1-D upper triangle; kept, not copied.
+        references: name → an `RDM`, a 1-D upper triangle (kept, not copied) or a square RDM (as for
+            `compare`: symmetric, zero diagonal; its upper triangle is kept).
         method: one of `COMPARE_METHODS`, as for `compare`.
 
     Raises:
-        ValueError: on no references, NaN or inf values, fewer than 3 rows, or an unknown `method`.
+        ValueError: on no references, NaN or inf values, fewer than 3 rows, a square matrix that is not
+            a symmetric, zero-diagonal RDM, or an unknown `method`.
 
     Example:
 
@@ -121,15 +133,16 @@ class ReferenceRDMs:
         """Correlates an RDM with every reference.
 
         Args:
-            rdm: an `RDM`, or a 1-D upper triangle, over the references' number of rows.
+            rdm: an `RDM`, a 1-D upper triangle or a square RDM (as for `compare`), over the
+                references' number of rows.
 
         Returns:
             The similarity with each reference, by name, in the references' order; 0.0 with a
             `ConstantRepresentationWarning` where either is constant (all-zero for "cosine_cov").
 
         Raises:
-            ValueError: on a size other than a reference's (naming both), NaN or inf values, or fewer
-                than 3 rows.
+            ValueError: on a size other than a reference's (naming both), NaN or inf values, fewer
+                than 3 rows, or a square matrix that is not a symmetric, zero-diagonal RDM.
         """
         values, label = _upper_triangle(rdm, "rdm")
         for reference in self._references.values():
@@ -330,13 +343,47 @@ def _double_centred(matrix: Any, parameter: str) -> np.ndarray:
 
 
 def _upper_triangle(rdm: RDM | np.ndarray, parameter: str) -> tuple[np.ndarray, str]:
+    """The upper triangle of an `RDM`, a 1-D upper triangle or a square RDM, and how to name it."""
     if isinstance(rdm, RDM):
         label = f"{parameter} (layer {rdm.name!r})" if rdm.name is not None else parameter
         return rdm.values, label
     values = np.asarray(rdm)
+    if values.ndim == 2 and values.shape[0] == values.shape[1]:
+        return _condensed(values, parameter), parameter
     if values.ndim != 1:
-        raise ValueError(f"{parameter} must be an RDM or a 1-D upper triangle, got shape {values.shape}")
+        raise ValueError(
+            f"{parameter} must be an RDM, a 1-D upper triangle or a square (n, n) RDM; "
+            f"got shape {values.shape}"
+        )
     return values, parameter
+
+
+def _condensed(square: np.ndarray, parameter: str) -> np.ndarray:
+    """The upper triangle, row-major (scipy's `squareform` order), of a symmetric, zero-diagonal matrix.
+
+    Symmetric and zero-diagonal to within `_SQUARE_TOLERANCE` times the largest |entry|; otherwise a
+    `ValueError` says which, with the largest asymmetry or diagonal entry.
+    """
+    if not np.issubdtype(square.dtype, np.floating):
+        square = square.astype(np.float64)
+    if not np.isfinite(square).all():
+        raise ValueError(f"{parameter} contains NaN or inf")
+    tolerance = _SQUARE_TOLERANCE * float(np.max(np.abs(square), initial=0.0))
+    asymmetry = float(np.max(np.abs(square - square.T), initial=0.0))
+    if asymmetry > tolerance:
+        raise ValueError(
+            f"{parameter} is a square matrix but not symmetric: the largest |D[i, j] − D[j, i]| is "
+            f"{asymmetry:.3g} (tolerance {tolerance:.3g})"
+        )
+    diagonal = float(np.max(np.abs(np.diagonal(square)), initial=0.0))
+    if diagonal > tolerance:
+        raise ValueError(
+            f"{parameter} is a square matrix with a non-zero diagonal: the largest |D[i, i]| is "
+            f"{diagonal:.3g} (tolerance {tolerance:.3g}); an RDM's diagonal is 0"
+        )
+    import scipy.spatial.distance  # imported here: it takes longer to import than the rest of keras_sage.rsa
+
+    return np.asarray(scipy.spatial.distance.squareform(square, checks=False))
 
 
 @dataclass(frozen=True)
