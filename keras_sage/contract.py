@@ -34,8 +34,14 @@ SIMILARITY_PREFIX = "S_"  # S_<teacher layer>: S_i = max_j r(T_i, C_j)
 NORMALISED_SIMILARITY_SUFFIX = "/ceiling"
 PARAMS = "params"  # the candidate's parameter count
 FLOPS = "flops"  # 2 × mult-adds of one image's forward pass
+# The field's training-free scores at initialisation (keras_sage.proxies), as pool columns and score terms.
+SYNFLOW = "synflow"  # Σ |θ ⊙ ∂R/∂θ|, R the summed output of the |θ| network on an all-ones input
+SNIP = "snip"  # Σ |∂L/∂W ⊙ W| on one training batch
+GRAD_NORM = "grad_norm"  # Σ_layers ‖∂L/∂W‖₂ on one training batch
+NASWOT = "naswot"  # log det of the kernel of the binary ReLU codes of one batch
 EXAMPLES_PROCESSED = "examples_processed"  # examples SGD processed in the trial's training
 TEACHER_VERSION = "teacher_version"  # the teacher file's version that scored the trial (0: its /rdms)
+MATURE_ACCURACY = "mature_accuracy"  # validation accuracy after the long training (rerank, pools)
 
 # The metrics an oracle may take as its objective besides `S_<teacher layer>`.
 SCORE_METRICS = (SCORE, PREMATURE_ACCURACY, TEACHER_GUIDANCE)
