@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from keras_sage.hypermodels import CellSearchSpace, CellStructure, CNNSearchSpace, resnet_cifar
     from keras_sage.model_size import count_flops
     from keras_sage.objective import TeacherGuidedScorer
+    from keras_sage.proxies import zero_cost_proxies
     from keras_sage.rsa import RDM, compare, linear_cka, rdm
     from keras_sage.teachers import TeacherFileError, TeacherStore, register_recordings, register_teacher
     from keras_sage.tuners import (
@@ -64,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "CellStructure": "keras_sage.hypermodels",
     "count_flops": "keras_sage.model_size",
     "resnet_cifar": "keras_sage.hypermodels",
+    "zero_cost_proxies": "keras_sage.proxies",
     "OptunaOracle": "keras_sage.tuners",
     "TPEOracle": "keras_sage.tuners",
     "ReinforceOracle": "keras_sage.tuners",
@@ -105,6 +107,7 @@ __all__ = [
     "register_recordings",
     "register_teacher",
     "resnet_cifar",
+    "zero_cost_proxies",
 ]
 
 

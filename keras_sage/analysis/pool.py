@@ -46,14 +46,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from keras_sage import contract
-
 # The pool's columns besides the trial metrics of `keras_sage.contract` (premature_accuracy,
-# teacher_guidance, S_<layer>, params, flops, mature_accuracy).
+# teacher_guidance, S_<layer>, params, flops).
 ARCH_ID = "arch_id"
 BUDGET = "budget"  # SGD steps
 EXAMPLES = "examples"  # examples processed by SGD at the budget
-MATURE_ACCURACY = contract.MATURE_ACCURACY
+MATURE_ACCURACY = "mature_accuracy"
 DEPTH = "depth"
 SEED = "seed"
 HYPERPARAMETERS = "hyperparameters"
