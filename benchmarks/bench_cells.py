@@ -27,7 +27,7 @@ import numpy as np
 from keras_sage.analysis import format_table
 from keras_sage.hypermodels import CellSearchSpace, random_hyperparameters
 from keras_sage.model_size import count_flops
-from keras_sage.tuners.sage_tuner import _build_training_state
+from keras_sage.tuners.training import _build_training_state
 
 # (preset, layout, published parameters, published FLOPs): Tables 2 and 3 of the paper.
 PUBLISHED = [

@@ -59,7 +59,7 @@ from oracle_harness import LAYER_CHOICES, layerwise_space
 from test_tpe import PROBLEMS, best_after, random_oracle, tpe_oracle
 
 from keras_sage.tuners import TPEOracle, _compat
-from keras_sage.tuners.tpe import hyperopt_gamma, linear_forgetting_weights
+from keras_sage.tuners.oracles.tpe import hyperopt_gamma, linear_forgetting_weights
 
 MAX_LAYERS = 20
 SUGGESTIONS = 5

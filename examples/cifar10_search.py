@@ -124,7 +124,7 @@ def train_teacher(train, validation, arguments: argparse.Namespace, path: Path) 
 
 def make_oracle(kind: str, arguments: argparse.Namespace):
     if kind == "tpe":
-        from keras_sage.tuners.tpe import TPEOracle
+        from keras_sage.tuners.oracles.tpe import TPEOracle
 
         return TPEOracle(
             objective=SCORE_OBJECTIVE,

@@ -41,6 +41,7 @@ GRAD_NORM = "grad_norm"  # Σ_layers ‖∂L/∂W‖₂ on one training batch
 NASWOT = "naswot"  # log det of the kernel of the binary ReLU codes of one batch
 EXAMPLES_PROCESSED = "examples_processed"  # examples SGD processed in the trial's training
 TEACHER_VERSION = "teacher_version"  # the teacher file's version that scored the trial (0: its /rdms)
+MATURE_ACCURACY = "mature_accuracy"  # validation accuracy after the long training (rerank, pools)
 
 # The metrics an oracle may take as its objective besides `S_<teacher layer>`.
 SCORE_METRICS = (SCORE, PREMATURE_ACCURACY, TEACHER_GUIDANCE)

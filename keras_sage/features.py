@@ -18,10 +18,68 @@ from typing import Any
 import numpy as np
 
 from keras_sage._validation import check_choice
+from keras_sage.contract import representation_endpoints
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, feature_subsample_indices
 
 # The dtypes `layer_features` returns.
 FEATURE_DTYPES = ("float32", "float16")
+
+
+def default_endpoints(model: Any) -> list[str]:
+    """The layers of a model whose representations are compared with a teacher's, when none are named.
+
+    One rule for both sides of the comparison: `register_teacher` takes a teacher's layers by it, and the
+    scorer a candidate's endpoints (unless `SageTuner(endpoints=...)` names them).
+
+    1. The model's representation endpoints, if its layers follow the naming convention of
+       `keras_sage.contract.representation_endpoints` (`layer_<n>`, `cell_<n>`, `L<n>`), as keras-sage's
+       search spaces and teacher networks do.
+    2. Otherwise the end of each stage: among the top-level layers from the first layer with trainable
+       weights on, leaving out the layers that produce the model's outputs (the classifier), the last
+       layer of each spatial resolution (e.g. the last `8×8` feature map, the last `4×4` one), and the
+       last layer with a flat output (e.g. the hidden `Dense` before the classifier). A plain
+       `keras.Sequential` of `Conv2D` layers, as in KerasTuner's getting-started example, has these.
+
+    Args:
+        model: A built Keras model.
+
+    Returns:
+        Layer names, in depth order (the convention's) or in the order of `model.layers`; empty if the
+        model has neither (e.g. no layer with weights before its output).
+
+    Example:
+
+    ```python
+    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(8, 3, name="conv"),
+                              keras.layers.Flatten(name="flat"), keras.layers.Dense(10)])
+    default_endpoints(model)  # ["conv", "flat"]
+    ```
+    """
+    marked = representation_endpoints(model)
+    if marked:
+        return marked
+    output_ids = {id(output) for output in model.outputs}
+    first_weighted = next((i for i, layer in enumerate(model.layers) if layer.trainable_weights), None)
+    if first_weighted is None:
+        return []
+    last_per_resolution: dict[tuple[Any, ...], str] = {}
+    for layer in model.layers[first_weighted:]:
+        output = single_output(layer)
+        if output is None or id(output) in output_ids or len(output.shape) < 2:
+            continue
+        resolution = tuple(output.shape[1:-1])
+        last_per_resolution.pop(resolution, None)
+        last_per_resolution[resolution] = layer.name
+    return list(last_per_resolution.values())
+
+
+def single_output(layer: Any) -> Any:
+    """The layer's output tensor, or `None` if it has several or is used at several places."""
+    try:
+        output = layer.output
+    except (AttributeError, ValueError):
+        return None
+    return None if isinstance(output, (list, tuple, dict)) else output
 
 
 def layer_feature_counts(model: Any, layer_names: Sequence[str]) -> list[int]:
@@ -88,7 +146,8 @@ def layer_features(
         indices = feature_subsample_indices(count, max_features, seed)
         kept_outputs.append(flat if indices is None else keras.ops.take(flat, indices, axis=1))
         kept_counts.append(count if indices is None else len(indices))
-    feature_model = keras.Model(model.input, kept_outputs)
+    # `model.inputs`: a Sequential model of Keras 3 has no `input` (it was never called), only `inputs`.
+    feature_model = keras.Model(model.inputs, kept_outputs)
 
     n_images = images.shape[0]
     buffers = [np.empty((n_images, count), dtype=dtype) for count in kept_counts]

@@ -56,6 +56,7 @@ instead of two). Float16 rows change S_i by less than 1e-4 (measured: 7.3e-5 at 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -67,11 +68,8 @@ from typing import Any
 import numpy as np
 
 from keras_sage import contract
-from keras_sage._validation import check_choice, check_non_negative_number, check_positive_int
-from keras_sage.features import layer_feature_counts, layer_features
+from keras_sage.features import default_endpoints, layer_feature_counts, layer_features
 from keras_sage.rsa import (
-    COMPARE_METHODS,
-    DEFAULT_MAX_FEATURES,
     RDM,
     ROW_METRICS,
     ReferenceRDMs,
@@ -84,31 +82,34 @@ from keras_sage.rsa import (
     rdm_of_prepared_rows,
 )
 from keras_sage.rsa.dissimilarity import condensed_length, prepared_rdm_workspace_bytes, rdm_workspace_bytes
+from keras_sage.score import (
+    CKA,
+    DEFAULT_ALPHA,
+    DEFAULT_MEMORY_BUDGET,
+    FEATURE_DTYPES,
+    LAYER_MATCHES,
+    SIMILARITIES,
+    ScoringConfig,
+    combined_score,
+)
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
 __all__ = [
     "DEFAULT_ALPHA",
+    "DEFAULT_MEMORY_BUDGET",
+    "FEATURE_DTYPES",
     "LAYER_MATCHES",
     "SIMILARITIES",
+    "ScoringConfig",
     "TeacherGuidedScore",
     "TeacherGuidedScorer",
     "check_cka_teacher",
     "check_teacher_rdms",
+    "combined_score",
     "plan_endpoint_groups",
     "premature_accuracy",
     "teacher_guidance",
 ]
-
-DEFAULT_ALPHA = 1.0
-DEFAULT_MEMORY_BUDGET = 2 * 1024**3
-# How S_i is taken over the student endpoints j: max_j r (the paper's), mean_j r, or one mapped endpoint.
-LAYER_MATCHES = ("max", "mean", "fixed")
-# r: an RDM comparison, or linear CKA of the features (from an image-level Euclidean teacher RDM).
-CKA = "cka"
-SIMILARITIES = (*COMPARE_METHODS, CKA)
-# How the prepared rows of the endpoints' features are stored between the forward pass and the RDMs:
-# "float16" where that needs fewer forward passes than "float32" ("auto"), or always one of them.
-FEATURE_DTYPES = ("auto", "float32", "float16")
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,8 @@ class TeacherGuidedScore:
 
     @property
     def score(self) -> float:
-        """P + α·TG."""
-        return self.premature_accuracy + self.alpha * self.teacher_guidance
+        """P + α·TG (`keras_sage.score.combined_score`)."""
+        return combined_score(self.premature_accuracy, self.teacher_guidance, self.alpha)
 
     def metrics(self) -> dict[str, float]:
         """The numbers KerasTuner records for a trial: `score`, `premature_accuracy`,
@@ -240,44 +241,31 @@ def plan_endpoint_groups(
 class TeacherGuidedScorer:
     """Scores a trained candidate by P + α·TG against a teacher file.
 
+    A scorer is a teacher and a `ScoringConfig` (α, the similarity, the layer matching, the feature
+    subsample, ...); it is built from both in this one place, and `with_teacher` gives the same settings a
+    new teacher (a teacher schedule's next version). The settings may also be given as keywords, each a
+    field of `ScoringConfig` (`method` and `batch_size` are accepted as the older names of `similarity`
+    and `probe_batch_size`); keywords override the fields of `config`.
+
     The probe images are fed to the candidate exactly as the teacher file stores them, cast to float32,
-    unless `probe_preprocessing` is given; register the teacher on probe images in the form the candidates
-    are trained on (e.g. the same scaling), or pass the preprocessing the candidates expect.
+    unless the config's `probe_preprocessing` is given; register the teacher on probe images in the form
+    the candidates are trained on (e.g. the same scaling), or pass the preprocessing the candidates expect.
 
     Args:
         teacher: A `TeacherStore`, or the path of a teacher file.
-        alpha: α, the weight of TG. 1 is the paper's value for ~2 epochs of premature training; 0 gives
-            plain performance-guided scoring (TG is still computed and reported).
-        max_features: How many features of each student endpoint enter its RDM, a fixed random subsample
-            (`keras_sage.rsa.feature_subsample_indices` with `seed`). `None` keeps all.
-        batch_size: Probe images per forward pass.
-        memory_budget: Bytes the feature buffers plus one RDM computation may take; endpoints are grouped
-            into several forward passes to stay within it.
-        feature_dtype: How the features are stored between the forward pass and the RDMs when every
-            teacher RDM is an image-level correlation (or cosine) RDM: `"auto"` (float16 rows when that
-            needs fewer forward passes than float32 rows; S_i changes by less than 1e-4 then), `"float32"`
-            or `"float16"`. Other teachers always have float32 features.
-        probe_preprocessing: Optional callable applied to each batch of probe images (numpy, as stored)
-            before it is fed to the candidate.
+        config: The scoring settings; `ScoringConfig()` (the paper's) if not given.
         expected_probe: Optional `(images, labels)` the caller expects the teacher to have been registered
             on; a teacher file whose probe fingerprint differs is refused.
-        seed: Seed of the feature subsample.
-        method: How two RDMs are compared (`keras_sage.rsa.compare`); the paper uses `"pearson"`.
-            `"cka"` compares the features by linear CKA instead (see the module docstring); the
-            teacher's RDMs must then be image-level `"euclidean"` ones.
-        layer_match: How S_i is taken over the student endpoints C_j: `"max"` (the paper's max_j r),
-            `"mean"` (mean_j r, every endpoint counts), or `"fixed"` (r with the one endpoint
-            `layer_mapping` names for teacher layer i; only those endpoints are computed).
-        layer_mapping: With `layer_match="fixed"`, teacher layer name → student endpoint name, for every
-            teacher layer. A candidate without a mapped endpoint fails with an error naming it.
-        normalise_by_ceiling: Whether TG is the mean of S_i / ceiling_i (see the module docstring) instead
-            of the mean of S_i. Every teacher RDM then needs a noise ceiling above 0 computed with
-            `method`. Normalised similarities are reported either way where ceilings exist.
+        **settings: Fields of `ScoringConfig` to set (see it for each).
+
+    Raises:
+        ValueError: A setting out of range, a teacher file without RDMs or with RDMs that cannot guide a
+            search, or one that does not fit the settings (CKA, ceilings, the layer mapping), naming it.
 
     Example:
 
     ```python
-    scorer = TeacherGuidedScorer(TeacherStore.open("teacher.h5"), alpha=1.0)
+    scorer = TeacherGuidedScorer(TeacherStore.open("teacher.h5"), ScoringConfig(alpha=1.0))
     result = scorer.evaluate(model, validation_data=(x_val, y_val))
     result.score, result.premature_accuracy, result.teacher_guidance, result.similarities
     ```
@@ -286,28 +274,29 @@ class TeacherGuidedScorer:
     def __init__(
         self,
         teacher: TeacherStore | str | os.PathLike[str],
-        alpha: float = DEFAULT_ALPHA,
-        max_features: int | None = DEFAULT_MAX_FEATURES,
-        batch_size: int = 128,
-        memory_budget: int = DEFAULT_MEMORY_BUDGET,
-        probe_preprocessing: Callable[[np.ndarray], Any] | None = None,
+        config: ScoringConfig | None = None,
+        *,
         expected_probe: tuple[np.ndarray, np.ndarray | None] | None = None,
-        seed: int = 0,
-        method: str = "pearson",
-        layer_match: str = "max",
-        layer_mapping: Mapping[str, str] | None = None,
-        normalise_by_ceiling: bool = False,
-        feature_dtype: str = "auto",
+        **settings: Any,
     ) -> None:
-        check_choice("layer_match", layer_match, LAYER_MATCHES)
-        check_choice("method", method, SIMILARITIES)
-        check_choice("feature_dtype", feature_dtype, FEATURE_DTYPES)
+        given_as = {
+            name: old_name for old_name, name in _FORMER_SETTING_NAMES.items() if old_name in settings
+        }
+        for name, old_name in given_as.items():
+            settings[name] = settings.pop(old_name)
+        unknown = sorted(set(settings) - {field.name for field in dataclasses.fields(ScoringConfig)})
+        if unknown:
+            raise TypeError(f"TeacherGuidedScorer got unknown setting(s) {', '.join(unknown)}")
+        try:
+            config = dataclasses.replace(config or ScoringConfig(), **settings)
+        except (TypeError, ValueError) as error:
+            # The message names the setting as the caller gave it.
+            name = str(error).split(" ", 1)[0]
+            if name not in given_as:
+                raise
+            raise type(error)(given_as[name] + str(error)[len(name) :]) from None
         if not isinstance(teacher, TeacherStore):
             teacher = TeacherStore.open(teacher)
-        alpha = check_non_negative_number("alpha", alpha)
-        if max_features is not None:
-            max_features = check_positive_int("max_features", max_features)
-        batch_size = check_positive_int("batch_size", batch_size)
         if not teacher.layer_names:
             raise ValueError(f"teacher file {teacher.path} holds no RDMs; register at least one layer")
         if expected_probe is not None:
@@ -320,25 +309,17 @@ class TeacherGuidedScorer:
                     f"teacher file {teacher.path} was registered on a different probe set: its fingerprint "
                     f"is {teacher.fingerprint[:16]}…, the expected probe set's is {expected[:16]}…"
                 )
+        method = config.similarity
+        self.config = config
         self.teacher = teacher
-        self.alpha = float(alpha)
-        self.max_features = max_features
-        self.batch_size = int(batch_size)
-        self.memory_budget = int(memory_budget)
-        self.probe_preprocessing = probe_preprocessing
-        self.seed = int(seed)
-        self.method = method
-        self.layer_match = layer_match
-        self.layer_mapping = _checked_layer_mapping(layer_match, layer_mapping, teacher)
-        self.normalise_by_ceiling = bool(normalise_by_ceiling)
-        self.feature_dtype = feature_dtype
+        self.layer_mapping = _checked_layer_mapping(config.layer_match, config.layer_mapping, teacher)
         # The ceilings S_i can be divided by: those computed with this comparison method, above 0.
         self.noise_ceilings = {
             name: ceiling
             for name, ceiling in teacher.noise_ceilings().items()
             if ceiling.method == method and ceiling.ceiling > 0
         }
-        if self.normalise_by_ceiling:
+        if config.normalise_by_ceiling:
             _check_every_layer_has_a_ceiling(teacher, method)
         self.teacher_rdms: dict[str, RDM] = teacher.rdms()
         check_teacher_rdms(teacher.path, self.teacher_rdms)
@@ -376,6 +357,51 @@ class TeacherGuidedScorer:
         # With one kind of teacher RDM, image-level correlation or cosine, the extractor prepares the rows.
         self._row_metric = rdm_kinds[0][0] if len(rdm_kinds) == 1 and rdm_kinds[0] in _ROW_KINDS else None
 
+    def with_teacher(self, teacher: TeacherStore | str | os.PathLike[str]) -> TeacherGuidedScorer:
+        """A scorer with the same settings against another teacher (e.g. a teacher schedule's next
+        version of the same file)."""
+        return TeacherGuidedScorer(teacher, self.config)
+
+    @property
+    def alpha(self) -> float:
+        """α, the weight of TG."""
+        return self.config.alpha
+
+    @property
+    def method(self) -> str:
+        """r, how a student RDM is compared with a teacher RDM (the config's `similarity`)."""
+        return self.config.similarity
+
+    @property
+    def layer_match(self) -> str:
+        """How S_i is taken over the student endpoints."""
+        return self.config.layer_match
+
+    @property
+    def normalise_by_ceiling(self) -> bool:
+        """Whether TG is the mean of S_i / ceiling_i."""
+        return self.config.normalise_by_ceiling
+
+    @property
+    def max_features(self) -> int | None:
+        """Features per student endpoint in its RDM."""
+        return self.config.max_features
+
+    @property
+    def seed(self) -> int:
+        """Seed of the feature subsample."""
+        return self.config.seed
+
+    @property
+    def batch_size(self) -> int:
+        """Probe images per forward pass."""
+        return self.config.probe_batch_size
+
+    @property
+    def probe_preprocessing(self) -> Callable[[np.ndarray], Any] | None:
+        """The callable applied to probe batches before the candidate sees them, if any."""
+        return self.config.probe_preprocessing
+
     @property
     def teacher_layers(self) -> list[str]:
         """The names of the teacher RDMs, i in S_i."""
@@ -394,7 +420,7 @@ class TeacherGuidedScorer:
             model: The trained, compiled Keras model (with an accuracy metric).
             validation_data: `(x, y)` or a `tf.data.Dataset` of batches, as for `Model.evaluate`.
             endpoints: Names of the layers whose outputs are the candidate's representations (the j in
-                C_j). Defaults to `keras_sage.contract.representation_endpoints(model)`.
+                C_j). Defaults to `keras_sage.features.default_endpoints(model)`.
             batch_size: Batch size for evaluating P on arrays.
 
         Returns:
@@ -428,7 +454,7 @@ class TeacherGuidedScorer:
 
         Args:
             model: A Keras model.
-            endpoints: Names of its representation layers; defaults to `representation_endpoints(model)`.
+            endpoints: Names of its representation layers; defaults to `default_endpoints(model)`.
                 With `layer_match="fixed"` the mapped endpoints are used and this is ignored.
 
         Returns:
@@ -448,10 +474,16 @@ class TeacherGuidedScorer:
                     )
             endpoints = list(dict.fromkeys(self.layer_mapping.values()))
         elif endpoints is None:
-            endpoints = contract.representation_endpoints(model)
+            endpoints = default_endpoints(model)
         endpoints = list(endpoints)
         if not endpoints:
-            raise ValueError(f"model {model.name!r} has no representation endpoints to compare")
+            raise ValueError(
+                f"model {model.name!r} has no representation endpoints to compare: name the layers to "
+                "compare `layer_1`, `layer_2`, ... (or `cell_<n>`, `L<n>`), or give them with "
+                "SageTuner(..., endpoints=[layer names] or a callable of the model); without either, the "
+                "end of each stage (the last layer of each spatial size after the first layer with weights) "
+                "is used, and this model has none"
+            )
         n_images = self.teacher.n_images
         counts = layer_feature_counts(model, endpoints)
         kept_counts = [
@@ -509,21 +541,21 @@ class TeacherGuidedScorer:
     def _plan(self, kept_counts: Sequence[int], n_images: int) -> tuple[str, list[list[int]]]:
         """The dtype of the feature buffers and the endpoint groups (one forward pass each)."""
         if self._row_metric is None:
-            return "float32", plan_endpoint_groups(kept_counts, n_images, self.memory_budget)
+            return "float32", plan_endpoint_groups(kept_counts, n_images, self.config.memory_budget)
         plans = {
             dtype: plan_endpoint_groups(
                 kept_counts,
                 n_images,
-                self.memory_budget,
+                self.config.memory_budget,
                 value_bytes=value_bytes,
                 workspace_bytes=prepared_rdm_workspace_bytes(n_images, max(kept_counts), value_bytes),
             )
             for dtype, value_bytes in (("float32", 4), ("float16", 2))
         }
-        if self.feature_dtype == "auto":
+        if self.config.feature_dtype == "auto":
             dtype = "float16" if len(plans["float16"]) < len(plans["float32"]) else "float32"
         else:
-            dtype = self.feature_dtype
+            dtype = self.config.feature_dtype
         return dtype, plans[dtype]
 
     def _prepared_rows_similarities(
@@ -558,6 +590,8 @@ class TeacherGuidedScorer:
             yield from references.compare(student_rdm).items()
 
 
+# The names `TeacherGuidedScorer` accepted for two `ScoringConfig` fields before the config existed.
+_FORMER_SETTING_NAMES = {"method": "similarity", "batch_size": "probe_batch_size"}
 # The (metric, level) of the teacher RDMs whose student RDMs can come from rows prepared in the extractor.
 _ROW_KINDS = [(metric, "image") for metric in ROW_METRICS]
 

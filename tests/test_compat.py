@@ -23,7 +23,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState
 
 from keras_sage.tuners import _compat
-from keras_sage.tuners.tpe import SplitOnceTPESampler, hyperopt_gamma
+from keras_sage.tuners.oracles.tpe import SplitOnceTPESampler, hyperopt_gamma
 
 
 def assert_private_api(owner, name: str, api: str, package: str, parameters: list[str] | None = None):

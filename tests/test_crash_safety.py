@@ -40,9 +40,8 @@ from distributed_harness import (
 
 from keras_sage.datasets import digits
 from keras_sage.hypermodels import CNNSearchSpace
+from keras_sage.project_files import CONTROLLER_FILE, JOURNAL_FILE, PICKLED_SAMPLER_FILE
 from keras_sage.tuners import ReinforceOracle, SageTuner, TPEOracle, _compat
-from keras_sage.tuners.optuna_oracle import JOURNAL_FILE, PICKLED_SAMPLER_FILE
-from keras_sage.tuners.reinforce import CONTROLLER_FILE
 
 MAX_TRIALS = 4
 

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
+from keras_sage.features import default_endpoints
 from keras_sage.rsa import ConstantRepresentationWarning, rdm
 from keras_sage.teachers import TeacherStore, register_recordings, register_teacher
-from keras_sage.teachers.register import default_teacher_layers
 
 register_module = importlib.import_module("keras_sage.teachers.register")
 store_module = importlib.import_module("keras_sage.teachers.store")
@@ -111,7 +111,7 @@ def test_saved_model_default_layers_and_category_level(tmp_path, model, probe):
 
 
 def test_default_layers_follow_endpoint_names_and_sequential_models():
-    assert default_teacher_layers(tiny_cnn(conv_names=("layer_1", "layer_2"))) == ["layer_1", "layer_2"]
+    assert default_endpoints(tiny_cnn(conv_names=("layer_1", "layer_2"))) == ["layer_1", "layer_2"]
     sequential = keras.Sequential(
         [
             keras.Input((8, 8, 1)),
@@ -120,7 +120,7 @@ def test_default_layers_follow_endpoint_names_and_sequential_models():
             keras.layers.Dense(3, name="out"),
         ]
     )
-    assert default_teacher_layers(sequential) == ["conv", "flat"]
+    assert default_endpoints(sequential) == ["conv", "flat"]
 
 
 def test_adding_layers_to_an_existing_teacher_file(tmp_path, model, probe):

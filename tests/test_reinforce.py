@@ -11,7 +11,7 @@ import tensorflow as tf
 from oracle_harness import FunctionTuner, LayerwiseStandIn, layerwise_space, trial_values
 
 from keras_sage.hypermodels.base import LayerwiseSpec
-from keras_sage.tuners.reinforce import (
+from keras_sage.tuners.oracles.reinforce import (
     CONTROLLER_FILE,
     LayerwiseController,
     ReinforceOracle,

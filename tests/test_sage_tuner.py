@@ -15,7 +15,8 @@ from keras_sage.analysis import plot_search, project_records, search_summary, tr
 from keras_sage.hypermodels import CandidateBuildError
 from keras_sage.rsa import rdm
 from keras_sage.teachers import TeacherStore
-from keras_sage.tuners.sage_tuner import SageTuner, SearchStoppedError, failure_cause, failure_reason
+from keras_sage.tuners.failures import SearchStoppedError, failure_cause, failure_reason
+from keras_sage.tuners.sage_tuner import SageTuner
 
 N_TRAIN = 40
 BATCH_SIZE = 16

@@ -15,16 +15,16 @@ from optuna.samplers._tpe.sampler import default_weights, hyperopt_default_gamma
 from optuna.trial import TrialState
 from oracle_harness import FunctionTuner, LayerwiseStandIn, layerwise_space, trial_values
 
+from keras_sage.project_files import JOURNAL_FILE
 from keras_sage.tuners import _compat
-from keras_sage.tuners.optuna_oracle import (
-    JOURNAL_FILE,
+from keras_sage.tuners.oracles.optuna_oracle import (
     OptunaOracle,
     optuna_distribution,
     optuna_parameter_names,
     to_keras_value,
     to_optuna_value,
 )
-from keras_sage.tuners.tpe import (
+from keras_sage.tuners.oracles.tpe import (
     SplitOnceTPESampler,
     TPEOracle,
     hyperopt_gamma,

@@ -31,6 +31,7 @@ from keras_sage.analysis.predictors import (
 )
 from keras_sage.analysis.records import TrialRecord, best_so_far
 from keras_sage.analysis.search_replay import ReplayResult
+from keras_sage.score import combined_score
 
 # The formats each figure of a pool is written in: a raster for reports, a vector for papers.
 FIGURE_FORMATS = ("png", "svg")
@@ -229,7 +230,7 @@ def plot_predictor_scatter(
     """
     rows = rows_at_budget(pool, budget)
     premature = column(rows, contract.PREMATURE_ACCURACY)
-    combined = premature + alpha * column(rows, contract.TEACHER_GUIDANCE)
+    combined = combined_score(premature, column(rows, contract.TEACHER_GUIDANCE), alpha)
     mature = column(rows, MATURE_ACCURACY)
     figure = new_figure((9, 4.2))
     for axes, values, name in zip(

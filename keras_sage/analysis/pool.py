@@ -46,12 +46,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from keras_sage import contract
+
 # The pool's columns besides the trial metrics of `keras_sage.contract` (premature_accuracy,
-# teacher_guidance, S_<layer>, params, flops).
+# teacher_guidance, S_<layer>, params, flops, mature_accuracy).
 ARCH_ID = "arch_id"
 BUDGET = "budget"  # SGD steps
 EXAMPLES = "examples"  # examples processed by SGD at the budget
-MATURE_ACCURACY = "mature_accuracy"
+MATURE_ACCURACY = contract.MATURE_ACCURACY
 DEPTH = "depth"
 SEED = "seed"
 HYPERPARAMETERS = "hyperparameters"

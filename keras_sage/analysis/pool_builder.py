@@ -7,13 +7,12 @@ untrained copy of the teacher network (`TG_untrained`).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +35,13 @@ from keras_sage.analysis.pool import (
     examples_after,
     read_pool,
 )
+from keras_sage.features import default_endpoints
 from keras_sage.hypermodels import random_hyperparameters
-from keras_sage.model_size import count_flops
-from keras_sage.objective import TeacherGuidedScorer, premature_accuracy
+from keras_sage.objective import TeacherGuidedScorer, premature_accuracy, teacher_guidance
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, NoiseCeilingWarning
+from keras_sage.score import ScoringConfig
 from keras_sage.teachers import register_recordings
+from keras_sage.tuners.training import fit_candidate, size_metrics
 
 # Batch size of P's evaluation on the validation arrays.
 EVALUATION_BATCH_SIZE = 256
@@ -126,9 +127,10 @@ def build_pool(
     mature_steps = mature_epochs * math.ceil(len(x_train) / batch_size)
     if not budgets or budgets[0] < 0 or budgets[-1] > mature_steps:
         raise ValueError(f"budgets must lie in [0, {mature_steps}] (the steps of {mature_epochs} epochs)")
-    scorers = {contract.TEACHER_GUIDANCE: TeacherGuidedScorer(teacher, max_features=max_features, seed=seed)}
+    config = ScoringConfig(max_features=max_features, seed=seed)
+    scorers = {contract.TEACHER_GUIDANCE: TeacherGuidedScorer(teacher, config)}
     for column, control in (controls or {}).items():
-        scorers[column] = TeacherGuidedScorer(control, max_features=max_features, seed=seed)
+        scorers[column] = TeacherGuidedScorer(control, config)
 
     rows = read_pool(path) if path is not None and Path(path).exists() else []
     done = set(architecture_ids(rows))
@@ -181,13 +183,7 @@ def _score_architecture(
         model = hypermodel.build(hp)
     except contract.CandidateBuildError as error:
         return _failed_rows(budgets, f"candidate cannot be built: {error}")
-    size = {
-        DEPTH: float(len(contract.representation_endpoints(model))),
-        contract.PARAMS: float(model.count_params()),
-        contract.FLOPS: math.nan,
-    }
-    with contextlib.suppress(ValueError):
-        size[contract.FLOPS] = float(count_flops(model))
+    size = {DEPTH: float(len(default_endpoints(model))), contract.FLOPS: math.nan, **size_metrics(model)}
 
     def score(steps: int) -> dict[str, Any]:
         row: dict[str, Any] = {BUDGET: steps}
@@ -196,42 +192,29 @@ def _score_architecture(
         )
         for column, scorer in scorers.items():
             similarities, _ = scorer.similarities(model)
-            row[column] = float(np.mean(list(similarities.values())))
+            row[column] = teacher_guidance(list(similarities.values()))
             if column == contract.TEACHER_GUIDANCE:
                 row.update({contract.similarity_metric_name(name): s for name, s in similarities.items()})
         return row
 
     scored = [score(0)] if budgets[0] == 0 else []
-    callback = _BudgetCallback([budget for budget in budgets if budget > 0], score, scored)
-    model.fit(*train, batch_size=batch_size, epochs=mature_epochs, callbacks=[callback], verbose=0)
-    if callback.diverged_at_step is not None:
-        return _failed_rows(budgets, f"training diverged at step {callback.diverged_at_step}", size)
+
+    def score_budget(steps: int) -> None:
+        scored.append(score(steps))
+
+    run = fit_candidate(
+        model,
+        train,
+        {"batch_size": batch_size},
+        epochs=mature_epochs,
+        at_steps=[budget for budget in budgets if budget > 0],
+        on_step=score_budget,
+    )
+    if run.diverged:
+        return _failed_rows(budgets, f"training diverged at step {run.diverged_at_step}", size)
     mature = premature_accuracy(model, validation, batch_size=EVALUATION_BATCH_SIZE)
     keras.backend.clear_session(free_memory=True)
     return [{**row, MATURE_ACCURACY: mature, **size} for row in scored]
-
-
-class _BudgetCallback(keras.callbacks.Callback):
-    """Scores the model after each budget's step; stops training if the loss becomes NaN."""
-
-    def __init__(
-        self, budgets: Sequence[int], score: Callable[[int], dict[str, Any]], scored: list[dict[str, Any]]
-    ) -> None:
-        super().__init__()
-        self.budgets, self.score, self.scored = list(budgets), score, scored
-        self.steps = 0
-        self.diverged_at_step: int | None = None
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.steps += 1
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.diverged_at_step = self.steps
-            self.model.stop_training = True
-            return
-        if self.budgets and self.steps == self.budgets[0]:
-            self.budgets.pop(0)
-            self.scored.append(self.score(self.steps))
 
 
 def _failed_rows(

@@ -45,6 +45,7 @@ from keras_sage.analysis.pool import (
     TG_LABELS,
     TG_UNTRAINED,
 )
+from keras_sage.score import combined_score
 
 # Predictor names of P and TG in the rows `predictivity` returns.
 PREMATURE = "P"
@@ -349,7 +350,7 @@ def calibrate_alpha(
     guidance = column(rows, contract.TEACHER_GUIDANCE)
     target = column(rows, MATURE_ACCURACY)
     sample = np.isfinite(premature) & np.isfinite(guidance) & np.isfinite(target)
-    scores = np.stack([premature[sample] + alpha * guidance[sample] for alpha in alphas])
+    scores = np.stack([combined_score(premature[sample], guidance[sample], alpha) for alpha in alphas])
     statistic = functools.partial(_correlations, target=target[sample], method=method)
     correlations = _Bootstrap.of(scores, statistic, n_boot, seed, minimum=3)
     full = correlations.full
@@ -588,14 +589,16 @@ def _predictors(
         if contract.teacher_layer_of_metric(name) is not None:
             predictors[name] = column(rows, name)
     for alpha in alphas:
-        predictors[combined_predictor_name(alpha)] = premature + alpha * guidance
+        predictors[combined_predictor_name(alpha)] = combined_score(premature, guidance, alpha)
     for name in CONTROL_COLUMNS:
         if name in present:
             predictors[name] = column(rows, name)
     for name in (TG_UNTRAINED, TG_LABELS):
         if name in present:
             for alpha in alphas:
-                predictors[combined_predictor_name(alpha, name)] = premature + alpha * predictors[name]
+                predictors[combined_predictor_name(alpha, name)] = combined_score(
+                    premature, predictors[name], alpha
+                )
     return predictors
 
 

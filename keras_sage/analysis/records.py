@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from keras_sage import contract
+from keras_sage import contract, project_files
 
 # search_summary's columns that other modules read (keras_sage.analysis.search_comparison).
 WINNER_MATURE_ACCURACY = "winner mature acc"
@@ -140,35 +139,37 @@ def project_records(directory: str | os.PathLike[str]) -> ProjectRecords:
         FileNotFoundError: If the directory holds no `oracle.json` and no trial.
     """
     root = Path(directory)
-    trial_files = {path.parent.name.removeprefix("trial_"): path for path in root.glob("trial_*/trial.json")}
-    oracle_path = root / "oracle.json"
+    trial_files = project_files.trial_files(root)
+    oracle_path = root / project_files.ORACLE_FILE
     if not trial_files and not oracle_path.is_file():
-        raise FileNotFoundError(f"{root} is not a search project directory: no oracle.json and no trial")
-    start_order = json.loads(oracle_path.read_text()).get("start_order", []) if oracle_path.is_file() else []
+        raise FileNotFoundError(
+            f"{root} is not a search project directory: no {project_files.ORACLE_FILE} and no trial"
+        )
+    start_order = project_files.read_json(oracle_path).get("start_order", []) if oracle_path.is_file() else []
     order = [trial_id for trial_id in start_order if trial_id in trial_files]
     order += sorted(set(trial_files) - set(order), key=lambda trial_id: (len(trial_id), trial_id))
-    records = [record_from_trial_state(json.loads(trial_files[trial_id].read_text())) for trial_id in order]
+    records = [record_from_trial_state(project_files.read_json(trial_files[trial_id])) for trial_id in order]
     alphas = [
-        json.loads(path.read_text()).get("alpha", math.nan)
-        for path in root.glob("trial_*/teacher_guidance.json")
+        project_files.read_json(path).get(project_files.ALPHA, math.nan)
+        for path in project_files.teacher_guidance_files(root)
     ]
-    # One file per process that ran trials: tuner0.json alone, or the chief's and each worker's.
-    tuner_states = [json.loads(path.read_text()) for path in sorted(root.glob("tuner*.json"))]
-    reranked = [result for state in tuner_states for result in state.get("rerank_results", [])]
+    tuner_states = project_files.tuner_states(root)
     return ProjectRecords(
         directory=str(root),
         records=records,
         alpha=float(alphas[0]) if alphas else math.nan,
-        search_examples=sum(int(state.get("search_examples", 0)) for state in tuner_states),
-        rerank_examples=sum(int(state.get("rerank_examples", 0)) for state in tuner_states),
-        bootstrap_examples=sum(int(state.get("bootstrap_examples", 0)) for state in tuner_states),
-        reranked=sorted(reranked, key=_mature_accuracy_or_minus_infinity, reverse=True),
+        search_examples=project_files.summed_examples(tuner_states, project_files.SEARCH_EXAMPLES),
+        rerank_examples=project_files.summed_examples(tuner_states, project_files.RERANK_EXAMPLES),
+        bootstrap_examples=project_files.summed_examples(tuner_states, project_files.BOOTSTRAP_EXAMPLES),
+        reranked=sorted(
+            project_files.rerank_results(tuner_states), key=_mature_accuracy_or_minus_infinity, reverse=True
+        ),
     )
 
 
 def _mature_accuracy_or_minus_infinity(result: Mapping[str, Any]) -> float:
     """A reranked candidate's sort key: its mature accuracy, a diverged one (NaN) or a missing one last."""
-    return _or_minus_infinity(result, "mature_accuracy")
+    return _or_minus_infinity(result, contract.MATURE_ACCURACY)
 
 
 def _or_minus_infinity(result: Mapping[str, Any], key: str) -> float:
@@ -198,7 +199,7 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
         search_examples = tuner.search_examples
         total_examples = search_examples + tuner.rerank_examples + tuner.bootstrap_examples
         winner_id, winner_mature = (
-            (str(tuner.reranked[0]["trial_id"]), float(tuner.reranked[0]["mature_accuracy"]))
+            (str(tuner.reranked[0]["trial_id"]), float(tuner.reranked[0][contract.MATURE_ACCURACY]))
             if tuner.reranked and not reranked
             else (None, math.nan)
         )
@@ -212,8 +213,10 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
         _as_reranked_dict(candidate)
         for candidate in (reranked or (tuner.reranked if isinstance(tuner, ProjectRecords) else ()))
     ]
-    top_score = max(candidates, key=lambda candidate: _or_minus_infinity(candidate, "score"), default=None)
-    top_score_mature = math.nan if top_score is None else float(top_score["mature_accuracy"])
+    top_score = max(
+        candidates, key=lambda candidate: _or_minus_infinity(candidate, contract.SCORE), default=None
+    )
+    top_score_mature = math.nan if top_score is None else float(top_score[contract.MATURE_ACCURACY])
     completed = [record for record in records if record.status == "COMPLETED"]
     winner_record = next((record for record in records if record.trial_id == winner_id), None)
     winner_params, winner_flops = (
@@ -240,7 +243,7 @@ def _as_reranked_dict(candidate: Any) -> Mapping[str, Any]:
     """A reranked candidate (a `RerankResult` or a project's dict) as a dict with its score."""
     if isinstance(candidate, Mapping):
         return candidate
-    return {"score": candidate.score, "mature_accuracy": candidate.mature_accuracy}
+    return {contract.SCORE: candidate.score, contract.MATURE_ACCURACY: candidate.mature_accuracy}
 
 
 def _count(value: float) -> int | float:

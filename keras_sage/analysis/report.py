@@ -79,7 +79,7 @@ def project_report(directory: str | os.PathLike[str], out: str | os.PathLike[str
         {
             "trial": record.trial_id,
             "status": record.status,
-            "score": record.score,
+            contract.SCORE: record.score,
             "P": record.premature_accuracy,
             "TG": record.teacher_guidance,
             "params": record.params if math.isnan(record.params) else int(record.params),

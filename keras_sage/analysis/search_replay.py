@@ -42,6 +42,7 @@ from keras_sage.analysis.predictors import (
     rows_at_budget,
     tie_bounds,
 )
+from keras_sage.score import combined_score
 
 # The columns a replay reads: the three every replayed architecture needs, then the cost.
 _REPLAY_COLUMNS = (contract.PREMATURE_ACCURACY, contract.TEACHER_GUIDANCE, MATURE_ACCURACY, EXAMPLES)
@@ -284,7 +285,7 @@ def _replay_points(table: _ReplayTable, alpha: float, trials_grid: Sequence[int]
     weights = _rank_weights(table.n_architectures, grid)
     points = []
     for position, budget in enumerate(table.budgets):
-        scores = table.premature[position] + alpha * table.guidance[position]
+        scores = combined_score(table.premature[position], table.guidance[position], alpha)
         order = np.argsort(scores, kind="stable")
         sorted_scores = scores[order]
         mature = table.mature[position][order]
@@ -316,7 +317,7 @@ def _mean_best(table: _ReplayTable, alpha: float, grid: Sequence[int], indices: 
     weights = _rank_weights(table.n_architectures, grid)
     means = np.empty((len(table.budgets), len(grid), len(indices)))
     for position in range(len(table.budgets)):
-        scores = (table.premature[position] + alpha * table.guidance[position])[indices]
+        scores = combined_score(table.premature[position], table.guidance[position], alpha)[indices]
         order = np.argsort(scores, axis=-1, kind="stable")
         mature = np.take_along_axis(table.mature[position][indices], order, axis=-1)
         means[position] = weights @ _tie_means(np.take_along_axis(scores, order, axis=-1), mature).T

@@ -23,7 +23,6 @@ import argparse
 import gc
 import os
 import sys
-import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,12 +32,10 @@ import numpy as np
 from keras_sage._errors import first_line
 from keras_sage._version import __version__
 from keras_sage.cli import search
+from keras_sage.cli.probe_file import PROBE_IMAGES_KEY, PROBE_LABELS_KEY, load_probe
 
 if TYPE_CHECKING:
     from keras_sage.teachers import TeacherStore
-
-PROBE_IMAGES_KEY = "images"
-PROBE_LABELS_KEY = "labels"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,32 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_probe(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Reads a probe set from an `.npz` file: array `images`, and optional array `labels`.
-
-    Raises:
-        FileNotFoundError: The file does not exist.
-        ValueError: It is not an `.npz` file, or has no `images` array.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"probe file not found: {path}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path}: not a readable .npz file ({first_line(error)})") from None
-    if not hasattr(archive, "files"):
-        raise ValueError(f"{path}: a probe file must be an .npz archive of arrays, not a single array")
-    with archive:
-        if PROBE_IMAGES_KEY not in archive.files:
-            raise ValueError(
-                f"{path}: no array '{PROBE_IMAGES_KEY}' (it has: {', '.join(archive.files) or 'nothing'})"
-            )
-        images = archive[PROBE_IMAGES_KEY]
-        labels = archive[PROBE_LABELS_KEY] if PROBE_LABELS_KEY in archive.files else None
-    return images, labels
-
-
 def _teacher_register(args: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_sage.teachers import register_teacher
@@ -276,7 +247,8 @@ def _print_versions(store: TeacherStore) -> None:
 def _print_scoring_choices(store: TeacherStore) -> None:
     """What a teacher file can be scored with: the similarities, the layer matchings, the noise ceilings."""
     from keras_sage.analysis.tables import format_table
-    from keras_sage.objective import CKA, LAYER_MATCHES, SIMILARITIES, check_cka_teacher
+    from keras_sage.objective import check_cka_teacher
+    from keras_sage.score import CKA, LAYER_MATCHES, SIMILARITIES
 
     try:
         check_cka_teacher(store)
@@ -370,7 +342,7 @@ def _report(args: argparse.Namespace) -> None:
 def _is_search_stop(error: Exception) -> bool:
     """Whether the error stopped a search that had started: too many failed trials in a row, or one of
     KerasTuner's fatal errors (a lost chief, ...), other than bad values (imported once a search ran)."""
-    tuners = sys.modules.get("keras_sage.tuners.sage_tuner")
+    tuners = sys.modules.get("keras_sage.tuners.failures")
     if tuners is not None and isinstance(error, tuners.SearchStoppedError):
         return True
     keras_tuner = sys.modules.get("keras_tuner")

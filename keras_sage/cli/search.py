@@ -11,7 +11,6 @@ they find the chief through `KERASTUNER_ORACLE_IP`/`KERASTUNER_ORACLE_PORT` and 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import socket
@@ -22,13 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from keras_sage import contract, project_files
 from keras_sage._errors import first_line
+from keras_sage.project_files import CHIEF_TUNER_ID
 
 # KerasTuner's distributed mode reads these.
 TUNER_ID_VARIABLE = "KERASTUNER_TUNER_ID"
 ORACLE_IP_VARIABLE = "KERASTUNER_ORACLE_IP"
 ORACLE_PORT_VARIABLE = "KERASTUNER_ORACLE_PORT"
-CHIEF_TUNER_ID = "chief"
 DEFAULT_HOST = "127.0.0.1"
 # How long a worker waits for its chief to answer, and how long the chief waits for its local workers to
 # exit once the search is over, in seconds.
@@ -191,8 +191,8 @@ def _run_in_processes(config: Any, args: argparse.Namespace) -> None:
 def _ended_trials(project_dir: Path) -> int:
     """How many trials of the project have ended (completed or failed), from their `trial.json`."""
     ended = 0
-    for path in Path(project_dir).glob("trial_*/trial.json"):
-        status = json.loads(path.read_text()).get("status")
+    for path in project_files.trial_files(project_dir).values():
+        status = project_files.read_json(path).get("status")
         ended += status in ("COMPLETED", "FAILED", "INVALID")
     return ended
 
@@ -273,20 +273,14 @@ def _worker(args: argparse.Namespace) -> None:
 
 
 def _probe(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from keras_sage._atomic import write_atomically
-    from keras_sage.cli import PROBE_IMAGES_KEY, PROBE_LABELS_KEY
+    from keras_sage.cli.probe_file import save_probe
     from keras_sage.search_config import load_search_config, load_search_data
     from keras_sage.teachers import probe_fingerprint
 
     config = load_search_config(args.config)
     _quiet_tensorflow()
     data = load_search_data(config)
-    arrays = {PROBE_IMAGES_KEY: data.probe_images}
-    if data.probe_labels is not None:
-        arrays[PROBE_LABELS_KEY] = data.probe_labels
-    write_atomically(args.output, lambda file: np.savez(file, allow_pickle=False, **arrays))
+    save_probe(args.output, data.probe_images, data.probe_labels)
     shape = tuple(data.probe_images.shape[1:])
     fingerprint = probe_fingerprint(data.probe_images, data.probe_labels)
     count = len(data.probe_images)
@@ -335,7 +329,7 @@ def _print_results(project_dir: Path) -> None:
     rows = [
         {
             "trial": record.trial_id,
-            "score": record.score,
+            contract.SCORE: record.score,
             "P": record.premature_accuracy,
             "TG": record.teacher_guidance,
             "params": record.params if math.isnan(record.params) else int(record.params),
@@ -350,14 +344,10 @@ def _print_results(project_dir: Path) -> None:
 
 
 def _examples_processed(project_dir: Path) -> int:
-    """M1·E1 + M2·E2 summed over the project's tuners: one `<tuner id>.json` each (`tuner0.json` alone, or
-    one per worker), beside the oracle's `oracle.json`."""
-    total = 0
-    for path in sorted(Path(project_dir).glob("*.json")):
-        state = json.loads(path.read_text())
-        if isinstance(state, dict) and "search_examples" in state:
-            total += int(state["search_examples"]) + int(state.get("rerank_examples", 0))
-    return total
+    """M1·E1 + M2·E2 (and a teacher schedule's training) summed over every process of the project."""
+    states = project_files.tuner_states(project_dir)
+    keys = (project_files.SEARCH_EXAMPLES, project_files.RERANK_EXAMPLES, project_files.BOOTSTRAP_EXAMPLES)
+    return sum(project_files.summed_examples(states, key) for key in keys)
 
 
 # Addresses.

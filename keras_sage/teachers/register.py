@@ -22,8 +22,7 @@ import numpy as np
 from keras_sage._atomic import check_writable_directory
 from keras_sage._errors import first_line
 from keras_sage._validation import check_choice, check_fraction, check_positive_int
-from keras_sage.contract import representation_endpoints
-from keras_sage.features import layer_feature_counts, layer_features
+from keras_sage.features import default_endpoints, layer_feature_counts, layer_features, single_output
 from keras_sage.rsa import (
     COMPARE_METHODS,
     DEFAULT_MAX_FEATURES,
@@ -75,14 +74,9 @@ def register_teacher(
     (flattened) a fixed random subsample of `max_features` features is kept
     (`keras_sage.rsa.feature_subsample_indices` with `seed`), and one RDM per layer is stored.
 
-    Which layers, when `layers` is not given:
-
-    1. the model's representation endpoints, if its layers follow the naming convention of
-       `keras_sage.contract.representation_endpoints` (`layer_<n>`, `L<n>`);
-    2. otherwise the end of each stage: among the top-level layers from the first layer with trainable
-       weights on, leaving out the layers that produce the model's outputs (the classifier), the last
-       layer of each spatial resolution (e.g. the last `8×8` feature map, the last `4×4` one), and the
-       last layer with a flat output (e.g. the hidden `Dense` before the classifier).
+    Which layers, when `layers` is not given: `keras_sage.features.default_endpoints`, the rule that
+    finds a candidate's endpoints too: the model's representation endpoints if its layers follow the
+    naming convention (`layer_<n>`, `cell_<n>`, `L<n>`), otherwise the end of each stage.
 
     If `path` already exists it must hold the same probe set; the new RDMs are added to it and every
     other stored RDM is kept. Everything that can be checked is checked before the forward pass (the
@@ -128,7 +122,7 @@ def register_teacher(
     model, source = _load_model(model_or_path)
     if isinstance(layers, str):
         layers = [layers]
-    layer_names = list(layers) if layers is not None else default_teacher_layers(model)
+    layer_names = list(layers) if layers is not None else default_endpoints(model)
     _check_layer_names(model, layer_names)
     if validation_accuracy is not None:
         check_fraction("validation_accuracy", validation_accuracy)
@@ -477,34 +471,6 @@ def _checked_rdm(what: str, features: Any, allow_constant: bool, **rdm_arguments
     return computed
 
 
-def default_teacher_layers(model: Any) -> list[str]:
-    """The layers `register_teacher` uses when none are named; see its docstring for the rule.
-
-    Args:
-        model: A built Keras model.
-
-    Returns:
-        Layer names, in the order of `model.layers`.
-    """
-
-    marked = representation_endpoints(model)
-    if marked:
-        return marked
-    output_ids = {id(output) for output in model.outputs}
-    first_weighted = next((i for i, layer in enumerate(model.layers) if layer.trainable_weights), None)
-    if first_weighted is None:
-        return []
-    last_per_resolution: dict[tuple[Any, ...], str] = {}
-    for layer in model.layers[first_weighted:]:
-        output = _single_output(layer)
-        if output is None or id(output) in output_ids or len(output.shape) < 2:
-            continue
-        resolution = tuple(output.shape[1:-1])
-        last_per_resolution.pop(resolution, None)
-        last_per_resolution[resolution] = layer.name
-    return list(last_per_resolution.values())
-
-
 def _load_model(model_or_path: Any) -> tuple[Any, str]:
     """The model, and the source to record: the file's path, or the model's name."""
     import keras
@@ -541,17 +507,8 @@ def _check_layer_names(model: Any, layer_names: Sequence[str]) -> None:
     if duplicated:
         raise ValueError(f"layer(s) named more than once: {', '.join(duplicated)}")
     for name in layer_names:
-        if _single_output(model.get_layer(name)) is None:
+        if single_output(model.get_layer(name)) is None:
             raise ValueError(f"layer {name!r} of model {model.name!r} has no single output tensor")
-
-
-def _single_output(layer: Any) -> Any:
-    """The layer's output tensor, or `None` if it has several or is used at several places."""
-    try:
-        output = layer.output
-    except (AttributeError, ValueError):
-        return None
-    return None if isinstance(output, (list, tuple, dict)) else output
 
 
 def _check_choices(metric: str, level: str, labels: np.ndarray | None) -> None:

@@ -494,7 +494,7 @@ def require_tpe_sample_hook() -> None:
     """Checks that `TPESampler._sample(study, trial, search_space)` still exists (optuna 5.0.0).
 
     It is the step both of optuna's TPE modes call for every suggestion once the start-up trials are
-    done; `keras_sage.tuners.tpe.SplitOnceTPESampler` overrides it.
+    done; `keras_sage.tuners.oracles.tpe.SplitOnceTPESampler` overrides it.
     """
     _require(optuna.samplers.TPESampler, "_sample", "optuna.samplers.TPESampler._sample", "optuna")
 

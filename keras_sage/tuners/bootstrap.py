@@ -1,8 +1,8 @@
 """Running a teacher bootstrap step (paper §5) for a search: `BootstrapRunner`.
 
 `keras_sage.tuners.schedule` says when a step is due and what it decided (`Bootstrap`, `BootstrapStep`);
-this module does a step's work: it finds the best completed trial, has it trained to maturity (by a
-callable the tuner gives, so the step trains as the tuner's `rerank` does), computes the student's RDMs
+this module does a step's work: it finds the best completed trial, has it trained to maturity (by the
+tuner's `CandidateTrainer`, as `rerank` trains), computes the student's RDMs
 on the teacher's probe images, writes them as the next version of the project's teacher file, and hands
 back the scorer to use from then on. `SageTuner` holds one runner when it has a teacher schedule.
 """
@@ -21,17 +21,16 @@ import numpy as np
 from keras_sage import contract
 from keras_sage._atomic import write_atomically
 from keras_sage._errors import first_line
+from keras_sage.features import default_endpoints
 from keras_sage.objective import TeacherGuidedScorer
+from keras_sage.project_files import BOOTSTRAP_TEACHER_FILE
 from keras_sage.teachers import TeacherStore
 from keras_sage.teachers.register import model_layer_rdms
 from keras_sage.tuners import _compat
-from keras_sage.tuners.schedule import BOOTSTRAP_TEACHER_FILE, Bootstrap, BootstrapStep
+from keras_sage.tuners.schedule import Bootstrap, BootstrapStep
+from keras_sage.tuners.training import CandidateTrainer, TrainingData
 
-__all__ = ["BootstrapRunner", "TrainToMaturity", "check_schedule"]
-
-# Trains a trial's candidate from scratch for a number of epochs; returns the model, its validation
-# accuracy (NaN if its training diverged) and the examples SGD processed.
-TrainToMaturity = Callable[[keras_tuner.engine.trial.Trial, int], tuple[keras.Model, float, int]]
+__all__ = ["BootstrapRunner", "check_schedule"]
 
 _COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 
@@ -44,16 +43,15 @@ class BootstrapRunner:
         oracle: The search's oracle: its completed trials say when a step is due, its best trial is the
             student.
         project_dir: The search's project directory, where the bootstrapped teacher file is written.
-        scorer_arguments: The keyword arguments of `TeacherGuidedScorer` (all but the teacher) that every
-            scorer of the search is built with.
         endpoints: Callable returning the names of a model's representation layers; defaults to
-            `keras_sage.contract.representation_endpoints`.
+            `keras_sage.features.default_endpoints`.
 
     Example:
 
     ```python
-    runner = BootstrapRunner(schedule, tuner.oracle, tuner.project_dir, scorer_arguments)
-    scorer = runner.run_if_due(tuner.scorer, train_to_maturity)
+    runner = BootstrapRunner(schedule, tuner.oracle, tuner.project_dir)
+    data = TrainingData((x_train, y_train), {"batch_size": 64}, (x_val, y_val))
+    scorer = runner.run_if_due(tuner.scorer, tuner.trainer, data)
     if scorer is not None:  # a step ran
         tuner.scorer = scorer
     ```
@@ -64,23 +62,22 @@ class BootstrapRunner:
         schedule: Bootstrap,
         oracle: keras_tuner.Oracle,
         project_dir: str,
-        scorer_arguments: Mapping[str, Any],
         endpoints: Callable[[keras.Model], Sequence[str]] | None = None,
     ) -> None:
         self.schedule = schedule
         self.oracle = oracle
         self.project_dir = project_dir
-        self.scorer_arguments = dict(scorer_arguments)
         self.endpoints = endpoints
 
     def run_if_due(
-        self, scorer: TeacherGuidedScorer, train_to_maturity: TrainToMaturity
+        self, scorer: TeacherGuidedScorer, trainer: CandidateTrainer, data: TrainingData
     ) -> TeacherGuidedScorer | None:
         """Runs the schedule's step if one is due (see `keras_sage.tuners.schedule`).
 
         Args:
             scorer: The scorer in force, whose teacher a student must beat.
-            train_to_maturity: Trains a trial's candidate for the schedule's `mature_epochs`.
+            trainer: The search's trainer, which trains the student for the schedule's `mature_epochs`.
+            data: What the search trains and validates on.
 
         Returns:
             `None` if no step was due; otherwise the scorer to use from now on: a new one for an accepted
@@ -95,17 +92,22 @@ class BootstrapRunner:
         if step is None:
             return None
         try:
-            teacher = self._run(step, completed, scorer, train_to_maturity)
+            teacher = self._run(step, completed, scorer, trainer, data)
         except keras_tuner.errors.FatalError:
             raise
         except Exception as error:
             raise keras_tuner.errors.FatalRuntimeError(
                 f"teacher bootstrap step {step} failed: {type(error).__name__}: {first_line(error)}"
             ) from error
-        return scorer if teacher is None else TeacherGuidedScorer(teacher, **self.scorer_arguments)
+        return scorer if teacher is None else scorer.with_teacher(teacher)
 
     def _run(
-        self, step: int, completed: int, scorer: TeacherGuidedScorer, train_to_maturity: TrainToMaturity
+        self,
+        step: int,
+        completed: int,
+        scorer: TeacherGuidedScorer,
+        trainer: CandidateTrainer,
+        data: TrainingData,
     ) -> TeacherStore | None:
         """One bootstrap step: train the best trial to maturity and, if it beats the teacher, add its RDMs
         as the next teacher version. Returns the teacher at that version, or `None` if it was not added."""
@@ -148,11 +150,12 @@ class BootstrapRunner:
                 )
             )
             return None
-        model, accuracy, examples = train_to_maturity(trial, schedule.mature_epochs)
+        mature = trainer.train_to_maturity(trial, schedule.mature_epochs, data)
+        model, accuracy, examples = mature.model, mature.accuracy, mature.examples
         outcome: dict[str, Any] = {
             "trial_id": trial.trial_id,
-            "mature_accuracy": accuracy,
-            "examples_processed": examples,
+            contract.MATURE_ACCURACY: accuracy,
+            contract.EXAMPLES_PROCESSED: examples,
         }
         if not schedule.beats_teacher(accuracy):
             reason = (
@@ -204,11 +207,7 @@ class BootstrapRunner:
         """
         teacher = scorer.teacher
         first = teacher.layer_info(teacher.layer_names[0])
-        endpoints = (
-            contract.representation_endpoints(model)
-            if self.endpoints is None
-            else list(self.endpoints(model))
-        )
+        endpoints = default_endpoints(model) if self.endpoints is None else list(self.endpoints(model))
         if not endpoints:
             return {}, "the student has no representation endpoints"
         try:
@@ -261,7 +260,7 @@ class BootstrapRunner:
             hyperparameters=_plain(trial.hyperparameters.values),
             training={
                 "epochs": schedule.mature_epochs,
-                "examples_processed": examples,
+                contract.EXAMPLES_PROCESSED: examples,
                 "bootstrap_step": step,
             },
         )
@@ -298,7 +297,7 @@ class BootstrapRunner:
                 teacher_accuracy=float(schedule.current_accuracy),
                 accepted=True,
                 version=written[-1],
-                examples_processed=int(info["training"].get("examples_processed", 0)),
+                examples_processed=int(info["training"].get(contract.EXAMPLES_PROCESSED, 0)),
                 reason="its version was written before the search stopped",
             ),
             teacher_file=BOOTSTRAP_TEACHER_FILE,

@@ -22,7 +22,8 @@ from keras_sage._validation import check_positive_int
 from keras_sage.objective import DEFAULT_ALPHA
 from keras_sage.teachers import TeacherStore
 from keras_sage.tuners import _compat
-from keras_sage.tuners.sage_tuner import DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS, SCORE_OBJECTIVE, SageTuner
+from keras_sage.tuners.failures import DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS
+from keras_sage.tuners.sage_tuner import SCORE_OBJECTIVE, SageTuner
 
 __all__ = ["SageHyperband"]
 

@@ -19,86 +19,42 @@ teacher, becomes the next teacher version (`keras_sage.tuners.schedule` says whe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any, cast
 
 import keras
 import keras_tuner
 import numpy as np
 
-from keras_sage import contract
+from keras_sage import contract, project_files
 from keras_sage._atomic import check_writable_directory, write_atomically
-from keras_sage._errors import first_line
 from keras_sage._validation import check_positive_int
-from keras_sage.model_size import count_flops
-from keras_sage.objective import (
-    DEFAULT_ALPHA,
-    DEFAULT_MEMORY_BUDGET,
-    TeacherGuidedScorer,
-    premature_accuracy,
-)
+from keras_sage.objective import TeacherGuidedScorer
+from keras_sage.project_files import RerankResult
 from keras_sage.rsa import DEFAULT_MAX_FEATURES
+from keras_sage.score import DEFAULT_ALPHA, DEFAULT_MEMORY_BUDGET, ScoringConfig
 from keras_sage.teachers import TeacherStore
 from keras_sage.tuners import _compat, distributed
 from keras_sage.tuners.bootstrap import BootstrapRunner, check_schedule
+from keras_sage.tuners.failures import (
+    DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
+    FAILED_STATUSES,
+    consecutive_failures,
+    failure_reason,
+    write_failure_log,
+)
 from keras_sage.tuners.schedule import Bootstrap
+from keras_sage.tuners.training import CandidateTrainer, TrainingData, size_metrics
+
+__all__ = ["DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS", "SCORE_OBJECTIVE", "SageTuner"]
 
 SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
-# Unbuildable and diverging candidates are common in architecture spaces, so the default oracle tolerates
-# more failed trials in a row than KerasTuner's default of 3 before it stops the search.
-DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS = 10
-# A failed trial's traceback, in its trial folder.
-TRIAL_LOG = "trial.log"
-_FAILED_STATUSES = (keras_tuner.engine.trial.TrialStatus.FAILED, keras_tuner.engine.trial.TrialStatus.INVALID)
-
-
-class SearchStoppedError(RuntimeError):
-    """The search stopped because too many trials failed in a row; the message says for which causes."""
-
-
-@dataclass(frozen=True)
-class RerankResult:
-    """One candidate trained longer after the search.
-
-    Attributes:
-        trial_id: The search trial it came from.
-        score: Its search score (P + α·TG after premature training).
-        mature_accuracy: Its validation accuracy after the longer training.
-        examples_processed: Training examples processed by SGD (E2).
-    """
-
-    trial_id: str
-    score: float
-    mature_accuracy: float
-    examples_processed: int
-
-
-class _TrainingMonitor(keras.callbacks.Callback):
-    """Counts the examples a fit processes, stops it after `max_steps`, and notes a NaN loss."""
-
-    def __init__(self, batch_sizes: Callable[[int], int], max_steps: int | None = None) -> None:
-        super().__init__()
-        self.batch_sizes = batch_sizes
-        self.max_steps = max_steps
-        self.steps = 0
-        self.examples = 0
-        self.diverged_at_step: int | None = None
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.steps += 1
-        self.examples += self.batch_sizes(batch)
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.diverged_at_step = self.steps
-            self.model.stop_training = True
-        if self.max_steps is not None and self.steps >= self.max_steps:
-            self.model.stop_training = True
+# Which layers of a candidate are its representation endpoints: their names, or a callable of the model.
+Endpoints = Sequence[str] | Callable[[keras.Model], Sequence[str]]
 
 
 class SageTuner(keras_tuner.Tuner):
@@ -150,8 +106,12 @@ class SageTuner(keras_tuner.Tuner):
             and `seed`.
         max_trials: Trials of the default oracle.
         seed: Seed of the default oracle; with an oracle passed in, its own seed is used.
-        endpoints: Callable returning the names of a model's representation layers; defaults to
-            `keras_sage.contract.representation_endpoints`.
+        endpoints: Which layers of a candidate are compared with the teacher: their names (every candidate
+            must have them), or a callable returning them for a model. By default
+            `keras_sage.features.default_endpoints`: the layers named by keras-sage's convention
+            (`layer_<n>`, `cell_<n>`, `L<n>`) when a model has them, otherwise the end of each stage, the
+            rule `register_teacher` uses for a teacher; so a KerasTuner user's own `build_model(hp)`
+            works as it is.
         probe: Optional `(images, labels)` the teacher must have been registered on; a teacher file with a
             different probe fingerprint is refused.
         probe_preprocessing: Optional callable applied to probe image batches before the candidate sees
@@ -196,7 +156,7 @@ class SageTuner(keras_tuner.Tuner):
 
     def __init__(
         self,
-        hypermodel: keras_tuner.HyperModel,
+        hypermodel: keras_tuner.HyperModel | Callable[[keras_tuner.HyperParameters], keras.Model],
         teacher: TeacherStore | str | os.PathLike[str],
         alpha: float = DEFAULT_ALPHA,
         premature_epochs: int | None = None,
@@ -204,7 +164,7 @@ class SageTuner(keras_tuner.Tuner):
         oracle: keras_tuner.Oracle | None = None,
         max_trials: int = 10,
         seed: int | None = None,
-        endpoints: Callable[[keras.Model], Sequence[str]] | None = None,
+        endpoints: Endpoints | None = None,
         probe: tuple[np.ndarray, np.ndarray | None] | None = None,
         probe_preprocessing: Callable[[np.ndarray], Any] | None = None,
         max_features: int | None = DEFAULT_MAX_FEATURES,
@@ -229,29 +189,27 @@ class SageTuner(keras_tuner.Tuner):
         self.premature_steps = (
             None if premature_steps is None else check_positive_int("premature_steps", premature_steps)
         )
-        # How every scorer of the search is built: the first one, and one per bootstrapped teacher version.
-        self._scorer_arguments: dict[str, Any] = {
-            "alpha": alpha,
-            "max_features": max_features,
-            "batch_size": probe_batch_size,
-            "memory_budget": memory_budget,
-            "probe_preprocessing": probe_preprocessing,
-            "seed": 0 if seed is None else seed,
-            "method": similarity,
-            "layer_match": layer_match,
-            "layer_mapping": layer_mapping,
-            "normalise_by_ceiling": normalise_by_ceiling,
-        }
-        self.scorer = TeacherGuidedScorer(teacher, expected_probe=probe, **self._scorer_arguments)
+        # Every scorer of the search, the first and one per bootstrapped teacher version, has this config.
+        config = ScoringConfig(
+            alpha=alpha,
+            similarity=similarity,
+            layer_match=layer_match,
+            layer_mapping=layer_mapping,
+            normalise_by_ceiling=normalise_by_ceiling,
+            max_features=max_features,
+            seed=0 if seed is None else seed,
+            probe_batch_size=probe_batch_size,
+            memory_budget=memory_budget,
+            probe_preprocessing=probe_preprocessing,
+        )
+        self.scorer = TeacherGuidedScorer(teacher, config, expected_probe=probe)
         self.teacher_schedule = teacher_schedule
         if teacher_schedule is not None:
             check_schedule(teacher_schedule, oracle, layer_match, normalise_by_ceiling)
             teacher_schedule.start(self.scorer.teacher)
-        # Examples processed by SGD in the teacher schedule's steps.
-        self.probe_preprocessing = probe_preprocessing
         if probe_preprocessing is None:
             _check_probe_shape(self.scorer.teacher, getattr(hypermodel, "input_shape", None), "hypermodel's")
-        self.endpoints = endpoints
+        self.endpoints = _endpoints_callable(endpoints)
         self._verbose = 1
         self._trial_errors: dict[str, Exception] = {}
         self._probe_checked = False
@@ -277,12 +235,11 @@ class SageTuner(keras_tuner.Tuner):
         self._seed_oracle = oracle
         self._heartbeat: distributed.Heartbeat | None = None
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
+        self.trainer = CandidateTrainer(self, self._trial_seed)
         self._bootstrap_runner = (
             None
             if teacher_schedule is None
-            else BootstrapRunner(
-                teacher_schedule, self.oracle, self.project_dir, self._scorer_arguments, endpoints
-            )
+            else BootstrapRunner(teacher_schedule, self.oracle, self.project_dir, self.endpoints)
         )
         if _compat.distributed_role() == "worker":
             distributed.bound_worker_client(self.oracle, self._timeouts, self.tuner_id)
@@ -369,25 +326,15 @@ class SageTuner(keras_tuner.Tuner):
     def _run_trial(
         self, trial: keras_tuner.engine.trial.Trial, *fit_args: Any, **fit_kwargs: Any
     ) -> dict[str, Any]:
-        validation_data = fit_kwargs.pop("validation_data", None)
-        if validation_data is None:
-            raise keras_tuner.errors.FatalValueError(
-                "SageTuner.search needs validation_data=(x_val, y_val) to measure premature accuracy P"
-            )
-        for budget_argument in ("epochs", "steps_per_epoch"):
-            if budget_argument in fit_kwargs:
-                raise keras_tuner.errors.FatalValueError(
-                    f"{budget_argument} is set by SageTuner's premature_epochs / premature_steps, "
-                    "not by search()"
-                )
+        data = _training_data(fit_args, fit_kwargs)
         hp = trial.hyperparameters
-        self._bootstrap_if_due(fit_args, fit_kwargs, validation_data)
+        self._bootstrap_if_due(data)
         keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
         try:
             model = _compat.build_model(self, hp)
         except contract.CandidateBuildError as error:
             raise keras_tuner.errors.FailedTrialError(f"candidate cannot be built: {error}") from error
-        if not self._probe_checked and self.probe_preprocessing is None:
+        if not self._probe_checked and self.scorer.probe_preprocessing is None:
             try:
                 _check_probe_shape(self.scorer.teacher, model.input_shape, "candidate's")
             except ValueError as error:
@@ -395,49 +342,46 @@ class SageTuner(keras_tuner.Tuner):
             self._probe_checked = True
 
         self._warm_start(trial, model)
-        size = _size_metrics(model)
+        size = size_metrics(model)
         epochs, steps, initial_epoch = self._premature_budget(trial)
-        monitor = self._fit(trial, model, fit_args, fit_kwargs, epochs, steps, initial_epoch=initial_epoch)
-        self.search_examples += monitor.examples
-        if monitor.diverged_at_step is not None:
-            raise keras_tuner.errors.FailedTrialError(
-                f"training diverged: the loss became NaN or infinite at step {monitor.diverged_at_step}"
-            )
+        run = self.trainer.fit(trial, model, data, epochs, steps, initial_epoch=initial_epoch)
+        self.search_examples += run.examples
+        if run.diverged:
+            raise keras_tuner.errors.FailedTrialError(run.failure())
 
         endpoints = None if self.endpoints is None else self.endpoints(model)
         result = self.scorer.evaluate(
-            model, validation_data, endpoints=endpoints, batch_size=fit_kwargs.get("batch_size")
+            model, data.validation_data, endpoints=endpoints, batch_size=data.batch_size
         )
         if not math.isfinite(result.score):
             raise keras_tuner.errors.FailedTrialError(f"the candidate's score is not finite: {result}")
 
         model.save_weights(_compat.checkpoint_path(self, trial.trial_id))
         _write_json(_compat.build_config_path(self, trial.trial_id), model.get_build_config())
+        config = self.scorer.config
         _write_json(
-            os.path.join(self.get_trial_dir(trial.trial_id), "teacher_guidance.json"),
+            os.path.join(self.get_trial_dir(trial.trial_id), project_files.TEACHER_GUIDANCE_FILE),
             {
-                "alpha": result.alpha,
-                "similarity": self.scorer.method,
-                "layer_match": self.scorer.layer_match,
-                "layer_mapping": self.scorer.layer_mapping,
-                "normalise_by_ceiling": self.scorer.normalise_by_ceiling,
-                "similarities": result.similarities,
-                "best_student_layers": result.best_student_layers,
-                contract.EXAMPLES_PROCESSED: monitor.examples,
+                project_files.ALPHA: result.alpha,
+                project_files.SIMILARITY: config.similarity,
+                project_files.LAYER_MATCH: config.layer_match,
+                project_files.LAYER_MAPPING: self.scorer.layer_mapping,
+                project_files.NORMALISE_BY_CEILING: config.normalise_by_ceiling,
+                project_files.SIMILARITIES: result.similarities,
+                project_files.BEST_STUDENT_LAYERS: result.best_student_layers,
+                contract.EXAMPLES_PROCESSED: run.examples,
                 contract.TEACHER_VERSION: self.scorer.teacher.version,
-                "teacher_file": str(self.scorer.teacher.path),
+                project_files.TEACHER_FILE: str(self.scorer.teacher.path),
             },
         )
         return {
             **result.metrics(),
             **size,
-            contract.EXAMPLES_PROCESSED: float(monitor.examples),
+            contract.EXAMPLES_PROCESSED: float(run.examples),
             contract.TEACHER_VERSION: float(self.scorer.teacher.version),
         }
 
-    def _bootstrap_if_due(
-        self, fit_args: tuple[Any, ...], fit_kwargs: dict[str, Any], validation_data: Any
-    ) -> None:
+    def _bootstrap_if_due(self, data: TrainingData) -> None:
         """Runs the teacher schedule's step if one is due before this trial (`BootstrapRunner`) and saves
         the tuner's state after it.
 
@@ -446,35 +390,10 @@ class SageTuner(keras_tuner.Tuner):
         """
         if self._bootstrap_runner is None:
             return
-
-        def train(trial: keras_tuner.engine.trial.Trial, epochs: int) -> tuple[keras.Model, float, int]:
-            return self._train_to_maturity(trial, epochs, fit_args, fit_kwargs, validation_data)
-
-        scorer = self._bootstrap_runner.run_if_due(self.scorer, train)
+        scorer = self._bootstrap_runner.run_if_due(self.scorer, self.trainer, data)
         if scorer is not None:
             self.scorer = scorer
             self.save()
-
-    def _train_to_maturity(
-        self,
-        trial: keras_tuner.engine.trial.Trial,
-        epochs: int,
-        fit_args: tuple[Any, ...],
-        fit_kwargs: dict[str, Any],
-        validation_data: Any,
-    ) -> tuple[keras.Model, float, int]:
-        """Rebuilds a trial's candidate (seeded as its trial was), trains it from scratch for `epochs`,
-        and returns it with its validation accuracy (NaN if its training diverged) and the examples SGD
-        processed."""
-        keras.utils.set_random_seed(self._trial_seed(trial.trial_id))
-        model = _compat.build_model(self, trial.hyperparameters)
-        monitor = self._fit(trial, model, fit_args, dict(fit_kwargs), epochs, None)
-        accuracy = (
-            math.nan
-            if monitor.diverged_at_step is not None
-            else premature_accuracy(model, validation_data, batch_size=fit_kwargs.get("batch_size"))
-        )
-        return model, accuracy, monitor.examples
 
     def _premature_budget(self, trial: keras_tuner.engine.trial.Trial) -> tuple[int | None, int | None, int]:
         """The trial's training: `(epochs, steps, initial_epoch)`; here the premature budget, from scratch.
@@ -537,7 +456,7 @@ class SageTuner(keras_tuner.Tuner):
         try:
             super().on_trial_end(trial)
         except RuntimeError:
-            stopped = _consecutive_failures(self.oracle)
+            stopped = consecutive_failures(self.oracle)
             if stopped is None:
                 raise
             raise stopped from None
@@ -546,20 +465,19 @@ class SageTuner(keras_tuner.Tuner):
 
     def _log_failure(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """A failed trial's traceback to its `trial.log`, one line to its message (and the terminal)."""
-        if trial.status not in _FAILED_STATUSES:
+        if trial.status not in FAILED_STATUSES:
             return
         error = self._trial_errors.pop(trial.trial_id, None)
         reason = failure_reason(error, trial.message)
         log = self.trial_log_path(trial.trial_id)
-        traceback_text = str(trial.message or reason)
-        write_atomically(log, lambda file: file.write(traceback_text.encode()))
+        write_failure_log(log, str(trial.message or reason))
         trial.message = reason
         if self._verbose:
             print(f"Trial {trial.trial_id} failed: {reason} (traceback in {log})", flush=True)
 
     def trial_log_path(self, trial_id: str) -> str:
         """The file that holds a failed trial's traceback, in the trial's folder."""
-        return os.path.join(self.get_trial_dir(trial_id), TRIAL_LOG)
+        return os.path.join(self.get_trial_dir(trial_id), project_files.TRIAL_LOG)
 
     def rerank(
         self,
@@ -589,18 +507,17 @@ class SageTuner(keras_tuner.Tuner):
             raise ValueError(f"top_k and epochs must be positive; got top_k={top_k}, epochs={epochs}")
         completed = keras_tuner.engine.trial.TrialStatus.COMPLETED
         trials = [trial for trial in self.oracle.get_best_trials(top_k) if trial.status == completed]
+        data = TrainingData(fit_args, fit_kwargs, validation_data)
         results = []
         for trial in trials:
-            _, mature_accuracy, examples = self._train_to_maturity(
-                trial, epochs, fit_args, fit_kwargs, validation_data
-            )
-            self.rerank_examples += examples
+            mature = self.trainer.train_to_maturity(trial, epochs, data)
+            self.rerank_examples += mature.examples
             results.append(
                 RerankResult(
                     trial_id=trial.trial_id,
                     score=float(trial.score),
-                    mature_accuracy=mature_accuracy,
-                    examples_processed=examples,
+                    mature_accuracy=mature.accuracy,
+                    examples_processed=mature.examples,
                 )
             )
         results.sort(
@@ -628,22 +545,24 @@ class SageTuner(keras_tuner.Tuner):
         state = cast("dict[str, Any]", super().get_state())
         state.update(
             {
-                "search_examples": self.search_examples,
-                "rerank_examples": self.rerank_examples,
-                "rerank_results": [asdict(result) for result in self.rerank_results],
-                "bootstrap_examples": self.bootstrap_examples,
+                project_files.SEARCH_EXAMPLES: self.search_examples,
+                project_files.RERANK_EXAMPLES: self.rerank_examples,
+                project_files.RERANK_RESULTS: [result.as_dict() for result in self.rerank_results],
+                project_files.BOOTSTRAP_EXAMPLES: self.bootstrap_examples,
             }
         )
         if self.teacher_schedule is not None:
-            state["teacher_schedule"] = self.teacher_schedule.get_state()
+            state[project_files.TEACHER_SCHEDULE] = self.teacher_schedule.get_state()
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
-        self.search_examples = int(state.get("search_examples", 0))
-        self.rerank_examples = int(state.get("rerank_examples", 0))
-        self.rerank_results = [RerankResult(**result) for result in state.get("rerank_results", [])]
-        schedule_state = state.get("teacher_schedule")
+        self.search_examples = int(state.get(project_files.SEARCH_EXAMPLES, 0))
+        self.rerank_examples = int(state.get(project_files.RERANK_EXAMPLES, 0))
+        self.rerank_results = [
+            RerankResult(**result) for result in state.get(project_files.RERANK_RESULTS, [])
+        ]
+        schedule_state = state.get(project_files.TEACHER_SCHEDULE)
         if (schedule_state is None) != (self.teacher_schedule is None):
             raise ValueError(
                 f"the project {self.project_dir} was searched "
@@ -660,108 +579,10 @@ class SageTuner(keras_tuner.Tuner):
             if self.teacher_schedule.teacher_file is not None:
                 path = os.path.join(self.project_dir, self.teacher_schedule.teacher_file)
                 teacher = TeacherStore.open(path).at_version(self.teacher_schedule.version)
-                self.scorer = TeacherGuidedScorer(teacher, **self._scorer_arguments)
+                self.scorer = self.scorer.with_teacher(teacher)
 
     def _trial_seed(self, trial_id: str) -> int:
         return int((self._seed_oracle.seed + int(trial_id)) % 2**31)
-
-    def _fit(
-        self,
-        trial: keras_tuner.engine.trial.Trial,
-        model: keras.Model,
-        fit_args: tuple[Any, ...],
-        fit_kwargs: dict[str, Any],
-        epochs: int | None,
-        steps: int | None,
-        initial_epoch: int = 0,
-    ) -> _TrainingMonitor:
-        """Trains `model` for `epochs` epochs or `steps` SGD steps; returns what the monitor counted.
-
-        With `initial_epoch` (Keras's meaning) it trains the epochs from `initial_epoch` up to `epochs`.
-
-        The search's callbacks are copied for the trial, and KerasTuner's tuner callback calls this tuner's
-        `on_epoch_*` and `on_batch_*` hooks, as `keras_tuner.Tuner.run_trial` does.
-        """
-        training_data = fit_args[0] if fit_args else fit_kwargs.get("x")
-        batch_size = fit_kwargs.get("batch_size") or 32
-        batches_per_epoch, batch_sizes = _training_batches(training_data, batch_size)
-        if steps is not None:
-            epochs = 1 if batches_per_epoch is None else math.ceil(steps / batches_per_epoch)
-            if batches_per_epoch is None:
-                fit_kwargs["steps_per_epoch"] = steps
-        monitor = _TrainingMonitor(batch_sizes, max_steps=steps)
-        callbacks = _compat.copy_callbacks(self, fit_kwargs.pop("callbacks", []))
-        _compat.configure_tensorboard(self, callbacks, trial)
-        fit_kwargs.setdefault("verbose", 0)
-        if _is_dataset(training_data):
-            # A dataset shuffles itself; Keras ignores `shuffle` for it but warns at its default of True.
-            fit_kwargs.setdefault("shuffle", False)
-        _build_training_state(model, training_data, fit_args[1] if len(fit_args) > 1 else fit_kwargs.get("y"))
-        self.hypermodel.fit(
-            trial.hyperparameters,
-            model,
-            *fit_args,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            callbacks=[*callbacks, _compat.tuner_callback(self, trial), monitor],
-            **fit_kwargs,
-        )
-        return monitor
-
-
-def failure_reason(error: BaseException | None, message: str | None = None) -> str:
-    """One line saying why a trial failed.
-
-    Args:
-        error: The exception the trial raised, if known.
-        message: KerasTuner's message of the trial (its traceback), used when `error` is not known.
-
-    Returns:
-        A `FailedTrialError`'s message as it is ("training diverged: ...", "candidate cannot be built:
-        ..."), any other error as "Type: its first line".
-    """
-    if error is not None:
-        if isinstance(error, keras_tuner.errors.FailedTrialError):
-            return first_line(error)
-        return f"{type(error).__name__}: {first_line(error)}"
-    lines = [line for line in (message or "").strip().splitlines() if line.strip()]
-    if not lines:
-        return "unknown reason"
-    kind, separator, text = lines[-1].partition(": ")
-    kind = kind.rsplit(".", 1)[-1]
-    if not separator:
-        return kind
-    return text if kind == "FailedTrialError" else f"{kind}: {text}"
-
-
-def failure_cause(reason: str) -> str:
-    """The cause in a failure reason: what comes before its first colon ("training diverged")."""
-    return reason.split(":", 1)[0].strip() or reason
-
-
-def _consecutive_failures(oracle: keras_tuner.Oracle) -> SearchStoppedError | None:
-    """The error that says which causes the last failed trials shared, if they stopped the search."""
-    limit = getattr(oracle, "max_consecutive_failed_trials", None)
-    end_order = getattr(oracle, "end_order", None)
-    if not limit or end_order is None or len(end_order) < limit:
-        return None
-    failed = keras_tuner.engine.trial.TrialStatus.FAILED
-    trials = [oracle.trials[trial_id] for trial_id in end_order[-limit:]]
-    if any(trial.status != failed for trial in trials):
-        return None
-    reasons = [failure_reason(None, trial.message) for trial in trials]
-    counts: dict[str, int] = {}
-    for reason in reasons:
-        counts[failure_cause(reason)] = counts.get(failure_cause(reason), 0) + 1
-    ids = ", ".join(trial.trial_id for trial in trials)
-    if len(counts) == 1:
-        causes = f"all for the same cause: {reasons[-1]}"
-    else:
-        causes = "for these causes: " + ", ".join(f"{count}× {cause}" for cause, count in counts.items())
-    return SearchStoppedError(
-        f"the search stopped after {limit} failed trials in a row (trials {ids}), {causes}; "
-        f"each trial's traceback is in its folder's {TRIAL_LOG}"
-    )
 
 
 def _check_probe_shape(teacher: TeacherStore, input_shape: Any, whose: str) -> None:
@@ -797,63 +618,48 @@ def _use_reported_objective(oracle: keras_tuner.Oracle) -> None:
         )
 
 
-def _is_dataset(data: Any) -> bool:
-    import tensorflow as tf
+def _training_data(fit_args: tuple[Any, ...], fit_kwargs: dict[str, Any]) -> TrainingData:
+    """What `search` was given to train and validate on, checked.
 
-    return isinstance(data, tf.data.Dataset)
-
-
-def _build_training_state(model: keras.Model, x: Any, y: Any) -> None:
-    """Creates the optimizer's, loss's and compiled metrics' variables before `fit` traces its training step.
-
-    Without a distribution strategy Keras creates them while tracing the training step and then traces
-    it a second time; building them first, from the shapes of the training data, as Keras itself does
-    under a strategy, halves the first step of a large candidate (a random 8-cell network: from 40 s to
-    18-22 s on 2 CPU cores). Data other than arrays or a `tf.data.Dataset` is left to Keras.
+    Raises:
+        keras_tuner.errors.FatalValueError: No `validation_data`, or a budget argument (`epochs`,
+            `steps_per_epoch`) that the tuner's premature budget sets.
     """
-    if _is_dataset(x):
-        data_batch = x.element_spec
-    elif hasattr(x, "shape") and hasattr(y, "shape"):
-        data_batch = (x[:1], y[:1])
-    else:
-        return
-    with model.distribute_strategy.scope():
-        _compat.symbolic_build(model, data_batch)
+    fit_kwargs = dict(fit_kwargs)
+    validation_data = fit_kwargs.pop("validation_data", None)
+    if validation_data is None:
+        raise keras_tuner.errors.FatalValueError(
+            "SageTuner.search needs validation_data=(x_val, y_val) to measure premature accuracy P"
+        )
+    for budget_argument in ("epochs", "steps_per_epoch"):
+        if budget_argument in fit_kwargs:
+            raise keras_tuner.errors.FatalValueError(
+                f"{budget_argument} is set by SageTuner's premature_epochs / premature_steps, not by search()"
+            )
+    return TrainingData(tuple(fit_args), fit_kwargs, validation_data)
 
 
-def _training_batches(training_data: Any, batch_size: int) -> tuple[int | None, Callable[[int], int]]:
-    """The number of batches per epoch (if known) and the size of batch k of an epoch.
+def _endpoints_callable(endpoints: Endpoints | None) -> Callable[[keras.Model], Sequence[str]] | None:
+    """`SageTuner(endpoints=...)` as a callable of the model (None: the scorer's default rule).
 
-    Exact for arrays; for a `tf.data.Dataset` of batches, every batch counts as the size of the first.
+    Raises:
+        TypeError: `endpoints` is neither layer names nor a callable.
     """
-    if hasattr(training_data, "shape") or isinstance(training_data, (list, tuple, dict)):
-        first = training_data
-        while isinstance(first, (list, tuple, dict)):
-            first = next(iter(first.values())) if isinstance(first, dict) else first[0]
-        n_examples = int(first.shape[0])
+    if endpoints is None or callable(endpoints):
+        return endpoints
+    if isinstance(endpoints, str) or not all(isinstance(name, str) for name in endpoints):
+        raise TypeError(
+            "endpoints must be a list of layer names or a callable returning them for a model; "
+            f"got {endpoints!r}"
+        )
+    names = list(endpoints)
+    if not names:
+        raise ValueError("endpoints is empty: name at least one layer to compare with the teacher")
 
-        def array_batch_size(batch: int) -> int:
-            return max(0, min(batch_size, n_examples - batch * batch_size))
+    def named_layers(model: keras.Model) -> Sequence[str]:
+        return names
 
-        return math.ceil(n_examples / batch_size), array_batch_size
-    if _is_dataset(training_data):
-        import tensorflow as tf
-
-        first_batch = next(iter(training_data))
-        dataset_batch_size = int(tf.nest.flatten(first_batch)[0].shape[0])
-        cardinality = int(training_data.cardinality())
-        return (cardinality if cardinality > 0 else None), lambda batch: dataset_batch_size
-    raise TypeError(
-        f"SageTuner trains on arrays or a tf.data.Dataset of batches; got {type(training_data).__name__}"
-    )
-
-
-def _size_metrics(model: keras.Model) -> dict[str, float]:
-    """The candidate's parameter count and, where its input size is fixed, its FLOPs (`count_flops`)."""
-    size = {contract.PARAMS: float(model.count_params())}
-    with contextlib.suppress(ValueError):
-        size[contract.FLOPS] = float(count_flops(model))
-    return size
+    return named_layers
 
 
 def _write_json(path: str, data: Any) -> None:

@@ -53,13 +53,14 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from keras_sage import contract
 from keras_sage._validation import check_fraction, check_non_negative_number, check_positive_int
+from keras_sage.project_files import BOOTSTRAP_TEACHER_FILE
 from keras_sage.teachers import TeacherStore
 
 __all__ = ["BOOTSTRAP_TEACHER_FILE", "Bootstrap", "BootstrapStep"]
 
 # The teacher file, in the project directory, that holds the versions a search bootstrapped.
-BOOTSTRAP_TEACHER_FILE = "bootstrap_teacher.h5"
 
 
 @dataclass(frozen=True)
@@ -231,11 +232,12 @@ class Bootstrap:
 def _step_as_data(step: BootstrapStep) -> dict[str, Any]:
     data = asdict(step)
     # JSON has no NaN: a diverged student's accuracy is saved as None.
-    data["mature_accuracy"] = None if math.isnan(step.mature_accuracy) else step.mature_accuracy
+    data[contract.MATURE_ACCURACY] = None if math.isnan(step.mature_accuracy) else step.mature_accuracy
     return data
 
 
 def _step_from_data(data: dict[str, Any]) -> BootstrapStep:
     data = dict(data)
-    data["mature_accuracy"] = math.nan if data["mature_accuracy"] is None else float(data["mature_accuracy"])
+    accuracy = data[contract.MATURE_ACCURACY]
+    data[contract.MATURE_ACCURACY] = math.nan if accuracy is None else float(accuracy)
     return BootstrapStep(**data)

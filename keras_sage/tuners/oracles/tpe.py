@@ -1,9 +1,9 @@
 """TPE with the paper's hyperopt settings as a KerasTuner oracle (`TPEOracle`).
 
-`TPEOracle` is `keras_sage.tuners.optuna_oracle.OptunaOracle` with a TPE sampler set up as the paper's TPE
-search (hyperopt's TPE, supplement "Details of Search Algorithms"); see `OptunaOracle` for how a KerasTuner
-space, failed trials and resuming map to optuna. Its sampler, `SplitOnceTPESampler`, is optuna's
-`TPESampler` with the same suggestions, made faster on long histories of large spaces.
+`TPEOracle` is `keras_sage.tuners.oracles.optuna_oracle.OptunaOracle` with a TPE sampler set up as the
+paper's TPE search (hyperopt's TPE, supplement "Details of Search Algorithms"); see `OptunaOracle` for
+how a KerasTuner space, failed trials and resuming map to optuna. Its sampler, `SplitOnceTPESampler`, is
+optuna's `TPESampler` with the same suggestions, made faster on long histories of large spaces.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from keras_sage.tuners import _compat
-from keras_sage.tuners.optuna_oracle import OptunaOracle
+from keras_sage.tuners.oracles.optuna_oracle import OptunaOracle
 
 
 def hyperopt_gamma(n_trials: int, gamma: float = 0.25, limit: int = 25) -> int:
@@ -158,7 +158,7 @@ class SplitOnceTPESampler(optuna.samplers.TPESampler):
 
     ```python
     import optuna
-    from keras_sage.tuners.tpe import SplitOnceTPESampler
+    from keras_sage.tuners.oracles.tpe import SplitOnceTPESampler
 
     study = optuna.create_study(sampler=SplitOnceTPESampler(seed=1))
     study.optimize(lambda trial: trial.suggest_float("x", -1, 1) ** 2, n_trials=50)

@@ -46,9 +46,8 @@ from keras_tuner.engine import hyperparameters as hp_module
 
 from keras_sage._atomic import write_atomically
 from keras_sage.hypermodels.base import LayerwiseSearchSpace, LayerwiseSpec
+from keras_sage.project_files import CONTROLLER_FILE
 from keras_sage.tuners import _compat
-
-CONTROLLER_FILE = "reinforce_controller.npz"
 
 _TrialStatus = keras_tuner.engine.trial.TrialStatus
 

@@ -2,8 +2,8 @@
 
 `OptunaOracle` drives any optuna sampler through optuna's ask-and-tell interface, so KerasTuner gains
 optuna's TPE (independent, multivariate and group modes, constant liar for parallel workers), CMA-ES,
-GP and the rest without re-implementing any of them. `keras_sage.tuners.tpe.TPEOracle` is `OptunaOracle`
-with a TPE sampler set up as the paper's TPE search.
+GP and the rest without re-implementing any of them. `keras_sage.tuners.oracles.tpe.TPEOracle` is
+`OptunaOracle` with a TPE sampler set up as the paper's TPE search.
 
 How a KerasTuner space maps to optuna:
 
@@ -72,12 +72,9 @@ from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
 from optuna.trial import TrialState
 
 from keras_sage._atomic import write_atomically
+from keras_sage.project_files import JOURNAL_FILE, PICKLED_SAMPLER_FILE, SAMPLER_FILE
 from keras_sage.tuners import _compat
 
-JOURNAL_FILE = "optuna_journal.log"
-SAMPLER_FILE = "optuna_sampler.json"
-# The pickled sampler of earlier releases: never loaded (see the module doc).
-PICKLED_SAMPLER_FILE = "optuna_sampler.pkl"
 SAMPLER_STATE_FORMAT = "keras-sage-optuna-sampler"
 STUDY_NAME = "keras-sage"
 FAILED_CONSTRAINT = "keras_tuner_failed"
