@@ -160,7 +160,7 @@ def plot_predictivity(
     axes.axhline(0.0, color="grey", linewidth=0.8)
     axes.set_xlabel("premature budget (SGD steps)")
     axes.set_ylabel("correlation with mature accuracy")
-    axes.set_title("Predicting mature accuracy (95% bootstrap CI)")
+    axes.set_title("Predicting mature accuracy (95% CI, architectures resampled)")
     axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     return save_figure_formats(figure, path)
 
@@ -201,7 +201,7 @@ def plot_alpha_sweep(
         axes.set_xscale("symlog", linthresh=min(positive))
     axes.set_xlabel(f"α (score P + α·{guidance})")
     axes.set_ylabel("correlation with mature accuracy")
-    axes.set_title(f"Effect of the {guidance} weight α (95% bootstrap CI)")
+    axes.set_title(f"Effect of the {guidance} weight α (95% CI, architectures resampled)")
     axes.legend(fontsize="small")
     return save_figure_formats(figure, path)
 

@@ -154,13 +154,28 @@ def column(rows: Sequence[Mapping[str, Any]], name: str) -> np.ndarray:
     return _finite_or_nan(np.array([math.nan if value is None else float(value) for value in values]))
 
 
-def resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """Bootstrap resamples of `n` items: an `(n_boot, n)` array of indices drawn with replacement.
+def resample_count(n_resamples: int, n_boot: int | None = None) -> int:
+    """The number of resamples a function was asked for: `n_resamples`, or `n_boot`, its name until 0.1.
+
+    "Bootstrap" names the teacher's bootstrapping in keras-sage (`keras_sage.Bootstrap`); the statistical
+    resampling of architectures is called resampling, and `n_boot` stays accepted for it.
+
+    Raises:
+        ValueError: Fewer than 1, naming the parameter as given.
+    """
+    count, name = (n_resamples, "n_resamples") if n_boot is None else (n_boot, "n_boot")
+    if count < 1:
+        raise ValueError(f"{name} must be at least 1, got {count}.")
+    return int(count)
+
+
+def resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """Bootstrap resamples of `n` items: an `(n_resamples, n)` array of indices drawn with replacement.
 
     Every bootstrap of this package draws its resamples here, so a resample can be reproduced from its
-    seed: `numpy.random.default_rng(seed).integers(0, n, size=(n_boot, n))`.
+    seed: `numpy.random.default_rng(seed).integers(0, n, size=(n_resamples, n))`.
     """
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
 
 
 def percentile_interval(samples: np.ndarray) -> tuple[float, float]:
@@ -182,9 +197,10 @@ def predictivity(
     *,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     method: str = "spearman",
-    n_boot: int = 2000,
+    n_resamples: int = 2000,
     seed: int = 0,
     controls: Sequence[str] = DEFAULT_CONTROLS,
+    n_boot: int | None = None,
 ) -> list[dict[str, Any]]:
     """Correlates each premature predictor with mature accuracy, at every budget of a pool.
 
@@ -199,7 +215,7 @@ def predictivity(
       Pearson correlation of average ranks, ties averaged) or Pearson's, over the architectures where
       the predictor, P and mature accuracy all have a value (`n` of them); fewer than 3 give NaN.
     - `ci_low`, `ci_high`: the 95% percentile bootstrap interval of `r`. A resample draws `n`
-      architectures with replacement (`resample_indices(n, n_boot, seed)`) and recomputes `r` on it
+      architectures with replacement (`resample_indices(n, n_resamples, seed)`) and recomputes `r` on it
       (ranks recomputed within the resample); a resample whose predictor or target is constant has no
       correlation and is left out of the percentiles.
     - `delta` is `r` − r(P) on the same architectures; `delta_ci_low`, `delta_ci_high` its paired
@@ -214,7 +230,7 @@ def predictivity(
       (controls + 3) architectures.
     - `partial_ci_low`, `partial_ci_high`: the 95% percentile bootstrap interval of `partial_r`, over
       the architectures it uses (`m` of them, `m` = `n` when none misses a control, and then the
-      resamples are r's): a resample draws `resample_indices(m, n_boot, seed)` and recomputes
+      resamples are r's): a resample draws `resample_indices(m, n_resamples, seed)` and recomputes
       `partial_r` on it (ranks recomputed within the resample); a resample where the controls determine
       the predictor or the target is left out. NaN where `partial_r` is NaN.
 
@@ -222,7 +238,8 @@ def predictivity(
         pool: The pool's rows.
         alphas: The α of the combined predictors P + α·TG.
         method: `"spearman"` or `"pearson"`.
-        n_boot: Bootstrap resamples (at least 1).
+        n_resamples: Resamples of the architectures, drawn with replacement (at least 1).
+        n_boot: The former name of `n_resamples`, still accepted.
         seed: Seed of the resamples.
         controls: Columns to partial out (`log_flops` is the log of `flops`).
 
@@ -242,8 +259,7 @@ def predictivity(
     ```
     """
     _check_method(method)
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}.")
+    n_resamples = resample_count(n_resamples, n_boot)
     present = _present_columns(pool)
     used_controls = [name for name in controls if name in present]
     results = []
@@ -257,10 +273,10 @@ def predictivity(
         )
         budget_results: list[dict[str, Any]] = []
         for names, sample in _groups_by_sample(predictors, premature, target):
-            correlations = _Bootstrap.of(
+            correlations = _Resampled.of(
                 np.stack([premature[sample], *(predictors[name][sample] for name in names)]),
                 functools.partial(_correlations, target=target[sample], method=method),
-                n_boot,
+                n_resamples,
                 seed,
                 minimum=3,
             )
@@ -269,12 +285,12 @@ def predictivity(
             given_controls = functools.partial(
                 _correlations, target=target[complete], method=method, controls=control_values[:, complete]
             )
-            partials = _Bootstrap.of(
+            partials = _Resampled.of(
                 np.array([predictors[name][complete] for name in partial_names]).reshape(
                     len(partial_names), int(complete.sum())
                 ),
                 given_controls,
-                n_boot,
+                n_resamples,
                 seed,
                 minimum=len(used_controls) + 3,
             )
@@ -314,8 +330,9 @@ def calibrate_alpha(
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     *,
     method: str = "spearman",
-    n_boot: int = 2000,
+    n_resamples: int = 2000,
     seed: int = 0,
+    n_boot: int | None = None,
 ) -> AlphaCalibration:
     """Finds the α whose P + α·TG correlates best with mature accuracy at one budget (paper Fig. 2).
 
@@ -329,7 +346,8 @@ def calibrate_alpha(
         budget: The budget (SGD steps) to calibrate at.
         alphas: The candidate α.
         method: `"spearman"` or `"pearson"`.
-        n_boot: Bootstrap resamples (at least 1).
+        n_resamples: Resamples of the architectures, drawn with replacement (at least 1).
+        n_boot: The former name of `n_resamples`, still accepted.
         seed: Seed of the resamples.
 
     Returns:
@@ -343,8 +361,7 @@ def calibrate_alpha(
     ```
     """
     _check_method(method)
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}.")
+    n_resamples = resample_count(n_resamples, n_boot)
     rows = rows_at_budget(pool, budget)
     premature = column(rows, contract.PREMATURE_ACCURACY)
     guidance = column(rows, contract.TEACHER_GUIDANCE)
@@ -352,7 +369,7 @@ def calibrate_alpha(
     sample = np.isfinite(premature) & np.isfinite(guidance) & np.isfinite(target)
     scores = np.stack([combined_score(premature[sample], guidance[sample], alpha) for alpha in alphas])
     statistic = functools.partial(_correlations, target=target[sample], method=method)
-    correlations = _Bootstrap.of(scores, statistic, n_boot, seed, minimum=3)
+    correlations = _Resampled.of(scores, statistic, n_resamples, seed, minimum=3)
     full = correlations.full
     ranked = np.where(np.isnan(correlations.resampled), -np.inf, correlations.resampled)
     decided = np.isfinite(ranked).any(axis=0)
@@ -394,7 +411,7 @@ def _as_dict(row: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Bootstrap:
+class _Resampled:
     """A statistic of several columns on the full sample (`full`, (k,)) and on its bootstrap resamples
     (`resampled`, (k, B)). For correlations, row 0 is the reference (P) that `delta_interval` subtracts.
     """
@@ -407,19 +424,19 @@ class _Bootstrap:
         cls,
         columns: np.ndarray,
         statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
-        n_boot: int,
+        n_resamples: int,
         seed: int,
         *,
         minimum: int,
-    ) -> _Bootstrap:
+    ) -> _Resampled:
         """`statistic(columns, indices)` of `columns` (k, n) on each resample of `indices` (B, n) (a (k, B)
-        array), on the full sample and on `resample_indices(n, n_boot, seed)`; NaN with fewer than
+        array), on the full sample and on `resample_indices(n, n_resamples, seed)`; NaN with fewer than
         `minimum` items."""
         size, n = columns.shape
         if n < minimum:
-            return cls(np.full(size, math.nan), np.full((size, n_boot), math.nan))
+            return cls(np.full(size, math.nan), np.full((size, n_resamples), math.nan))
         full = statistic(columns, np.arange(n)[None])[:, 0]
-        return cls(full, statistic(columns, resample_indices(n, n_boot, seed)))
+        return cls(full, statistic(columns, resample_indices(n, n_resamples, seed)))
 
     def value(self, position: int) -> float:
         return float(self.full[position])
@@ -501,9 +518,13 @@ def _is_determined(residual: np.ndarray, centred: np.ndarray, weights: np.ndarra
 
 def _multiplicities(indices: np.ndarray) -> np.ndarray:
     """How often each resample of `indices` (B, n) draws each of the n items: a (B, n) float array."""
-    n_boot, n = indices.shape
-    offsets = (np.arange(n_boot) * n)[:, None]
-    return np.bincount((indices + offsets).ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+    n_resamples, n = indices.shape
+    offsets = (np.arange(n_resamples) * n)[:, None]
+    return (
+        np.bincount((indices + offsets).ravel(), minlength=n_resamples * n)
+        .reshape(n_resamples, n)
+        .astype(float)
+    )
 
 
 def _centred_resampled_values(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from keras_sage.analysis.predictors import (
     combined_predictor_name,
     pool_budgets,
     predictivity,
+    resample_count,
 )
 from keras_sage.analysis.records import project_records, search_summary
 from keras_sage.analysis.search_comparison import describe_comparisons
@@ -166,16 +167,17 @@ def pool_report(
     alphas: Sequence[float] = DEFAULT_ALPHAS,
     controls: Sequence[str] = DEFAULT_CONTROLS,
     method: str = "spearman",
-    n_boot: int = 2000,
+    n_resamples: int = 2000,
     seed: int = 0,
+    n_boot: int | None = None,
 ) -> str:
     """The report of a pool: does the teacher predict mature accuracy beyond P and the controls?
 
     Its first paragraph answers in plain words at the shortest budget past initialisation (and says
     what the answer is at initialisation, the regime of zero-cost proxies): whether r(P + α·TG) − r(P)
-    has a bootstrap CI above 0 (α calibrated at that budget), and whether the partial correlation of TG
+    has a 95% interval above 0 (resampling the architectures) (α calibrated at that budget), and whether the partial correlation of TG
     with mature accuracy given the controls has a CI above 0. Then: the predictivity table per budget,
-    the calibrated α per budget with how often each α wins over the bootstrap resamples, the replayed
+    the calibrated α per budget with how often each α wins over the resamples, the replayed
     searches' efficiency ratio, and the figures (paper Figs. 2, 3 and 4-right), each as PNG and SVG.
 
     Args:
@@ -185,7 +187,8 @@ def pool_report(
         alphas: The α of the combined predictors.
         controls: Capacity controls partialled out (`depth`, `log_flops`).
         method: `"spearman"` or `"pearson"`.
-        n_boot: Bootstrap resamples of every interval.
+        n_resamples: Resamples of the architectures behind every interval.
+        n_boot: The former name of `n_resamples`, still accepted.
         seed: Seed of the resamples.
 
     Returns:
@@ -193,12 +196,17 @@ def pool_report(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = predictivity(pool, alphas=alphas, method=method, n_boot=n_boot, seed=seed, controls=controls)
+    n_resamples = resample_count(n_resamples, n_boot)
+    rows = predictivity(
+        pool, alphas=alphas, method=method, n_resamples=n_resamples, seed=seed, controls=controls
+    )
     budgets = pool_budgets(pool)
     trained = [budget for budget in budgets if budget > 0]
     shortest = trained[0] if trained else budgets[0]
     calibrations = {
-        budget: calibrate_alpha(pool, budget, alphas=alphas, method=method, n_boot=n_boot, seed=seed)
+        budget: calibrate_alpha(
+            pool, budget, alphas=alphas, method=method, n_resamples=n_resamples, seed=seed
+        )
         for budget in budgets
     }
     alpha = calibrations[shortest].alpha
@@ -211,8 +219,8 @@ def pool_report(
     n_architectures = len(architecture_ids(pool))
     lines += [
         f"{n_architectures} architectures; budgets (SGD steps): {', '.join(str(b) for b in budgets)}; "
-        f"{method} correlations with mature accuracy; 95% percentile bootstrap intervals over "
-        f"architectures ({n_boot} resamples, paired for Δ = r − r(P)); partial r given "
+        f"{method} correlations with mature accuracy; 95% percentile intervals from resampling the "
+        f"architectures ({n_resamples} resamples, paired for Δ = r − r(P)); partial r given "
         f"{', '.join(controls)}.",
         "",
     ]

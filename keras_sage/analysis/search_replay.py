@@ -38,6 +38,7 @@ from keras_sage.analysis.predictors import (
     CONFIDENCE,
     column,
     percentile_interval,
+    resample_count,
     resample_indices,
     rows_at_budget,
     tie_bounds,
@@ -170,8 +171,9 @@ def efficiency_ratio(
     alpha: float,
     trials_grid: Sequence[int],
     *,
-    n_boot: int = 1000,
+    n_resamples: int = 1000,
     seed: int = 0,
+    n_boot: int | None = None,
 ) -> EfficiencyRatio:
     """How many times fewer examples P + α·TG needs than P to find as good an architecture (paper §4.3).
 
@@ -187,7 +189,7 @@ def efficiency_ratio(
 
     Costs are read off the grid, so a finer `trials_grid` gives a finer ratio. The interval is the 95%
     percentile bootstrap over architectures: a resample draws the architectures with replacement
-    (`resample_indices(n, n_boot, seed)`; the same resample at every budget), and the target and both
+    (`resample_indices(n, n_resamples, seed)`; the same resample at every budget), and the target and both
     costs are recomputed on it.
 
     Args:
@@ -195,7 +197,8 @@ def efficiency_ratio(
         budgets: The budgets (SGD steps) to replay at.
         alpha: The α of the guided score P + α·TG.
         trials_grid: Numbers of trials, each from 1 to the number of architectures.
-        n_boot: Bootstrap resamples (at least 1).
+        n_resamples: Resamples of the architectures, drawn with replacement (at least 1).
+        n_boot: The former name of `n_resamples`, still accepted.
         seed: Seed of the resamples.
 
     Returns:
@@ -208,14 +211,13 @@ def efficiency_ratio(
     print(f"{ratio.ratio:.1f}× ({ratio.ci_low:.1f}-{ratio.ci_high:.1f})")
     ```
     """
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be at least 1, got {n_boot}.")
+    n_resamples = resample_count(n_resamples, n_boot)
     table = _ReplayTable.from_pool(pool, budgets)
     grid = _checked_trials(trials_grid, table.n_architectures)
     if not np.all(np.isfinite(table.examples)):
         raise ValueError(f"The pool has no `{EXAMPLES}` at some of the budgets {list(budgets)}.")
     n = table.n_architectures
-    indices = np.vstack([np.arange(n)[None], resample_indices(n, n_boot, seed)])
+    indices = np.vstack([np.arange(n)[None], resample_indices(n, n_resamples, seed)])
     costs = table.examples[:, None] * np.array(grid, dtype=float)[None, :]
     reference = np.unravel_index(np.argmax(costs), costs.shape)
     premature = _mean_best(table, 0.0, grid, indices)

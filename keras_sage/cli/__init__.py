@@ -160,7 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="DIR", help="folder for report.md and figures (default: SOURCE-report beside it)"
     )
     report.add_argument("--title", help="the report's title (default: the source's name)")
-    report.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default: 2000)")
+    report.add_argument(
+        "--resamples",
+        "--n-boot",
+        dest="n_resamples",
+        type=int,
+        default=2000,
+        help="resamples of the architectures behind each interval (default: 2000)",
+    )
     report.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: 0)")
     report.set_defaults(handler=_report)
     search.add_commands(commands)
@@ -333,7 +340,7 @@ def _report(args: argparse.Namespace) -> None:
             markdown = searches_report(rows, out, title=args.title or source.stem)
         else:
             markdown = pool_report(
-                rows, out, title=args.title or source.stem, n_boot=args.n_boot, seed=args.seed
+                rows, out, title=args.title or source.stem, n_resamples=args.n_resamples, seed=args.seed
             )
     print(markdown)
     print(f"\nwritten to {out}", file=sys.stderr)
