@@ -82,30 +82,14 @@ from keras_sage.rsa import (
     rdm_of_prepared_rows,
 )
 from keras_sage.rsa.dissimilarity import condensed_length, prepared_rdm_workspace_bytes, rdm_workspace_bytes
-from keras_sage.score import (
-    CKA,
-    DEFAULT_ALPHA,
-    DEFAULT_MEMORY_BUDGET,
-    FEATURE_DTYPES,
-    LAYER_MATCHES,
-    SIMILARITIES,
-    ScoringConfig,
-    combined_score,
-)
+from keras_sage.score import CKA, ScoringConfig, combined_score
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
 __all__ = [
-    "DEFAULT_ALPHA",
-    "DEFAULT_MEMORY_BUDGET",
-    "FEATURE_DTYPES",
-    "LAYER_MATCHES",
-    "SIMILARITIES",
-    "ScoringConfig",
     "TeacherGuidedScore",
     "TeacherGuidedScorer",
     "check_cka_teacher",
     "check_teacher_rdms",
-    "combined_score",
     "plan_endpoint_groups",
     "premature_accuracy",
     "teacher_guidance",

@@ -19,7 +19,7 @@ import keras
 import keras_tuner
 
 from keras_sage._validation import check_positive_int
-from keras_sage.objective import DEFAULT_ALPHA
+from keras_sage.score import DEFAULT_ALPHA
 from keras_sage.teachers import TeacherStore
 from keras_sage.tuners import _compat
 from keras_sage.tuners.failures import DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS
