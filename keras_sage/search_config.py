@@ -12,7 +12,7 @@ seed = 1
 name = "digits"             # digits | cifar10 | cifar100 | imagenet64 | image_folder (with path = ...)
 image_size = 16
 [hypermodel]
-name = "cnn"                # cnn | cells | "package.module:callable"; other keys are its arguments
+name = "cnn"                # cnn | cells | nasbench201 | "package.module:callable"; other keys: arguments
 max_layers = 10
 [teacher]
 path = "teacher.h5"
@@ -64,7 +64,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 SECTIONS = ("search", "data", "hypermodel", "teacher", "oracle")
-HYPERMODELS = ("cnn", "cells")
+HYPERMODELS = ("cnn", "cells", "nasbench201")
 ORACLES = ("tpe", "reinforce", "random")
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet64", "image_folder")
 DISTRIBUTION_STRATEGIES = ("none", "mirrored")
@@ -433,7 +433,7 @@ def build_hypermodel(config: SearchConfig, data: SearchData) -> Any:
         ConfigError: An unknown argument, a value the hypermodel refuses, or a callable that cannot be
             imported.
     """
-    from keras_sage.hypermodels import CellSearchSpace, CNNSearchSpace
+    from keras_sage.hypermodels import CellSearchSpace, CNNSearchSpace, NASBench201SearchSpace
 
     name = config.hypermodel["name"]
     arguments = {key: value for key, value in config.hypermodel.items() if key != "name"}
@@ -442,6 +442,8 @@ def build_hypermodel(config: SearchConfig, data: SearchData) -> Any:
         factory = CNNSearchSpace
     elif name == "cells":
         factory = CellSearchSpace
+    elif name == "nasbench201":
+        factory = NASBench201SearchSpace
     else:
         factory = _import_callable(config, name)
     shape = {"num_classes": data.num_classes, "input_shape": data.input_shape}
