@@ -31,11 +31,18 @@ if TYPE_CHECKING:
         imagenet64,
         probe_set,
     )
-    from keras_sage.hypermodels import CellSearchSpace, CellStructure, CNNSearchSpace, resnet_cifar
+    from keras_sage.hypermodels import (
+        CellSearchSpace,
+        CellStructure,
+        CNNSearchSpace,
+        NASBench201SearchSpace,
+        resnet_cifar,
+    )
     from keras_sage.model_size import count_flops
     from keras_sage.objective import TeacherGuidedScorer
     from keras_sage.proxies import zero_cost_proxies
     from keras_sage.rsa import RDM, compare, linear_cka, rdm
+    from keras_sage.score import ScoringConfig, combined_score
     from keras_sage.teachers import TeacherFileError, TeacherStore, register_recordings, register_teacher
     from keras_sage.tuners import (
         Bootstrap,
@@ -57,12 +64,15 @@ _EXPORTS: dict[str, str] = {
     "register_teacher": "keras_sage.teachers",
     "register_recordings": "keras_sage.teachers",
     "TeacherGuidedScorer": "keras_sage.objective",
+    "ScoringConfig": "keras_sage.score",
+    "combined_score": "keras_sage.score",
     "SageTuner": "keras_sage.tuners",
     "SageHyperband": "keras_sage.tuners",
     "Bootstrap": "keras_sage.tuners",
     "CNNSearchSpace": "keras_sage.hypermodels",
     "CellSearchSpace": "keras_sage.hypermodels",
     "CellStructure": "keras_sage.hypermodels",
+    "NASBench201SearchSpace": "keras_sage.hypermodels",
     "count_flops": "keras_sage.model_size",
     "resnet_cifar": "keras_sage.hypermodels",
     "zero_cost_proxies": "keras_sage.proxies",
@@ -86,10 +96,12 @@ __all__ = [
     "CellSearchSpace",
     "CellStructure",
     "DatasetNotAvailableError",
+    "NASBench201SearchSpace",
     "OptunaOracle",
     "ReinforceOracle",
     "SageHyperband",
     "SageTuner",
+    "ScoringConfig",
     "TFDSSplits",
     "TPEOracle",
     "TeacherFileError",
@@ -98,6 +110,7 @@ __all__ = [
     "__version__",
     "cifar10",
     "cifar100",
+    "combined_score",
     "compare",
     "count_flops",
     "imagenet64",
