@@ -253,12 +253,16 @@ def augmented_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, s
     )
 
 
-def teacher_model(splits: Splits, scale: Scale, kept: Path, seed: int) -> tuple[keras.Model, dict]:
+def teacher_model(
+    splits: Splits, scale: Scale, kept: Path, seed: int, backup: Path | None = None
+) -> tuple[keras.Model, dict]:
     """The trained teacher and its record (validation accuracy, training time, weights fingerprint).
 
     Trained once; its weights and record are kept in `kept` (the pools folder, committed beside the pools
     they scored: the training is not bit-reproducible, since the augmentation's random ops run in a
-    parallel map, so a pool can only be extended with the very teacher that started it).
+    parallel map, so a pool can only be extended with the very teacher that started it). With `backup`, a
+    folder, Keras's `BackupAndRestore` saves the training at every epoch's end there, and a killed
+    training resumes from its last finished epoch.
     """
     stem = f"teacher-resnet{scale.teacher_depth}-{scale.image_size}px-e{scale.teacher_epochs}-seed{seed}"
     weights_path, record_path = kept / f"{stem}.weights.h5", kept / f"{stem}.json"
@@ -283,7 +287,8 @@ def teacher_model(splits: Splits, scale: Scale, kept: Path, seed: int) -> tuple[
     validation = (standardized(splits.x_validation), splits.y_validation)
     print(f"teacher: training ResNet-{scale.teacher_depth} for {scale.teacher_epochs} epochs", flush=True)
     started = time.perf_counter()
-    model.fit(train, epochs=scale.teacher_epochs, validation_data=validation, verbose=2)
+    callbacks = [] if backup is None else [keras.callbacks.BackupAndRestore(str(backup / stem))]
+    model.fit(train, epochs=scale.teacher_epochs, validation_data=validation, verbose=2, callbacks=callbacks)
     seconds = time.perf_counter() - started
     accuracy = model.evaluate(*validation, verbose=0, return_dict=True)["accuracy"]
     record = {

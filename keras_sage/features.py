@@ -147,7 +147,8 @@ def layer_features(
         kept_outputs.append(flat if indices is None else keras.ops.take(flat, indices, axis=1))
         kept_counts.append(count if indices is None else len(indices))
     # `model.inputs`: a Sequential model of Keras 3 has no `input` (it was never called), only `inputs`.
-    feature_model = keras.Model(model.inputs, kept_outputs)
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    feature_model = keras.Model(inputs, kept_outputs)
 
     n_images = images.shape[0]
     buffers = [np.empty((n_images, count), dtype=dtype) for count in kept_counts]

@@ -3,6 +3,7 @@
 import json
 import math
 
+import keras
 import numpy as np
 import pytest
 
@@ -118,3 +119,42 @@ def test_build_pool_refuses_budgets_past_maturity(teachers, data):
     space = CNNSearchSpace(max_layers=2, num_classes=10, input_shape=(8, 8, 1))
     with pytest.raises(ValueError, match="budgets must lie in"):
         build_pool(space, teachers["teacher"], data, n=1, budgets=(0, 10_000), mature_epochs=1, verbose=False)
+
+
+def test_a_looked_up_pool_trains_only_to_its_largest_budget_and_records_proxies(tmp_path, teachers, data):
+    from keras_sage.analysis.pool_builder import build_pool
+    from keras_sage.hypermodels import NASBench201SearchSpace
+    from keras_sage.proxies import synflow
+
+    space = NASBench201SearchSpace(num_classes=10, input_shape=(8, 8, 1), num_repeats=1, filters=4)
+    cells = [
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|",
+        "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|",
+    ]
+    looked_up = {cell: 0.5 + position / 10 for position, cell in enumerate(cells)}
+    rows = build_pool(
+        space,
+        teachers["teacher"],
+        data,
+        hyperparameters=[space.from_arch_string(cell) for cell in cells],
+        budgets=(0, 3),
+        mature_accuracy=lambda hp: looked_up[space.to_arch_string(hp)],
+        mature_accuracy_source="a table",
+        proxies=("synflow", "naswot"),
+        path=tmp_path / "pool.jsonl",
+        batch_size=BATCH_SIZE,
+        seed=2,
+        verbose=False,
+    )
+    assert [row["arch_string"] for row in rows] == [cells[0], cells[0], cells[1], cells[1]]
+    assert [row["mature_accuracy"] for row in rows] == [0.5, 0.5, 0.6, 0.6]
+    assert {row["mature_accuracy_source"] for row in rows} == {"a table"}
+    assert [row["examples"] for row in rows] == [0, 3 * BATCH_SIZE] * 2
+    # The proxies are those of the network at initialisation, rebuilt with the same seed.
+    keras.utils.set_random_seed(2)
+    assert rows[0]["synflow"] == pytest.approx(synflow(space.build(space.from_arch_string(cells[0]))))
+    assert rows[0]["synflow"] == rows[1]["synflow"] and np.isfinite(rows[0]["naswot"])
+    with pytest.raises(ValueError, match="either mature_epochs"):
+        build_pool(space, teachers["teacher"], data, n=1, budgets=(0,), verbose=False)
+    with pytest.raises(ValueError, match="unknown proxies jacov"):
+        build_pool(space, teachers["teacher"], data, n=1, budgets=(0,), mature_epochs=1, proxies=("jacov",))

@@ -10,7 +10,11 @@ budget), saved as JSON Lines:
 - `mature_accuracy` (the same in every row of an architecture), `depth` (the number of representation
   endpoints: the layers of a layer-wise space, the cells of a cell network), `params`, `flops`;
 - `hyperparameters` (the architecture's values), and `failure` (why an architecture could not be
-  trained or scored, else absent; its numbers are then NaN).
+  trained or scored, else absent; its numbers are then NaN);
+- optionally the field's proxies at initialisation (`synflow`, `snip`, `grad_norm`, `naswot`: the same in
+  every row of an architecture, controls beside `params` and `flops`), and, when the mature accuracy is
+  looked up instead of trained (a NAS-Bench-201 cell), `mature_accuracy_source` naming the table, and the
+  cell's `arch_string`.
 
 Every row of an architecture is appended in one write once the architecture is done, so a killed build
 loses at most the architecture in progress and `build_pool` with the same arguments resumes after the
@@ -58,6 +62,8 @@ DEPTH = "depth"
 SEED = "seed"
 HYPERPARAMETERS = "hyperparameters"
 FAILURE = "failure"
+MATURE_ACCURACY_SOURCE = "mature_accuracy_source"  # where a looked-up mature accuracy comes from
+ARCH_STRING = "arch_string"  # a NAS-Bench-201 cell's arch string
 # Control scores, each scored like TG against a control teacher.
 TG_UNTRAINED = "TG_untrained"  # TG to an untrained copy of the teacher
 TG_LABELS = "TG_labels"  # similarity to the RDM of the one-hot probe labels

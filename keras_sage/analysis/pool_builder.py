@@ -7,12 +7,13 @@ untrained copy of the teacher network (`TG_untrained`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,14 @@ import numpy as np
 from keras_sage import contract
 from keras_sage.analysis.pool import (
     ARCH_ID,
+    ARCH_STRING,
     BUDGET,
     DEPTH,
     EXAMPLES,
     FAILURE,
     HYPERPARAMETERS,
     MATURE_ACCURACY,
+    MATURE_ACCURACY_SOURCE,
     SEED,
     append_rows,
     architecture_ids,
@@ -38,6 +41,7 @@ from keras_sage.analysis.pool import (
 from keras_sage.features import default_endpoints
 from keras_sage.hypermodels import random_hyperparameters
 from keras_sage.objective import TeacherGuidedScorer, premature_accuracy, teacher_guidance
+from keras_sage.proxies import PROXY_NAMES, zero_cost_proxies
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, NoiseCeilingWarning
 from keras_sage.score import ScoringConfig
 from keras_sage.teachers import register_recordings
@@ -45,6 +49,8 @@ from keras_sage.tuners.training import fit_candidate, size_metrics
 
 # Batch size of P's evaluation on the validation arrays.
 EVALUATION_BATCH_SIZE = 256
+# Training images the proxies at initialisation see (Abdelfattah et al.'s one batch).
+PROXY_BATCH = 64
 
 
 def labels_teacher(
@@ -81,7 +87,10 @@ def build_pool(
     n: int | None = None,
     hyperparameters: Sequence[Any] | None = None,
     budgets: Sequence[int],
-    mature_epochs: int,
+    mature_epochs: int | None = None,
+    mature_accuracy: Callable[[keras_tuner.HyperParameters], float] | None = None,
+    mature_accuracy_source: str | None = None,
+    proxies: Sequence[str] = (),
     controls: Mapping[str, Any] | None = None,
     path: str | os.PathLike[str] | None = None,
     batch_size: int = 64,
@@ -98,6 +107,13 @@ def build_pool(
     is the validation accuracy at the end. A candidate that cannot be built, or whose loss becomes NaN,
     gets rows whose numbers are NaN and a `failure` message; the pool goes on.
 
+    Where the mature accuracy is known without training (a NAS-Bench-201 cell's, from
+    `keras_sage.nasbench201`), `mature_accuracy` looks it up and training stops at the largest budget: no
+    mature training at all. Each of `proxies` (`keras_sage.proxies.PROXY_NAMES`) is computed at
+    initialisation on the first 64 training images (Abdelfattah et al.'s batch) and written in every row
+    of the architecture, a control beside `params` and `flops`. A hypermodel with `to_arch_string(hp)`
+    (`NASBench201SearchSpace`) gets the cell's `arch_string` in every row.
+
     Args:
         hypermodel: A search space (`CNNSearchSpace`, `CellSearchSpace`, or a user's `HyperModel` whose
             `build(hp)` returns a compiled model with an accuracy metric and named endpoints).
@@ -108,7 +124,11 @@ def build_pool(
         hyperparameters: Instead of `n`, the architectures: `keras_tuner.HyperParameters` or dicts of
             values.
         budgets: SGD steps at which to score, each at most the steps of `mature_epochs` epochs.
-        mature_epochs: Epochs of the full training.
+        mature_epochs: Epochs of the full training; not given when `mature_accuracy` looks it up.
+        mature_accuracy: Instead of training to maturity, a lookup of an architecture's mature accuracy.
+        mature_accuracy_source: What the lookup reads (e.g. `nasbench201.MATURE_ACCURACY_SOURCE`), written
+            in every row.
+        proxies: The field's proxies to compute at initialisation, by name.
         controls: Column name → control teacher (`TeacherStore` or path), scored like the teacher; e.g.
             `{"TG_untrained": "untrained.h5", "TG_labels": "labels.h5"}` (see `labels_teacher`).
         path: A JSON Lines file; architectures it already holds are not trained again.
@@ -124,9 +144,24 @@ def build_pool(
     candidates = _candidates(hypermodel, n, hyperparameters, seed)
     (x_train, y_train), (x_val, y_val) = _arrays(data)
     budgets = sorted({int(budget) for budget in budgets})
-    mature_steps = mature_epochs * math.ceil(len(x_train) / batch_size)
-    if not budgets or budgets[0] < 0 or budgets[-1] > mature_steps:
+    if (mature_epochs is None) == (mature_accuracy is None):
+        raise ValueError("give either mature_epochs (trained to maturity) or mature_accuracy (looked up)")
+    unknown = [name for name in proxies if name not in PROXY_NAMES]
+    if unknown:
+        raise ValueError(f"unknown proxies {', '.join(unknown)}; known: {', '.join(PROXY_NAMES)}")
+    if not budgets or budgets[0] < 0:
+        raise ValueError(f"budgets must be SGD steps of 0 or more, got {budgets}")
+    if mature_epochs is not None and budgets[-1] > mature_epochs * math.ceil(len(x_train) / batch_size):
+        mature_steps = mature_epochs * math.ceil(len(x_train) / batch_size)
         raise ValueError(f"budgets must lie in [0, {mature_steps}] (the steps of {mature_epochs} epochs)")
+    training = _PoolTraining(
+        budgets=budgets,
+        batch_size=batch_size,
+        mature_epochs=mature_epochs,
+        mature_accuracy=mature_accuracy,
+        mature_accuracy_source=mature_accuracy_source,
+        proxies=tuple(proxies),
+    )
     config = ScoringConfig(max_features=max_features, seed=seed)
     scorers = {contract.TEACHER_GUIDANCE: TeacherGuidedScorer(teacher, config)}
     for column, control in (controls or {}).items():
@@ -141,7 +176,7 @@ def build_pool(
             continue
         keras.utils.set_random_seed(seed + position)
         architecture_rows = _score_architecture(
-            hypermodel, hp, scorers, (x_train, y_train), (x_val, y_val), budgets, mature_epochs, batch_size
+            hypermodel, hp, scorers, (x_train, y_train), (x_val, y_val), training
         )
         values = dict(hp.values) if hasattr(hp, "values") else dict(hp)
         architecture_rows = [
@@ -164,26 +199,41 @@ def build_pool(
     return rows
 
 
+@dataclasses.dataclass(frozen=True)
+class _PoolTraining:
+    """How every architecture of a pool is trained and what is recorded besides P and TG."""
+
+    budgets: list[int]
+    batch_size: int
+    mature_epochs: int | None
+    mature_accuracy: Callable[[keras_tuner.HyperParameters], float] | None
+    mature_accuracy_source: str | None
+    proxies: tuple[str, ...]
+
+
 def _score_architecture(
     hypermodel: Any,
     hp: Any,
     scorers: Mapping[str, Any],
     train: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray],
-    budgets: Sequence[int],
-    mature_epochs: int,
-    batch_size: int,
+    training: _PoolTraining,
 ) -> list[dict[str, Any]]:
     """One architecture's rows: trained once, scored at each budget by a callback."""
+    budgets = training.budgets
     if not isinstance(hp, keras_tuner.HyperParameters):
         values, hp = hp, keras_tuner.HyperParameters()
         hypermodel.declare_hyperparameters(hp)
         hp.values.update(values)
+    labels = _architecture_labels(hypermodel, hp, training)
     try:
         model = hypermodel.build(hp)
     except contract.CandidateBuildError as error:
-        return _failed_rows(budgets, f"candidate cannot be built: {error}")
+        return _failed_rows(budgets, f"candidate cannot be built: {error}", labels)
     size = {DEPTH: float(len(default_endpoints(model))), contract.FLOPS: math.nan, **size_metrics(model)}
+    proxy_images, proxy_labels = train[0][:PROXY_BATCH], train[1][:PROXY_BATCH]
+    at_initialisation = zero_cost_proxies(model, proxy_images, proxy_labels, names=training.proxies)
+    labels.update({name: float(value) for name, value in at_initialisation.items()})
 
     def score(steps: int) -> dict[str, Any]:
         row: dict[str, Any] = {BUDGET: steps}
@@ -205,20 +255,38 @@ def _score_architecture(
     run = fit_candidate(
         model,
         train,
-        {"batch_size": batch_size},
-        epochs=mature_epochs,
+        {"batch_size": training.batch_size},
+        epochs=training.mature_epochs,
+        steps=None if training.mature_epochs is not None else budgets[-1],
         at_steps=[budget for budget in budgets if budget > 0],
         on_step=score_budget,
     )
     if run.diverged:
-        return _failed_rows(budgets, f"training diverged at step {run.diverged_at_step}", size)
-    mature = premature_accuracy(model, validation, batch_size=EVALUATION_BATCH_SIZE)
+        return _failed_rows(budgets, f"training diverged at step {run.diverged_at_step}", {**labels, **size})
+    mature = (
+        premature_accuracy(model, validation, batch_size=EVALUATION_BATCH_SIZE)
+        if training.mature_accuracy is None
+        else training.mature_accuracy(hp)
+    )
     keras.backend.clear_session(free_memory=True)
-    return [{**row, MATURE_ACCURACY: mature, **size} for row in scored]
+    return [{**row, MATURE_ACCURACY: mature, **size, **labels} for row in scored]
+
+
+def _architecture_labels(
+    hypermodel: Any, hp: keras_tuner.HyperParameters, training: _PoolTraining
+) -> dict[str, Any]:
+    """What every row of an architecture carries besides its scores: its arch string, the mature
+    accuracy's source."""
+    labels: dict[str, Any] = {}
+    if hasattr(hypermodel, "to_arch_string"):
+        labels[ARCH_STRING] = hypermodel.to_arch_string(hp)
+    if training.mature_accuracy_source is not None:
+        labels[MATURE_ACCURACY_SOURCE] = training.mature_accuracy_source
+    return labels
 
 
 def _failed_rows(
-    budgets: Sequence[int], failure: str, size: Mapping[str, float] | None = None
+    budgets: Sequence[int], failure: str, size: Mapping[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     base = {DEPTH: math.nan, contract.PARAMS: math.nan, contract.FLOPS: math.nan, **(size or {})}
     return [
