@@ -341,7 +341,9 @@ def test_calibrate_alpha_finds_the_alpha_that_makes_the_score_the_target():
     )
     for method in ("spearman", "pearson"):
         calibration = calibrate_alpha(pool, 100, alphas=(0, 0.5, 1, 2, 4, 8), method=method, n_boot=200)
-        assert calibration.alpha == 2.0 and calibration.r == pytest.approx(1.0, abs=1e-12)
+        assert calibration.alpha == calibration.in_sample_alpha == 2.0
+        assert calibration.r == pytest.approx(1.0, abs=1e-12)
+        assert calibration.split_choices[2.0] == 1.0
         assert calibration.win_fractions == {0.0: 0, 0.5: 0, 1.0: 0, 2.0: 1.0, 4.0: 0, 8.0: 0}
         assert calibration.correlations[0.0] < calibration.correlations[1.0] < calibration.correlations[2.0]
         assert calibration.n == n and calibration.budget == 100
@@ -354,7 +356,8 @@ def test_calibrate_alpha_reports_how_often_each_alpha_wins_over_resamples():
     assert calibration.correlations == {
         alpha: pytest.approx(rows[combined_predictor_name(alpha)]["r"], abs=1e-12) for alpha in (0, 1, 2, 4)
     }
-    assert calibration.r == max(calibration.correlations.values())
+    assert calibration.in_sample_r == max(calibration.correlations.values())
+    assert calibration.r == calibration.correlations[calibration.alpha]
     assert sum(calibration.win_fractions.values()) == pytest.approx(1.0)
     assert 0 < calibration.win_fractions[calibration.alpha] < 1  # a noisy pool: the choice is not certain
 
@@ -392,3 +395,42 @@ def test_the_analysis_of_a_pool_imports_no_tensorflow():
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_alpha_is_chosen_on_one_half_and_its_gain_measured_on_the_other(method):
+    pool = known_pool(n=24, seed=5)
+    alphas = (0, 0.5, 1, 2, 4)
+    calibration = calibrate_alpha(
+        pool, 100, alphas=alphas, method=method, n_resamples=10, seed=11, n_splits=60
+    )
+    correlate = scipy.stats.spearmanr if method == "spearman" else scipy.stats.pearsonr
+
+    premature, guidance = pool_column(pool, "premature_accuracy"), pool_column(pool, "teacher_guidance")
+    mature = pool_column(pool, "mature_accuracy")
+    rng = np.random.default_rng(11)
+    deltas, choices = [], np.zeros(len(alphas))
+    for _ in range(60):
+        order = rng.permutation(len(pool))
+        choosing, measuring = order[:12], order[12:]
+
+        def rho(values, half):
+            return correlate(values[half], mature[half]).statistic
+
+        chosen = int(np.argmax([rho(premature + alpha * guidance, choosing) for alpha in alphas]))
+        choices[chosen] += 1
+        alpha = alphas[chosen]
+        deltas.append(rho(premature + alpha * guidance, measuring) - rho(premature, measuring))
+    assert calibration.splits == 60
+    assert calibration.out_of_sample_delta == pytest.approx(np.mean(deltas), abs=1e-12)
+    assert calibration.out_of_sample_interval == pytest.approx(
+        tuple(np.percentile(deltas, [2.5, 97.5])), abs=1e-12
+    )
+    assert list(calibration.split_choices.values()) == pytest.approx(choices / 60)
+    assert calibration.alpha == alphas[int(np.argmax(choices))]
+
+
+def test_a_pool_too_small_to_halve_has_no_out_of_sample_gain():
+    calibration = calibrate_alpha(known_pool(n=5, seed=1), 100, alphas=(0, 1), n_resamples=10)
+    assert calibration.splits == 0 and math.isnan(calibration.out_of_sample_delta)
+    assert calibration.alpha == calibration.in_sample_alpha

@@ -53,11 +53,15 @@ GUIDANCE = "TG"
 
 # Scores that predict mature accuracy without a trained teacher, or by capacity alone: every one present
 # in a pool is also a predictor, so that P + α·TG can be compared with them.
-CONTROL_COLUMNS = (TG_UNTRAINED, TG_LABELS, DEPTH, contract.PARAMS, LOG_FLOPS)
+# The field's proxies at initialisation (`keras_sage.proxies`), controls where a pool has them.
+PROXY_COLUMNS = (contract.SYNFLOW, contract.SNIP, contract.GRAD_NORM, contract.NASWOT)
+CONTROL_COLUMNS = (TG_UNTRAINED, TG_LABELS, DEPTH, contract.PARAMS, LOG_FLOPS, *PROXY_COLUMNS)
 
 DEFAULT_ALPHAS = (0, 0.25, 0.5, 1, 2, 4, 8)
 DEFAULT_CONTROLS = (DEPTH, LOG_FLOPS)
 CONFIDENCE = 0.95
+# Random splits of a pool in halves for choosing α out of sample (`calibrate_alpha`).
+DEFAULT_SPLITS = 500
 METHODS = ("spearman", "pearson")
 
 # A resampled column whose weighted variance is at most this per item is constant (values are ranks or
@@ -69,16 +73,30 @@ _RESIDUAL_TOLERANCE = 1e-9
 
 @dataclass(frozen=True)
 class AlphaCalibration:
-    """The α whose P + α·TG predicts mature accuracy best at one budget, and how stable that choice is.
+    """The α of P + α·TG chosen at one budget, out of sample, and what it gains there.
+
+    α is chosen out of sample: the architectures are split in random halves, α is chosen on one half (the
+    highest correlation of P + α·TG with mature accuracy) and its gain over P measured on the other, and
+    this is repeated. The α chosen most often is `alpha`; the mean gain on the held-out halves, with the
+    central 95% of the splits, is what calibrating α on a pool is worth on architectures it has not seen.
+    The α of the highest correlation on the whole pool (`in_sample_alpha`) is reported beside it, labelled:
+    its gain is measured on the pool that chose it, so it is optimistic.
 
     Attributes:
         budget: The budget (SGD steps).
-        alpha: The α of the highest correlation on the pool (the first of equals, in `alphas` order).
-        r: That correlation.
-        correlations: The correlation of P + α·TG with mature accuracy, by α.
-        win_fractions: By α, the fraction of bootstrap resamples of the architectures in which that α has
-            the highest correlation (they sum to 1; a choice is stable when one α wins almost always).
+        alpha: The α chosen out of sample: the one chosen most often on the halves (the first of equals).
+        r: The correlation of P + `alpha`·TG on the whole pool.
+        correlations: The correlation of P + α·TG with mature accuracy on the whole pool, by α.
+        win_fractions: By α, the fraction of resamples of the architectures (with replacement) in which that
+            α has the highest correlation (they sum to 1; a choice is stable when one α wins almost always).
         n: The number of architectures used.
+        in_sample_alpha: The α of the highest correlation on the whole pool (the first of equals).
+        in_sample_r: That correlation.
+        split_choices: By α, the fraction of the splits whose choosing half chose it.
+        out_of_sample_delta: The mean over the splits of r(P + α·TG) − r(P) on the held-out half, α chosen on
+            the other half (NaN with fewer than 6 architectures).
+        out_of_sample_interval: The central 95% of that difference over the splits.
+        splits: The number of random splits.
     """
 
     budget: int
@@ -87,6 +105,12 @@ class AlphaCalibration:
     correlations: dict[float, float]
     win_fractions: dict[float, float]
     n: int
+    in_sample_alpha: float
+    in_sample_r: float
+    split_choices: dict[float, float]
+    out_of_sample_delta: float
+    out_of_sample_interval: tuple[float, float]
+    splits: int
 
 
 def combined_predictor_name(alpha: float, guidance: str = GUIDANCE) -> str:
@@ -333,8 +357,9 @@ def calibrate_alpha(
     n_resamples: int = 2000,
     seed: int = 0,
     n_boot: int | None = None,
+    n_splits: int = DEFAULT_SPLITS,
 ) -> AlphaCalibration:
-    """Finds the α whose P + α·TG correlates best with mature accuracy at one budget (paper Fig. 2).
+    """Chooses the α of P + α·TG at one budget out of sample, and measures what it gains (paper Fig. 2).
 
     Uses the architectures that have P, TG and mature accuracy at `budget`. The correlation is the one
     of `predictivity` (same `method`); the win fractions come from the same bootstrap (the same `seed`
@@ -348,7 +373,8 @@ def calibrate_alpha(
         method: `"spearman"` or `"pearson"`.
         n_resamples: Resamples of the architectures, drawn with replacement (at least 1).
         n_boot: The former name of `n_resamples`, still accepted.
-        seed: Seed of the resamples.
+        seed: Seed of the resamples and of the random halves.
+        n_splits: Random splits in halves for the out-of-sample choice.
 
     Returns:
         An `AlphaCalibration`.
@@ -376,13 +402,62 @@ def calibrate_alpha(
     wins = np.bincount(np.argmax(ranked[:, decided], axis=0), minlength=len(alphas))
     fractions = wins / max(int(decided.sum()), 1)
     best = int(np.argmax(np.where(np.isnan(full), -np.inf, full)))
+    held_out = _out_of_sample(
+        premature[sample], scores, target[sample], method=method, n_splits=n_splits, seed=seed
+    )
+    chosen = int(np.argmax(held_out.choices)) if held_out.splits else best
     return AlphaCalibration(
         budget=budget,
-        alpha=float(alphas[best]),
-        r=float(full[best]),
+        alpha=float(alphas[chosen]),
+        r=float(full[chosen]),
         correlations={float(alpha): float(r) for alpha, r in zip(alphas, full, strict=True)},
         win_fractions={float(alpha): float(share) for alpha, share in zip(alphas, fractions, strict=True)},
         n=int(sample.sum()),
+        in_sample_alpha=float(alphas[best]),
+        in_sample_r=float(full[best]),
+        split_choices={
+            float(alpha): float(share) for alpha, share in zip(alphas, held_out.choices, strict=True)
+        },
+        out_of_sample_delta=held_out.delta,
+        out_of_sample_interval=held_out.interval,
+        splits=held_out.splits,
+    )
+
+
+@dataclass(frozen=True)
+class _HeldOut:
+    """What choosing α on random halves gains on the other halves (see `AlphaCalibration`)."""
+
+    choices: np.ndarray  # (k,): the fraction of splits choosing each α
+    delta: float
+    interval: tuple[float, float]
+    splits: int
+
+
+def _out_of_sample(
+    premature: np.ndarray, scores: np.ndarray, target: np.ndarray, *, method: str, n_splits: int, seed: int
+) -> _HeldOut:
+    """α chosen on one random half of the architectures (scores (k, m): P + α·TG for each α), measured
+    as r(P + α·TG) − r(P) on the other half, over `n_splits` splits (NaN with fewer than 6)."""
+    size, m = scores.shape
+    if m < 6:
+        return _HeldOut(np.zeros(size), math.nan, (math.nan, math.nan), 0)
+    rng = np.random.default_rng(seed)
+    permutations = np.stack([rng.permutation(m) for _ in range(n_splits)])
+    choosing, measuring = permutations[:, : m // 2], permutations[:, m // 2 :]
+    columns = np.vstack([premature[None], scores])
+    chosen_r = _correlations(scores, choosing, target=target, method=method)
+    measured_r = _correlations(columns, measuring, target=target, method=method)
+    chosen = np.argmax(np.where(np.isnan(chosen_r), -np.inf, chosen_r), axis=0)
+    deltas = measured_r[1 + chosen, np.arange(n_splits)] - measured_r[0]
+    finite = deltas[np.isfinite(deltas)]
+    if not len(finite):
+        return _HeldOut(np.bincount(chosen, minlength=size) / n_splits, math.nan, (math.nan, math.nan), 0)
+    return _HeldOut(
+        choices=np.bincount(chosen, minlength=size) / n_splits,
+        delta=float(np.mean(finite)),
+        interval=percentile_interval(finite),
+        splits=len(finite),
     )
 
 
@@ -468,7 +543,7 @@ def _correlations(
     correlation of each column's residual with the target's, NaN where either is constant or the controls
     determine it (see `_is_determined`).
     """
-    weights = _multiplicities(indices)
+    weights = _multiplicities(indices, len(target))
     centre = _centred_resampled_ranks if method == "spearman" else _centred_resampled_values
     basis: list[np.ndarray] = []
     for control in controls:
@@ -516,9 +591,10 @@ def _is_determined(residual: np.ndarray, centred: np.ndarray, weights: np.ndarra
     return np.asarray(constant | (residual_variance <= _RESIDUAL_TOLERANCE**2 * variance))
 
 
-def _multiplicities(indices: np.ndarray) -> np.ndarray:
-    """How often each resample of `indices` (B, n) draws each of the n items: a (B, n) float array."""
-    n_resamples, n = indices.shape
+def _multiplicities(indices: np.ndarray, n: int) -> np.ndarray:
+    """How often each resample of `indices` (B, size) draws each of the n items: a (B, n) float array (a
+    resample with replacement has size n; a half of the items, size n // 2)."""
+    n_resamples = len(indices)
     offsets = (np.arange(n_resamples) * n)[:, None]
     return (
         np.bincount((indices + offsets).ravel(), minlength=n_resamples * n)
@@ -531,12 +607,12 @@ def _centred_resampled_values(values: np.ndarray, weights: np.ndarray) -> np.nda
     """`values` (n,), standardised, minus their weighted mean in each resample: a (B, n) array."""
     spread = values.std()
     standardised = (values - values.mean()) / spread if spread > 0 else np.zeros_like(values)
-    centred: np.ndarray = standardised[None, :] - (weights @ standardised / len(values))[:, None]
+    centred: np.ndarray = standardised[None, :] - (weights @ standardised / weights.sum(axis=1))[:, None]
     return centred
 
 
 def _centred_resampled_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """The average rank of each of `values` (n,) within each resample, minus the mean rank (n + 1)/2.
+    """The average rank of each of `values` (n,) within each resample, minus the resample's mean rank.
 
     An item's rank in a resample is the weight of smaller values plus (the weight of equal values + 1)/2,
     read off a cumulative sum of the weights in sorted order (no sort per resample): with `below` and
@@ -549,7 +625,9 @@ def _centred_resampled_ranks(values: np.ndarray, weights: np.ndarray) -> np.ndar
     starts, ends = tie_bounds(values[order])
     cumulative = np.zeros((weights.shape[0], n + 1))
     np.cumsum(np.take(weights, order, axis=1), axis=1, out=cumulative[:, 1:])
-    sorted_ranks = (np.take(cumulative, starts, axis=1) + np.take(cumulative, ends + 1, axis=1) - n) / 2
+    # Minus the mean rank (W + 1)/2 of a resample of total weight W (n with replacement, n // 2 a half).
+    total = cumulative[:, -1:]
+    sorted_ranks = (np.take(cumulative, starts, axis=1) + np.take(cumulative, ends + 1, axis=1) - total) / 2
     return np.take(sorted_ranks, np.argsort(order), axis=1)
 
 
