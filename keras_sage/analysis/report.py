@@ -220,8 +220,12 @@ def pool_report(
     if budgets[0] == 0 and shortest != 0:
         lines += [_answer(rows, calibrations, 0, examples, controls, method), ""]
     n_architectures = len(architecture_ids(pool))
+    analysed = len(
+        architecture_ids([row for row in pool if math.isfinite(row.get(MATURE_ACCURACY, math.nan))])
+    )
     lines += [
-        f"{n_architectures} architectures; budgets (SGD steps): {', '.join(str(b) for b in budgets)}; "
+        f"{analysed} architectures analysed ({n_architectures} in the pool, {n_architectures - analysed} "
+        f"failed: not built, or diverged); budgets (SGD steps): {', '.join(str(b) for b in budgets)}; "
         f"{method} correlations with mature accuracy; 95% percentile intervals from resampling the "
         f"architectures ({n_resamples} resamples, paired for Δ = r − r(P)); partial r given "
         f"{', '.join(controls)}.",
