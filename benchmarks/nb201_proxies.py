@@ -29,14 +29,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
-from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from cifar10_science import DEFAULT_ARCHIVE, DEFAULT_CACHE, cifar10_arrays, standardized
 
 from keras_sage import contract, nasbench201
 from keras_sage.analysis.pool import append_rows, read_pool
-from keras_sage.analysis.predictors import percentile_interval, resample_indices
+from keras_sage.analysis.proxy_table import CONV_COUNT, conv_count, proxy_markdown
 from keras_sage.hypermodels import NASBench201SearchSpace
 from keras_sage.proxies import naswot, zero_cost_proxies
 
@@ -45,29 +44,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GRADIENT_BATCH = 64
 NASWOT_BATCH = 128
 GRADIENT_PROXIES = (contract.PARAMS, contract.FLOPS, contract.SYNFLOW, contract.SNIP, contract.GRAD_NORM)
-CONV_COUNT = "conv_count"  # 9·#nor_conv_3x3 + #nor_conv_1x1 of the cell (the weights of its convolutions)
-# Published Spearman ρ with NAS-Bench-201 CIFAR-10 accuracy after 200 epochs, as (NAS-Bench-Suite-Zero,
-# Abdelfattah et al.); None where that source gives none:
-# - Krishnakumar et al. (NeurIPS 2022 Datasets and Benchmarks), "NAS-Bench-Suite-Zero", Figure 2 (the
-#   NB201-CF10 column): 1,000 random cells, batch 64, 200-epoch validation accuracy (cifar10-valid).
-# - Abdelfattah et al. (ICLR 2021), "Zero-Cost Proxies for Lightweight NAS": all 15,625 cells, batch 64,
-#   200-epoch test accuracy (cifar10-valid), as the authors' notebook nasbench201_correlations.ipynb
-#   prints its "Table 1".
-PUBLISHED: dict[str, tuple[float | None, float | None]] = {
-    contract.PARAMS: (0.72, None),
-    contract.FLOPS: (0.69, None),
-    contract.SYNFLOW: (0.73, 0.737),
-    contract.SNIP: (0.58, 0.596),
-    contract.GRAD_NORM: (0.58, 0.594),
-    contract.NASWOT: (0.77, None),
-    CONV_COUNT: (None, None),
-}
-
-
-def conv_count(arch_string: str) -> int:
-    """9·#nor_conv_3x3 + #nor_conv_1x1: the weights per channel pair of a cell's convolutions."""
-    operations = nasbench201.parse_arch_string(arch_string)
-    return 9 * operations.count("nor_conv_3x3") + operations.count("nor_conv_1x1")
 
 
 def drawn_cells(count: int, seed: int) -> list[str]:
@@ -122,46 +98,19 @@ def score_cells(arguments: argparse.Namespace) -> None:
 def report(path: Path, n_resamples: int, seed: int) -> str:
     """The Spearman ρ of each proxy with the mature accuracy, with its interval, as markdown."""
     rows = read_pool(path)
-    target = np.array([row[contract.MATURE_ACCURACY] for row in rows])
-    lines = [
-        f"# Zero-cost proxies on NAS-Bench-201 (CIFAR-10, 32×32): {len(rows)} cells",
-        "",
-        f"Rows: `{path.name}`, made by `python benchmarks/nb201_proxies.py --cells N` (2 CPU cores).",
-        f"Mature accuracy: {nasbench201.MATURE_ACCURACY_SOURCE}.",
-        f"Spearman ρ with mature accuracy; 95% percentile intervals from {n_resamples} resamples of the "
-        "cells. Published ρ with NAS-Bench-201's own 200-epoch CIFAR-10 accuracies: NAS-Bench-Suite-Zero "
-        "(Krishnakumar et al., NeurIPS 2022, Figure 2: 1,000 random cells, batch 64) and Abdelfattah et "
-        "al. (ICLR 2021, 'Table 1' as their nasbench201_correlations notebook prints it: all 15,625 "
-        "cells); — where the source gives none. Our ground truth is another 200-epoch training of the "
-        "same cells (the table above), so some difference is expected; more than 0.05 is a bug until "
-        "shown otherwise.",
-        "",
-        "| proxy | ρ | 95% interval | NAS-Bench-Suite-Zero | Abdelfattah et al. | difference | cells |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    indices = resample_indices(len(rows), n_resamples, seed)
-    for name, (suite_zero, abdelfattah) in PUBLISHED.items():
-        values = np.array([row.get(name, np.nan) for row in rows], dtype=np.float64)
-        kept = ~np.isnan(values) & ~np.isnan(target)
-        rho = float(spearmanr(values[kept], target[kept])[0])
-        resampled = [
-            float(spearmanr(values[sample][kept[sample]], target[sample][kept[sample]])[0])
-            for sample in indices
-        ]
-        low, high = percentile_interval(np.array(resampled))
-        reference = suite_zero if suite_zero is not None else abdelfattah
-        difference = "—" if reference is None else f"{rho - reference:+.3f}"
-        lines.append(
-            f"| {name} | {rho:.3f} | [{low:.3f}, {high:.3f}] | {_shown(suite_zero)} | {_shown(abdelfattah)} "
-            f"| {difference} | {int(kept.sum())} |"
-        )
     seconds = [row["seconds"] for row in rows]
-    lines += ["", f"Seconds per cell (all proxies): median {np.median(seconds):.1f}, max {max(seconds):.1f}."]
-    return "\n".join(lines) + "\n"
-
-
-def _shown(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
+    return "\n".join(
+        [
+            f"# Zero-cost proxies on NAS-Bench-201 (CIFAR-10, 32×32): {len(rows)} cells",
+            "",
+            f"Rows: `{path.name}`, made by `python benchmarks/nb201_proxies.py --cells N` (2 CPU cores, no "
+            f"GPU); seconds per cell (every proxy) median {np.median(seconds):.1f}, max {max(seconds):.1f}. "
+            f"Mature accuracy: {nasbench201.MATURE_ACCURACY_SOURCE}, another 200-epoch training of the "
+            "cells than the published figures used.",
+            "",
+            proxy_markdown(rows, n_resamples=n_resamples, seed=seed),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -461,6 +461,29 @@ def _out_of_sample(
     )
 
 
+def resampled_correlation(
+    values: np.ndarray,
+    target: np.ndarray,
+    *,
+    method: str = "spearman",
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """One predictor's correlation with a target and its 95% percentile interval from resampling the items
+    (with replacement; `resample_indices(n, n_resamples, seed)`), as `predictivity` computes them.
+
+    Returns:
+        `(r, ci_low, ci_high)`; NaN with fewer than 3 items.
+    """
+    _check_method(method)
+    statistic = functools.partial(_correlations, target=np.asarray(target, dtype=np.float64), method=method)
+    correlations = _Resampled.of(
+        np.asarray(values, dtype=np.float64)[None], statistic, resample_count(n_resamples), seed, minimum=3
+    )
+    low, high = correlations.interval(0)
+    return correlations.value(0), low, high
+
+
 def to_dataframe(rows: Sequence[Mapping[str, Any]] | Sequence[Any]) -> Any:
     """The rows of `predictivity` (or results such as `replay_curve`'s dataclasses) as a pandas DataFrame.
 
