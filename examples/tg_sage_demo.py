@@ -42,10 +42,12 @@ from keras_sage.analysis import (
     plot_search,
     pool_report,
     predictivity,
+    read_pool,
     search_summary,
     trial_records,
 )
 from keras_sage.analysis.predictors import combined_predictor_name
+from keras_sage.analysis.proxy_table import proxy_markdown
 from keras_sage.datasets import digits
 from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
 from keras_sage.teachers import register_teacher as register_model_teacher
@@ -53,6 +55,11 @@ from keras_sage.tuners import TPEOracle
 from keras_sage.tuners.sage_tuner import DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS, SCORE_OBJECTIVE, SageTuner
 
 TEACHER_LAYERS = ("L1", "L2", "L3")
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+PROXY_ROWS = BENCHMARKS / "results" / "nb201-proxies-cifar10-32px-seed0.jsonl"
+POOLS = BENCHMARKS / "pools"
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -170,8 +177,13 @@ def measure_pool(data, teacher_path: Path, arguments: argparse.Namespace) -> tup
         f"{arguments.premature_steps} steps (95% bootstrap CI; delta = ρ − ρ(P), paired):"
     )
     print(format_table(rows))
-    wins = calibration.win_fractions[calibration.alpha]
-    print(f"calibrated α = {calibration.alpha:g} (ρ = {calibration.r:.3f}; best in {wins:.0%} of resamples)")
+    low, high = calibration.out_of_sample_interval
+    print(
+        f"α chosen out of sample = {calibration.alpha:g} (on half the architectures, measured on the other: "
+        f"ρ(P + α·TG) − ρ(P) = {calibration.out_of_sample_delta:+.3f} [{low:+.3f}, {high:+.3f}] over "
+        f"{calibration.splits} splits); in sample α = {calibration.in_sample_alpha:g} (ρ = "
+        f"{calibration.in_sample_r:.3f})"
+    )
     report = pool_report(pool, arguments.output / "pool-report", title="Digits pool (make demo)")
     print(f"pool report: {arguments.output / 'pool-report' / 'report.md'}")
     return calibration.alpha, report.split("\n")[2]
@@ -263,7 +275,27 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"\nplot: {plot_path}")
     print(f"\nWhat it means: {_meaning(alpha, guided_alpha, answer, arms)}")
+    print_committed_nasbench201(arguments.output)
     print(f"total time: {time.perf_counter() - started:.0f} s")
+
+
+def print_committed_nasbench201(output: Path) -> None:
+    """The field's common ground, from the rows committed in benchmarks/ (no training, seconds): the
+    proxies against their published NAS-Bench-201 correlations, and the NAS-Bench-201 pool's verdict."""
+    print("\nOn NAS-Bench-201 (CIFAR-10 32×32, mature accuracies looked up; rows committed in benchmarks/):")
+    if PROXY_ROWS.exists():
+        print(proxy_markdown(read_pool(PROXY_ROWS)))
+    else:
+        print(f"no proxy rows yet ({PROXY_ROWS}: `python benchmarks/nb201_proxies.py` makes them)")
+    pools = sorted(POOLS.glob("nasbench201-cifar10-*.jsonl"))
+    if not pools:
+        print("no NAS-Bench-201 pool yet (`python examples/nasbench201_science.py --stage pool` builds it)")
+        return
+    rows = read_pool(pools[-1])
+    report = pool_report(
+        rows, output / "nasbench201-pool-report", title=f"NAS-Bench-201 pool ({pools[-1].name})"
+    )
+    print(report.split("\n")[2])
 
 
 def _meaning(alpha: float, guided_alpha: float, answer: str, arms: list[dict]) -> str:
