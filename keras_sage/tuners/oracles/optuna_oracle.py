@@ -40,6 +40,10 @@ its random states (in its own attributes, not in the study) resumes from the stu
 - a finished KerasTuner trial that optuna does not know (for instance from a search that another
   oracle began in the same project) is added to the study, so the sampler learns from it.
 
+Each trial told to optuna carries the KerasTuner trial's metrics (score, P, TG, each S_i, params, FLOPs,
+teacher version, ...) and trial id as user attributes (`trial_user_attributes`), which
+`keras-sage dashboard` shows.
+
 Optuna writes (and fsyncs) one journal line per suggested parameter; with the hundreds of parameters of a
 CNN space that would dominate the suggestion time, so the oracle batches each trial's lines and writes
 them with one fsync when the trial has been populated or told (`BatchedJournalFile`).
@@ -78,6 +82,9 @@ from keras_sage.tuners import _compat
 SAMPLER_STATE_FORMAT = "keras-sage-optuna-sampler"
 STUDY_NAME = "keras-sage"
 FAILED_CONSTRAINT = "keras_tuner_failed"
+# User attributes of an optuna trial besides the KerasTuner trial's metrics (`trial_user_attributes`).
+KERAS_TUNER_TRIAL_ID = "keras_tuner_trial_id"
+MESSAGE = "message"  # why a failed trial failed
 
 _TrialStatus = keras_tuner.engine.trial.TrialStatus
 
@@ -168,6 +175,26 @@ def _suggest(
     return trial.suggest_float(
         name, distribution.low, distribution.high, step=distribution.step, log=distribution.log
     )
+
+
+def trial_user_attributes(trial: keras_tuner.engine.trial.Trial) -> dict[str, Any]:
+    """A trial's last value of each metric it recorded (finite ones), and its KerasTuner trial id.
+
+    Args:
+        trial: A KerasTuner trial.
+
+    Returns:
+        `{metric name: value, ..., "keras_tuner_trial_id": id}`, plus `"message"` for a failed trial.
+    """
+    attributes: dict[str, Any] = {}
+    for name in sorted(trial.metrics.metrics):
+        value = trial.metrics.get_last_value(name)
+        if value is not None and math.isfinite(float(value)):
+            attributes[name] = float(value)
+    attributes[KERAS_TUNER_TRIAL_ID] = str(trial.trial_id)
+    if trial.status != _TrialStatus.COMPLETED and trial.message:
+        attributes[MESSAGE] = str(trial.message).strip().splitlines()[-1]
+    return attributes
 
 
 class BatchedJournalFile(BaseJournalBackend):
@@ -396,6 +423,8 @@ class OptunaOracle(keras_tuner.Oracle):
         optuna_trial = self._asked.pop(trial.trial_id, None)
         if optuna_trial is None:  # Already told (an imported trial, or a trial ended twice).
             return
+        for name, value in trial_user_attributes(trial).items():
+            optuna_trial.set_user_attr(name, value)
         score = trial.score
         if trial.status == _TrialStatus.COMPLETED and score is not None and math.isfinite(score):
             study.tell(optuna_trial, float(score))
@@ -440,6 +469,7 @@ class OptunaOracle(keras_tuner.Oracle):
                 value=float(score) if completed else self._worst_value(study) if infeasible else None,
                 state=TrialState.COMPLETE if completed or infeasible else TrialState.FAIL,
                 constraints={FAILED_CONSTRAINT: 1.0} if infeasible else None,
+                user_attrs=trial_user_attributes(trial),
             )
         except ValueError as error:
             warnings.warn(
