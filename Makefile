@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[cpu,test,bench,nasbench]"
+	$(BIN)/python -m pip install --quiet -e ".[cpu,test,bench,nasbench,dashboard]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
