@@ -39,6 +39,8 @@ SYNFLOW = "synflow"  # Σ |θ ⊙ ∂R/∂θ|, R the summed output of the |θ| n
 SNIP = "snip"  # Σ |∂L/∂W ⊙ W| on one training batch
 GRAD_NORM = "grad_norm"  # Σ_layers ‖∂L/∂W‖₂ on one training batch
 NASWOT = "naswot"  # log det of the kernel of the binary ReLU codes of one batch
+# Every proxy keras-sage computes at initialisation, size metrics included.
+PROXY_NAMES = (PARAMS, FLOPS, SYNFLOW, SNIP, GRAD_NORM, NASWOT)
 EXAMPLES_PROCESSED = "examples_processed"  # examples SGD processed in the trial's training
 TEACHER_VERSION = "teacher_version"  # the teacher file's version that scored the trial (0: its /rdms)
 MATURE_ACCURACY = "mature_accuracy"  # validation accuracy after the long training (rerank, pools)

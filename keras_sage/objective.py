@@ -82,14 +82,18 @@ from keras_sage.rsa import (
     rdm_of_prepared_rows,
 )
 from keras_sage.rsa.dissimilarity import condensed_length, prepared_rdm_workspace_bytes, rdm_workspace_bytes
-from keras_sage.score import CKA, ScoringConfig, combined_score
+from keras_sage.score import CKA, ScoringConfig, combined_score, proxy_term
+from keras_sage.scoring_checks import (
+    check_cka_teacher,
+    check_every_layer_has_a_ceiling,
+    check_teacher_rdms,
+    checked_layer_mapping,
+)
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
 __all__ = [
     "TeacherGuidedScore",
     "TeacherGuidedScorer",
-    "check_cka_teacher",
-    "check_teacher_rdms",
     "plan_endpoint_groups",
     "premature_accuracy",
     "teacher_guidance",
@@ -110,6 +114,8 @@ class TeacherGuidedScore:
         normalised_similarities: S_i / ceiling_i for each teacher RDM with a noise ceiling.
         teacher_guidance_normalised: mean_i S_i / ceiling_i when every teacher RDM has a ceiling, else
             None. It is `teacher_guidance` when the scorer normalises by the ceilings.
+        proxies: The field's proxies at initialisation, by name, as computed.
+        proxy_weights: β of each proxy in the score (`ScoringConfig.proxy_weights`).
     """
 
     premature_accuracy: float
@@ -119,11 +125,16 @@ class TeacherGuidedScore:
     best_student_layers: dict[str, str] = field(default_factory=dict)
     normalised_similarities: dict[str, float] = field(default_factory=dict)
     teacher_guidance_normalised: float | None = None
+    proxies: dict[str, float] = field(default_factory=dict)
+    proxy_weights: dict[str, float] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
-        """P + α·TG (`keras_sage.score.combined_score`)."""
-        return combined_score(self.premature_accuracy, self.teacher_guidance, self.alpha)
+        """P + α·TG + Σ β·proxy_term(x) (`keras_sage.score.combined_score`)."""
+        terms = {
+            name: (beta, proxy_term(name, self.proxies[name])) for name, beta in self.proxy_weights.items()
+        }
+        return combined_score(self.premature_accuracy, self.teacher_guidance, self.alpha, terms)
 
     def metrics(self) -> dict[str, float]:
         """The numbers KerasTuner records for a trial: `score`, `premature_accuracy`,
@@ -145,6 +156,7 @@ class TeacherGuidedScore:
         )
         if self.teacher_guidance_normalised is not None:
             metrics[contract.TEACHER_GUIDANCE_NORMALISED] = self.teacher_guidance_normalised
+        metrics.update(self.proxies)
         return metrics
 
 
@@ -153,31 +165,6 @@ def teacher_guidance(similarities: Sequence[float]) -> float:
     if len(similarities) == 0:
         raise ValueError("teacher guidance needs at least one teacher layer")
     return float(np.mean(similarities))
-
-
-def check_teacher_rdms(path: str | os.PathLike[str], teacher_rdms: dict[str, RDM]) -> None:
-    """Refuses teacher RDMs that cannot guide a search: NaN or infinite values, or all values equal.
-
-    A constant RDM (every pair of probe images equally dissimilar) gives S = 0 to every candidate.
-
-    Args:
-        path: The teacher file, for the message.
-        teacher_rdms: Its RDMs, by name.
-
-    Raises:
-        ValueError: Naming the file and the RDM.
-    """
-    for name, teacher_rdm in teacher_rdms.items():
-        values = np.asarray(teacher_rdm.values)
-        if not np.isfinite(values).all():
-            raise ValueError(
-                f"teacher file {path}: RDM {name!r} holds NaN or infinite values; register the teacher again"
-            )
-        if values.size and np.ptp(values) == 0:
-            raise ValueError(
-                f"teacher file {path}: RDM {name!r} is constant (every pair of probe images equally "
-                "dissimilar), so it scores every candidate S = 0; register it on varied probe images"
-            )
 
 
 def plan_endpoint_groups(
@@ -296,7 +283,7 @@ class TeacherGuidedScorer:
         method = config.similarity
         self.config = config
         self.teacher = teacher
-        self.layer_mapping = _checked_layer_mapping(config.layer_match, config.layer_mapping, teacher)
+        self.layer_mapping = checked_layer_mapping(config.layer_match, config.layer_mapping, teacher)
         # The ceilings S_i can be divided by: those computed with this comparison method, above 0.
         self.noise_ceilings = {
             name: ceiling
@@ -304,7 +291,7 @@ class TeacherGuidedScorer:
             if ceiling.method == method and ceiling.ceiling > 0
         }
         if config.normalise_by_ceiling:
-            _check_every_layer_has_a_ceiling(teacher, method)
+            check_every_layer_has_a_ceiling(teacher, method)
         self.teacher_rdms: dict[str, RDM] = teacher.rdms()
         check_teacher_rdms(teacher.path, self.teacher_rdms)
         if any(teacher_rdm.level == "category" for teacher_rdm in self.teacher_rdms.values()) and (
@@ -397,6 +384,7 @@ class TeacherGuidedScorer:
         validation_data: Any,
         endpoints: Sequence[str] | None = None,
         batch_size: int | None = None,
+        proxies: Mapping[str, float] | None = None,
     ) -> TeacherGuidedScore:
         """Scores a trained candidate.
 
@@ -406,10 +394,19 @@ class TeacherGuidedScorer:
             endpoints: Names of the layers whose outputs are the candidate's representations (the j in
                 C_j). Defaults to `keras_sage.features.default_endpoints(model)`.
             batch_size: Batch size for evaluating P on arrays.
+            proxies: The candidate's proxies at initialisation, by name; each one the config weighs
+                (`proxy_weights`) must be there.
 
         Returns:
             A `TeacherGuidedScore`.
+
+        Raises:
+            ValueError: A proxy the config weighs is missing.
         """
+        proxies = dict(proxies or {})
+        missing = [name for name in self.config.proxy_weights if name not in proxies]
+        if missing:
+            raise ValueError(f"the score weighs the proxies {', '.join(missing)}, which were not computed")
         accuracy = premature_accuracy(model, validation_data, batch_size=batch_size)
         similarities, best_student_layers = self.similarities(model, endpoints)
         normalised = normalised_similarities(similarities, self.noise_ceilings, method=self.method)
@@ -428,6 +425,8 @@ class TeacherGuidedScorer:
             best_student_layers=best_student_layers,
             normalised_similarities=normalised,
             teacher_guidance_normalised=guidance_normalised,
+            proxies={name: float(value) for name, value in proxies.items()},
+            proxy_weights=dict(self.config.proxy_weights),
         )
 
     def similarities(
@@ -578,79 +577,6 @@ class TeacherGuidedScorer:
 _FORMER_SETTING_NAMES = {"method": "similarity", "batch_size": "probe_batch_size"}
 # The (metric, level) of the teacher RDMs whose student RDMs can come from rows prepared in the extractor.
 _ROW_KINDS = [(metric, "image") for metric in ROW_METRICS]
-
-
-def check_cka_teacher(teacher: TeacherStore) -> None:
-    """Refuses a teacher file that cannot be scored with `method="cka"`.
-
-    CKA needs the centred Gram matrix of every teacher layer's features, which only an image-level
-    Euclidean RDM holds (`keras_sage.rsa.gram_from_euclidean_rdm`). Only the RDMs' attributes are read.
-
-    Args:
-        teacher: The teacher file.
-
-    Raises:
-        ValueError: Naming the file and the first RDM of another metric or level.
-    """
-    for name in teacher.layer_names:
-        info = teacher.layer_info(name)
-        if info["metric"] != "euclidean" or info["level"] != "image":
-            raise ValueError(
-                f"teacher file {teacher.path}: RDM {name!r} has metric {info['metric']!r} and level "
-                f"{info['level']!r}, but similarity 'cka' compares the teacher's features, whose centred "
-                "Gram matrix only an image-level euclidean RDM holds; register the teacher with "
-                "metric='euclidean' (and level='image') for CKA, or score this file with an RDM "
-                "comparison such as 'pearson'"
-            )
-
-
-def _check_every_layer_has_a_ceiling(teacher: TeacherStore, method: str) -> None:
-    """Refuses `normalise_by_ceiling=True` when some teacher RDM has no usable noise ceiling."""
-    for name in teacher.layer_names:
-        ceiling = teacher.noise_ceiling(name)
-        if ceiling is None:
-            problem = (
-                "has no noise ceiling (a model layer, responses without repeats, or an older file); "
-                "register the recordings with repeats"
-            )
-        elif ceiling.method != method:
-            problem = (
-                f"has a noise ceiling computed with {ceiling.method!r}, not the similarity {method!r}; "
-                f"register the recordings with ceiling_method={method!r}"
-            )
-        elif ceiling.ceiling <= 0:
-            problem = f"has a noise ceiling of 0 (split-half reliability {ceiling.reliability:.3f})"
-        else:
-            continue
-        raise ValueError(
-            f"normalise_by_ceiling=True divides every S_i by its region's noise ceiling, but RDM {name!r} "
-            f"of teacher file {teacher.path} {problem}"
-        )
-
-
-def _checked_layer_mapping(
-    layer_match: str, layer_mapping: Mapping[str, str] | None, teacher: TeacherStore
-) -> dict[str, str] | None:
-    """The teacher layer → student endpoint mapping of `layer_match="fixed"`, checked against the teacher."""
-    if layer_match != "fixed":
-        if layer_mapping is not None:
-            raise ValueError(f'layer_mapping is used only with layer_match="fixed", not {layer_match!r}')
-        return None
-    if not layer_mapping:
-        raise ValueError(
-            'layer_match="fixed" needs layer_mapping: teacher layer name → student endpoint name'
-        )
-    unknown = [name for name in layer_mapping if name not in teacher.layer_names]
-    unmapped = [name for name in teacher.layer_names if name not in layer_mapping]
-    if unknown or unmapped:
-        problem = (
-            f"maps {unknown[0]!r}, which is not a layer of the teacher"
-            if unknown
-            else f"does not map the teacher layer {unmapped[0]!r}"
-        )
-        layers = ", ".join(teacher.layer_names)
-        raise ValueError(f"layer_mapping {problem}; teacher file {teacher.path} has layers {layers}")
-    return {str(name): str(endpoint) for name, endpoint in layer_mapping.items()}
 
 
 def premature_accuracy(model: Any, validation_data: Any, batch_size: int | None = None) -> float:

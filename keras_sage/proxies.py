@@ -58,17 +58,20 @@ import numpy as np
 import tensorflow as tf
 
 from keras_sage._validation import check_choice
-from keras_sage.contract import FLOPS, GRAD_NORM, NASWOT, PARAMS, SNIP, SYNFLOW
+from keras_sage.contract import FLOPS, NASWOT, PARAMS, PROXY_NAMES, SNIP, SYNFLOW
 from keras_sage.model_size import _CONVOLUTIONS_AT_INPUT, _CONVOLUTIONS_AT_OUTPUT, count_flops
 
-__all__ = ["PROXY_NAMES", "grad_norm", "naswot", "snip", "synflow", "zero_cost_proxies"]
+__all__ = ["PROXY_BATCH_SIZE", "PROXY_NAMES", "grad_norm", "naswot", "snip", "synflow", "zero_cost_proxies"]
 
 # Every score `zero_cost_proxies` computes, in the order it computes them.
-PROXY_NAMES = (PARAMS, FLOPS, SYNFLOW, SNIP, GRAD_NORM, NASWOT)
 
 _WEIGHTED_LAYERS = _CONVOLUTIONS_AT_OUTPUT + _CONVOLUTIONS_AT_INPUT
 _KERNEL_NAMES = ("kernel", "depthwise_kernel", "pointwise_kernel")
 _RELU_ACTIVATIONS = (keras.activations.relu, keras.activations.relu6, keras.activations.leaky_relu)
+
+
+# Training images a proxy at initialisation sees: Abdelfattah et al.'s one batch.
+PROXY_BATCH_SIZE = 64
 
 
 def synflow(model: keras.Model, input_shape: Sequence[int] | None = None) -> float:

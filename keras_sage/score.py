@@ -5,6 +5,11 @@ guidance, α the weight of TG. Further terms β_k·x_k (a zero-cost proxy such a
 score = P + α·TG + Σ_k β_k·x_k. `combined_score` is that formula, vectorised, and every room that forms a
 score (the scorer, the pool analysis, the search replay, the plots) calls it.
 
+A proxy enters a score as `proxy_term(name, value)`: the base-10 logarithm of the proxies that span
+orders of magnitude across a space (synflow's products of |θ| reach 1e60 on NAS-Bench-201; snip and
+grad_norm are sums of positive magnitudes; params and FLOPs are counts), and naswot as it is (already a
+log-determinant). So β is a weight per decade, and a proxy's term is on the scale its papers plot.
+
 `ScoringConfig` names every setting of how a candidate is scored except the teacher itself: α, how RDMs
 are compared and matched to the teacher's layers, the feature subsample, the probe batches. A scorer is
 built from a teacher and a config (`TeacherGuidedScorer.from_config`), and a search keeps its config when a
@@ -26,13 +31,14 @@ dataclasses.replace(config, alpha=0.0)  # the same settings, P alone
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
 
 from keras_sage._validation import check_choice, check_non_negative_number, check_positive_int
+from keras_sage.contract import NASWOT, PROXY_NAMES
 from keras_sage.rsa import COMPARE_METHODS, DEFAULT_MAX_FEATURES
 
 __all__ = [
@@ -44,6 +50,7 @@ __all__ = [
     "SIMILARITIES",
     "ScoringConfig",
     "combined_score",
+    "proxy_term",
 ]
 
 # α = 1, the paper's choice for about 2 epochs of premature training (§4.1).
@@ -57,6 +64,7 @@ SIMILARITIES = (*COMPARE_METHODS, CKA)
 # How the prepared rows of the endpoints' features are stored between the forward pass and the RDMs:
 # "float16" where that needs fewer forward passes than "float32" ("auto"), or always one of them.
 FEATURE_DTYPES = ("auto", "float32", "float16")
+
 
 @overload
 def combined_score(
@@ -109,6 +117,24 @@ def combined_score(
     return float(score) if score.ndim == 0 else score
 
 
+def proxy_term(name: str, value: Any) -> Any:
+    """The value a proxy adds to a score as β·x: log10 of it, or naswot as it is (see the module doc).
+
+    Args:
+        name: One of `keras_sage.contract.PROXY_NAMES`.
+        value: The proxy's value, or an array of them.
+
+    Returns:
+        A float (or array): −inf for a log-scaled proxy of 0 (a network with no weight), NaN for one below.
+    """
+    check_choice("proxy", name, PROXY_NAMES)
+    values = np.asarray(value, dtype=np.float64)
+    if name != NASWOT:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.log10(values)
+    return float(values) if values.ndim == 0 else values
+
+
 @dataclass(frozen=True)
 class ScoringConfig:
     """How a candidate is scored against a teacher: every setting but the teacher itself.
@@ -134,6 +160,9 @@ class ScoringConfig:
             `keras_sage.objective`).
         probe_preprocessing: Optional callable applied to each batch of probe images (numpy, as stored)
             before the candidate sees it.
+        proxy_weights: β for each of the field's proxies to add to the score as β·`proxy_term(x)`, by name
+            (`keras_sage.contract.PROXY_NAMES`); computed at initialisation on one training batch. Empty:
+            P + α·TG alone.
 
     Raises:
         ValueError: A setting out of range or an unknown choice, naming it.
@@ -157,6 +186,7 @@ class ScoringConfig:
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     feature_dtype: str = "auto"
     probe_preprocessing: Callable[[np.ndarray], Any] | None = None
+    proxy_weights: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_choice("layer_match", self.layer_match, LAYER_MATCHES)
@@ -171,6 +201,13 @@ class ScoringConfig:
         object.__setattr__(self, "memory_budget", check_positive_int("memory_budget", self.memory_budget))
         object.__setattr__(self, "seed", int(self.seed))
         object.__setattr__(self, "normalise_by_ceiling", bool(self.normalise_by_ceiling))
+        weights = {}
+        for name, beta in dict(self.proxy_weights).items():
+            check_choice("proxy_weights", name, PROXY_NAMES)
+            if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not np.isfinite(beta):
+                raise ValueError(f"proxy_weights[{name!r}] must be a finite number, got {beta!r}")
+            weights[str(name)] = float(beta)
+        object.__setattr__(self, "proxy_weights", weights)
         if self.layer_mapping is not None:
             mapping = {str(name): str(endpoint) for name, endpoint in self.layer_mapping.items()}
             object.__setattr__(self, "layer_mapping", mapping)

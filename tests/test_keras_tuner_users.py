@@ -151,3 +151,36 @@ def test_endpoints_that_are_neither_names_nor_a_callable_are_refused(
 ):
     with pytest.raises(error, match=message):
         keras_sage.SageTuner(build_model, teacher=teacher, endpoints=endpoints, directory=tmp_path)
+
+
+def test_proxy_weights_add_each_proxy_at_initialisation_to_the_score(tmp_path, data, teacher):
+    import math
+
+    from keras_sage.proxies import naswot, synflow
+
+    tuner = keras_sage.SageTuner(
+        named_build_model,
+        teacher=teacher,
+        max_trials=1,
+        seed=5,
+        premature_steps=1,
+        alpha=0.5,
+        proxy_weights={"synflow": 0.02, "naswot": 0.001},
+        directory=tmp_path,
+        project_name="proxies",
+    )
+    tuner.search(data["x"], data["y"], validation_data=data["validation_data"], batch_size=8, verbose=0)
+    trial = next(iter(tuner.oracle.trials.values()))
+    value = trial.metrics.get_last_value
+    # The proxies are those of the candidate as it was built for the trial, before any training.
+    keras.utils.set_random_seed(5)
+    untrained = named_build_model(trial.hyperparameters)
+    assert value("synflow") == pytest.approx(synflow(untrained), rel=1e-6)
+    assert value("naswot") == pytest.approx(naswot(untrained, data["x"][:64]), rel=1e-6)
+    expected = (
+        value("premature_accuracy")
+        + 0.5 * value("teacher_guidance")
+        + 0.02 * math.log10(value("synflow"))
+        + 0.001 * value("naswot")
+    )
+    assert value("score") == pytest.approx(expected, rel=1e-6)

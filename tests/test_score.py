@@ -8,7 +8,7 @@ import pytest
 
 from keras_sage.objective import TeacherGuidedScore, TeacherGuidedScorer
 from keras_sage.rsa import rdm
-from keras_sage.score import ScoringConfig, combined_score
+from keras_sage.score import ScoringConfig, combined_score, proxy_term
 from keras_sage.teachers import TeacherStore
 
 
@@ -98,3 +98,32 @@ def test_a_setting_given_by_its_former_name_is_named_so_in_errors(teacher_files)
         TeacherGuidedScorer(teacher_files[0], method="CKA")
     with pytest.raises(TypeError, match="unknown setting"):
         TeacherGuidedScorer(teacher_files[0], alpah=1.0)
+
+
+def test_a_proxy_term_is_the_log10_of_a_scale_free_proxy_and_naswot_itself():
+    assert proxy_term("synflow", 1e40) == pytest.approx(40.0)
+    np.testing.assert_allclose(proxy_term("params", np.array([10.0, 1000.0])), [1.0, 3.0])
+    assert proxy_term("naswot", 1523.5) == 1523.5
+    assert proxy_term("snip", 0.0) == -math.inf
+    with pytest.raises(ValueError, match="proxy must be one of"):
+        proxy_term("jacov", 1.0)
+
+
+def test_proxy_weights_are_checked_by_name_and_value():
+    assert ScoringConfig(proxy_weights={"synflow": 1}).proxy_weights == {"synflow": 1.0}
+    with pytest.raises(ValueError, match="proxy_weights must be one of"):
+        ScoringConfig(proxy_weights={"jacov": 1.0})
+    with pytest.raises(ValueError, match=r"proxy_weights\['naswot'\] must be a finite number"):
+        ScoringConfig(proxy_weights={"naswot": math.nan})
+
+
+def test_a_score_with_proxy_terms_adds_beta_times_each_term():
+    result = TeacherGuidedScore(
+        premature_accuracy=0.4,
+        teacher_guidance=0.2,
+        alpha=1.0,
+        proxies={"synflow": 1e30, "naswot": 100.0},
+        proxy_weights={"synflow": 0.01, "naswot": 0.002},
+    )
+    assert result.score == pytest.approx(0.4 + 0.2 + 0.01 * 30 + 0.002 * 100)
+    assert result.metrics()["synflow"] == 1e30

@@ -41,7 +41,7 @@ from keras_sage.analysis.pool import (
 from keras_sage.features import default_endpoints
 from keras_sage.hypermodels import random_hyperparameters
 from keras_sage.objective import TeacherGuidedScorer, premature_accuracy, teacher_guidance
-from keras_sage.proxies import PROXY_NAMES, zero_cost_proxies
+from keras_sage.proxies import PROXY_BATCH_SIZE, PROXY_NAMES, zero_cost_proxies
 from keras_sage.rsa import DEFAULT_MAX_FEATURES, NoiseCeilingWarning
 from keras_sage.score import ScoringConfig
 from keras_sage.teachers import register_recordings
@@ -49,8 +49,6 @@ from keras_sage.tuners.training import fit_candidate, size_metrics
 
 # Batch size of P's evaluation on the validation arrays.
 EVALUATION_BATCH_SIZE = 256
-# Training images the proxies at initialisation see (Abdelfattah et al.'s one batch).
-PROXY_BATCH = 64
 
 
 def labels_teacher(
@@ -231,7 +229,7 @@ def _score_architecture(
     except contract.CandidateBuildError as error:
         return _failed_rows(budgets, f"candidate cannot be built: {error}", labels)
     size = {DEPTH: float(len(default_endpoints(model))), contract.FLOPS: math.nan, **size_metrics(model)}
-    proxy_images, proxy_labels = train[0][:PROXY_BATCH], train[1][:PROXY_BATCH]
+    proxy_images, proxy_labels = train[0][:PROXY_BATCH_SIZE], train[1][:PROXY_BATCH_SIZE]
     at_initialisation = zero_cost_proxies(model, proxy_images, proxy_labels, names=training.proxies)
     labels.update({name: float(value) for name, value in at_initialisation.items()})
 

@@ -254,8 +254,8 @@ def _print_versions(store: TeacherStore) -> None:
 def _print_scoring_choices(store: TeacherStore) -> None:
     """What a teacher file can be scored with: the similarities, the layer matchings, the noise ceilings."""
     from keras_sage.analysis.tables import format_table
-    from keras_sage.objective import check_cka_teacher
     from keras_sage.score import CKA, LAYER_MATCHES, SIMILARITIES
+    from keras_sage.scoring_checks import check_cka_teacher
 
     try:
         check_cka_teacher(store)

@@ -35,6 +35,7 @@ from keras_sage._atomic import check_writable_directory, write_atomically
 from keras_sage._validation import check_positive_int
 from keras_sage.objective import TeacherGuidedScorer
 from keras_sage.project_files import RerankResult
+from keras_sage.proxies import PROXY_BATCH_SIZE, zero_cost_proxies
 from keras_sage.rsa import DEFAULT_MAX_FEATURES
 from keras_sage.score import DEFAULT_ALPHA, DEFAULT_MEMORY_BUDGET, ScoringConfig
 from keras_sage.teachers import TeacherStore
@@ -48,7 +49,7 @@ from keras_sage.tuners.failures import (
     write_failure_log,
 )
 from keras_sage.tuners.schedule import Bootstrap
-from keras_sage.tuners.training import CandidateTrainer, TrainingData, size_metrics
+from keras_sage.tuners.training import CandidateTrainer, TrainingData, first_batch, size_metrics
 
 __all__ = ["DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS", "SCORE_OBJECTIVE", "SageTuner"]
 
@@ -128,6 +129,10 @@ class SageTuner(keras_tuner.Tuner):
         layer_mapping: Teacher layer name → student endpoint name, with `layer_match="fixed"`.
         normalise_by_ceiling: Whether TG is the mean of S_i / ceiling_i over the regions' noise ceilings
             instead of the mean of S_i (see `TeacherGuidedScorer`).
+        proxy_weights: β of the field's proxies at initialisation to add to the score, by name:
+            score = P + α·TG + Σ β·`keras_sage.score.proxy_term(x)` (e.g. `{"synflow": 0.05}`: 0.05 per
+            decade of synflow). Each weighed proxy is computed on the first 64 training images before the
+            candidate trains, and recorded as a trial metric.
         teacher_schedule: `Bootstrap(every=K, mature_epochs=E)` to replace the teacher during the search
             by the best candidate so far whenever it beats it (see `keras_sage.tuners.schedule`); `None`
             keeps the teacher. Each trial records the teacher version that scored it
@@ -175,6 +180,7 @@ class SageTuner(keras_tuner.Tuner):
         layer_mapping: Mapping[str, str] | None = None,
         normalise_by_ceiling: bool = False,
         teacher_schedule: Bootstrap | None = None,
+        proxy_weights: Mapping[str, float] | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("executions_per_trial", 1) != 1:
@@ -201,6 +207,7 @@ class SageTuner(keras_tuner.Tuner):
             probe_batch_size=probe_batch_size,
             memory_budget=memory_budget,
             probe_preprocessing=probe_preprocessing,
+            proxy_weights=dict(proxy_weights or {}),
         )
         self.scorer = TeacherGuidedScorer(teacher, config, expected_probe=probe)
         self.teacher_schedule = teacher_schedule
@@ -341,6 +348,7 @@ class SageTuner(keras_tuner.Tuner):
                 raise keras_tuner.errors.FatalValueError(str(error)) from None
             self._probe_checked = True
 
+        proxies = self._proxies_at_initialisation(model, data)
         self._warm_start(trial, model)
         size = size_metrics(model)
         epochs, steps, initial_epoch = self._premature_budget(trial)
@@ -351,7 +359,7 @@ class SageTuner(keras_tuner.Tuner):
 
         endpoints = None if self.endpoints is None else self.endpoints(model)
         result = self.scorer.evaluate(
-            model, data.validation_data, endpoints=endpoints, batch_size=data.batch_size
+            model, data.validation_data, endpoints=endpoints, batch_size=data.batch_size, proxies=proxies
         )
         if not math.isfinite(result.score):
             raise keras_tuner.errors.FailedTrialError(f"the candidate's score is not finite: {result}")
@@ -380,6 +388,14 @@ class SageTuner(keras_tuner.Tuner):
             contract.EXAMPLES_PROCESSED: float(run.examples),
             contract.TEACHER_VERSION: float(self.scorer.teacher.version),
         }
+
+    def _proxies_at_initialisation(self, model: keras.Model, data: TrainingData) -> dict[str, float]:
+        """The proxies the score weighs (`proxy_weights`), on the first training batch, before training."""
+        names = list(self.scorer.config.proxy_weights)
+        if not names:
+            return {}
+        images, labels = first_batch(data, PROXY_BATCH_SIZE)
+        return zero_cost_proxies(model, images, labels, names=names)
 
     def _bootstrap_if_due(self, data: TrainingData) -> None:
         """Runs the teacher schedule's step if one is due before this trial (`BootstrapRunner`) and saves

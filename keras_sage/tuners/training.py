@@ -27,6 +27,7 @@ from typing import Any
 
 import keras
 import keras_tuner
+import numpy as np
 
 from keras_sage import contract
 from keras_sage.model_size import count_flops
@@ -39,6 +40,7 @@ __all__ = [
     "TrainingData",
     "TrainingMonitor",
     "TrainingRun",
+    "first_batch",
     "fit_candidate",
     "size_metrics",
 ]
@@ -194,6 +196,15 @@ class TrainingData:
         """The batch size `search` was given, if any."""
         value = self.fit_kwargs.get("batch_size")
         return None if value is None else int(value)
+
+
+def first_batch(data: TrainingData, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `size` training images and labels (of arrays, or of a dataset's first batch)."""
+    x: Any = data.fit_args[0] if data.fit_args else data.fit_kwargs.get("x")
+    y: Any = data.fit_args[1] if len(data.fit_args) > 1 else data.fit_kwargs.get("y")
+    if _is_dataset(x):
+        x, y = next(iter(x))[:2]
+    return np.asarray(x[:size]), np.asarray(y[:size])
 
 
 @dataclass(frozen=True)
