@@ -70,7 +70,7 @@ class ScriptedOracle(keras_tuner.Oracle):
 SCRIPT = [{"filters": 2, "mode": "ok"}, {"filters": 5, "mode": "nan"}, {"filters": 7, "mode": "ok"}]
 
 
-def run_search(folder: Path, name: str, oracle: keras_tuner.Oracle) -> Path:
+def run_search(folder: Path, name: str, oracle: keras_tuner.Oracle, callbacks: tuple = ()) -> Path:
     rng = np.random.default_rng(0)
     x = rng.random((40, 8, 8, 1), dtype=np.float32)
     y = rng.integers(0, 3, len(x))
@@ -90,7 +90,9 @@ def run_search(folder: Path, name: str, oracle: keras_tuner.Oracle) -> Path:
         directory=str(folder),
         project_name=name,
     )
-    tuner.search(x[:30], y[:30], validation_data=(x[30:], y[30:]), batch_size=8, verbose=0)
+    tuner.search(
+        x[:30], y[:30], validation_data=(x[30:], y[30:]), batch_size=8, verbose=0, callbacks=list(callbacks)
+    )
     return folder / name
 
 
@@ -324,3 +326,34 @@ def test_the_dashboard_serves_the_search_over_http_read_only(scripted_project):
         server.terminate()
         server.wait(timeout=REQUEST_S)
     assert snapshot(scripted_project) == before
+
+
+def scalars_and_plugins(folder: Path) -> tuple[dict[str, float], set[str]]:
+    """The scalars (last value by tag) and the plugins of the summaries in a folder's event files."""
+    import tensorflow as tf
+
+    scalars, plugins = {}, set()
+    for path in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                plugins.add(value.metadata.plugin_data.plugin_name)
+                if value.metadata.plugin_data.plugin_name == "scalars":
+                    scalars[value.tag] = float(tf.make_ndarray(value.tensor))
+    return scalars, plugins
+
+
+def test_tensorboard_gets_each_trials_hyperparameters_and_p_tg_and_each_s_i(tmp_path):
+    log_dir = tmp_path / "logs"
+    project = run_search(
+        tmp_path,
+        "tensorboard",
+        ScriptedOracle(SCRIPT[:1]),
+        callbacks=(keras.callbacks.TensorBoard(str(log_dir)),),
+    )
+    state = trial_states(project)["0"]
+    session = log_dir / "0" / "execution0"
+    scalars, _ = scalars_and_plugins(session / "sage")
+    for name in METRICS_AS_ATTRIBUTES:
+        assert scalars[name] == pytest.approx(last_metric(state, name), rel=1e-6), name
+    _, plugins = scalars_and_plugins(session)
+    assert "hparams" in plugins

@@ -9,6 +9,8 @@ keras-sage report SEARCHES.jsonl [--out DIR]   # searches with and without the t
 keras-sage search CONFIG.toml [--workers N]    # a whole search from a TOML config (keras_sage.search_config)
 keras-sage worker CONFIG.toml --chief HOST:PORT
 keras-sage probe CONFIG.toml -o PROBE.npz      # the probe set of the config's data, to register a teacher
+keras-sage dashboard PROJECT_DIR [--port N]    # watch a search in optuna-dashboard, read-only
+keras-sage export PROJECT_DIR -o trials.csv    # every trial, its hyperparameters and metrics (or .jsonl)
 ```
 
 A probe file is an `.npz` with an array `images` (`(n, H, W, C)`, `uint8` or float) and, optionally, an
@@ -31,7 +33,7 @@ import numpy as np
 
 from keras_sage._errors import first_line
 from keras_sage._version import __version__
-from keras_sage.cli import search
+from keras_sage.cli import dashboard, search
 from keras_sage.cli.probe_file import PROBE_IMAGES_KEY, PROBE_LABELS_KEY, load_probe
 
 if TYPE_CHECKING:
@@ -171,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--seed", type=int, default=0, help="seed of the resamples (default: 0)")
     report.set_defaults(handler=_report)
     search.add_commands(commands)
+    dashboard.add_commands(commands)
     return parser
 
 
