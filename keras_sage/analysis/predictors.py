@@ -402,8 +402,8 @@ def calibrate_alpha(
     wins = np.bincount(np.argmax(ranked[:, decided], axis=0), minlength=len(alphas))
     fractions = wins / max(int(decided.sum()), 1)
     best = int(np.argmax(np.where(np.isnan(full), -np.inf, full)))
-    held_out = _out_of_sample(
-        premature[sample], scores, target[sample], method=method, n_splits=n_splits, seed=seed
+    held_out = held_out_comparison(
+        premature[sample][None], scores, target[sample], method=method, n_splits=n_splits, seed=seed
     )
     chosen = int(np.argmax(held_out.choices)) if held_out.splits else best
     return AlphaCalibration(
@@ -425,58 +425,94 @@ def calibrate_alpha(
 
 
 @dataclass(frozen=True)
-class _HeldOut:
-    """What choosing α on random halves gains on the other halves (see `AlphaCalibration`)."""
+class HeldOut:
+    """Two families of predictors, the best of each chosen on one random half of the architectures and
+    compared on the other (`held_out_comparison`).
 
-    choices: np.ndarray  # (k,): the fraction of splits choosing each α
+    Attributes:
+        choices: By challenger, the fraction of splits whose choosing half chose it.
+        delta: The mean over the splits of r(challenger) − r(reference) on the held-out half (NaN when no
+            split gives both).
+        interval: The central 95% of that difference over the splits.
+        splits: The number of splits that gave a difference.
+    """
+
+    choices: np.ndarray
     delta: float
     interval: tuple[float, float]
     splits: int
 
 
-def _out_of_sample(
-    premature: np.ndarray, scores: np.ndarray, target: np.ndarray, *, method: str, n_splits: int, seed: int
-) -> _HeldOut:
-    """α chosen on one random half of the architectures (scores (k, m): P + α·TG for each α), measured
-    as r(P + α·TG) − r(P) on the other half, over `n_splits` splits (NaN with fewer than 6)."""
-    size, m = scores.shape
+def held_out_comparison(
+    reference: np.ndarray,
+    challenger: np.ndarray,
+    target: np.ndarray,
+    *,
+    method: str = "spearman",
+    n_splits: int = DEFAULT_SPLITS,
+    seed: int = 0,
+) -> HeldOut:
+    """Chooses the best of each family on one random half, compares the two on the other half, repeated.
+
+    The architectures are split in random halves `n_splits` times (`numpy.random.default_rng(seed)`
+    permutations); on the choosing half, the predictor of each family with the highest correlation with
+    `target` is chosen (the first of equals); on the other half, r(chosen challenger) − r(chosen reference).
+    `calibrate_alpha` is this with P alone as the reference and P + α·TG for each α as the challengers.
+
+    Args:
+        reference: (k_r, m): the reference family, e.g. P + β·proxy for each β.
+        challenger: (k_c, m): the challengers, e.g. P + α·TG + β·proxy for each (α, β).
+        target: (m,): mature accuracy.
+        method: `"spearman"` or `"pearson"`.
+        n_splits: Random splits in halves.
+        seed: Seed of the splits.
+
+    Returns:
+        A `HeldOut`; NaN with fewer than 6 architectures.
+    """
+    size, m = challenger.shape
     if m < 6:
-        return _HeldOut(np.zeros(size), math.nan, (math.nan, math.nan), 0)
+        return HeldOut(np.zeros(size), math.nan, (math.nan, math.nan), 0)
     rng = np.random.default_rng(seed)
     permutations = np.stack([rng.permutation(m) for _ in range(n_splits)])
     choosing, measuring = permutations[:, : m // 2], permutations[:, m // 2 :]
-    columns = np.vstack([premature[None], scores])
-    chosen_r = _correlations(scores, choosing, target=target, method=method)
-    measured_r = _correlations(columns, measuring, target=target, method=method)
-    chosen = np.argmax(np.where(np.isnan(chosen_r), -np.inf, chosen_r), axis=0)
-    deltas = measured_r[1 + chosen, np.arange(n_splits)] - measured_r[0]
+    splits = np.arange(n_splits)
+    chosen = {}
+    for name, family in (("reference", reference), ("challenger", challenger)):
+        chosen_r = _correlations(family, choosing, target=target, method=method)
+        best = np.argmax(np.where(np.isnan(chosen_r), -np.inf, chosen_r), axis=0)
+        chosen[name] = (best, _correlations(family, measuring, target=target, method=method)[best, splits])
+    deltas = chosen["challenger"][1] - chosen["reference"][1]
     finite = deltas[np.isfinite(deltas)]
+    choices = np.bincount(chosen["challenger"][0], minlength=size) / n_splits
     if not len(finite):
-        return _HeldOut(np.bincount(chosen, minlength=size) / n_splits, math.nan, (math.nan, math.nan), 0)
-    return _HeldOut(
-        choices=np.bincount(chosen, minlength=size) / n_splits,
-        delta=float(np.mean(finite)),
-        interval=percentile_interval(finite),
-        splits=len(finite),
-    )
+        return HeldOut(choices, math.nan, (math.nan, math.nan), 0)
+    return HeldOut(choices, float(np.mean(finite)), percentile_interval(finite), len(finite))
 
 
 def resampled_correlation(
     values: np.ndarray,
     target: np.ndarray,
     *,
+    controls: Sequence[np.ndarray] = (),
     method: str = "spearman",
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """One predictor's correlation with a target and its 95% percentile interval from resampling the items
-    (with replacement; `resample_indices(n, n_resamples, seed)`), as `predictivity` computes them.
+    """One predictor's correlation with a target (partial, given `controls`) and its 95% percentile
+    interval from resampling the items (with replacement; `resample_indices(n, n_resamples, seed)`), as
+    `predictivity` computes them.
 
     Returns:
         `(r, ci_low, ci_high)`; NaN with fewer than 3 items.
     """
     _check_method(method)
-    statistic = functools.partial(_correlations, target=np.asarray(target, dtype=np.float64), method=method)
+    statistic = functools.partial(
+        _correlations,
+        target=np.asarray(target, dtype=np.float64),
+        method=method,
+        controls=[np.asarray(control, dtype=np.float64) for control in controls],
+    )
     correlations = _Resampled.of(
         np.asarray(values, dtype=np.float64)[None], statistic, resample_count(n_resamples), seed, minimum=3
     )

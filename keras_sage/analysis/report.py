@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from keras_sage import contract
+from keras_sage.analysis.beyond_proxies import BeyondProxy, teacher_beyond_proxy
 from keras_sage.analysis.plots import (
     plot_alpha_sweep,
     plot_predictivity,
@@ -219,6 +220,12 @@ def pool_report(
     lines += [_answer(rows, calibrations, shortest, examples, controls, method), ""]
     if budgets[0] == 0 and shortest != 0:
         lines += [_answer(rows, calibrations, 0, examples, controls, method), ""]
+    beyond = {
+        budget: teacher_beyond_proxy(pool, budget, n_resamples=n_resamples, seed=seed) for budget in budgets
+    }
+    at_shortest = beyond[shortest]
+    if at_shortest is not None:
+        lines += [_beyond_proxy_answer(at_shortest, examples), ""]
     n_architectures = len(architecture_ids(pool))
     analysed = len(
         architecture_ids([row for row in pool if math.isfinite(row.get(MATURE_ACCURACY, math.nan))])
@@ -238,6 +245,13 @@ def pool_report(
             "",
             "```",
             format_table([{key: row[key] for key in _TABLE_COLUMNS} for row in shown]),
+            "```",
+            "",
+        ]
+    if any(result is not None for result in beyond.values()):
+        lines += ["## TG beyond the field's best proxy", "", "```"]
+        lines += [
+            format_table([_beyond_proxy_row(result) for result in beyond.values() if result is not None]),
             "```",
             "",
         ]
@@ -320,6 +334,44 @@ def _shown(predictor: str, alpha: float) -> bool:
     if predictor.startswith("P+"):
         return predictor in (combined_predictor_name(alpha), combined_predictor_name(alpha, "TG_untrained"))
     return True
+
+
+def _beyond_proxy_answer(result: BeyondProxy, examples: Mapping[int, Any]) -> str:
+    """The plain-words answer against the field's best proxy at one budget."""
+    low, high = result.interval
+    adds = low > 0
+    partial, partial_low, partial_high = result.partial_given_proxy
+    verdict = (
+        f"TG adds to the field's best proxy here ({result.proxy})"
+        if adds
+        else f"TG is not shown to add to the field's best proxy here ({result.proxy})"
+    )
+    proxy, shown_examples = result.proxy, examples.get(result.budget, math.nan)
+    return (
+        f"**Against the proxies at {result.budget} steps ({shown_examples:,} examples), {verdict}.** "
+        f"ρ({proxy}) = {result.proxy_r:.3f} at initialisation; P + α·TG + β·{proxy} against P + β·{proxy}, "
+        f"each chosen on one half of the architectures and measured on the "
+        f"other ({result.splits} splits): Δρ = {result.delta:+.3f} [{low:+.3f}, {high:+.3f}]; partial "
+        f"ρ(TG | {result.proxy}) = {partial:.3f} [{partial_low:.3f}, {partial_high:.3f}]; partial ρ(TG | "
+        f"params, log FLOPs) = {result.partial_given_size[0]:.3f} [{result.partial_given_size[1]:.3f}, "
+        f"{result.partial_given_size[2]:.3f}]."
+    )
+
+
+def _beyond_proxy_row(result: BeyondProxy) -> dict[str, Any]:
+    return {
+        "budget": result.budget,
+        "best proxy": result.proxy,
+        "ρ(proxy)": result.proxy_r,
+        "Δ held out": result.delta,
+        "Δ low": result.interval[0],
+        "Δ high": result.interval[1],
+        "partial ρ(TG | proxy)": result.partial_given_proxy[0],
+        "low": result.partial_given_proxy[1],
+        "high": result.partial_given_proxy[2],
+        "partial ρ(TG | size)": result.partial_given_size[0],
+        "n": result.n,
+    }
 
 
 def _answer(

@@ -1,0 +1,168 @@
+"""Does the teacher add to the field's best proxy? `teacher_beyond_proxy`, at one budget of a pool.
+
+A pool whose rows carry the field's proxies at initialisation (`build_pool(..., proxies=...)`) can ask
+more than "does TG add to P": the field already has training-free scores (synflow, naswot, a size count)
+that rank architectures well, and a proxy costs one batch. So, at each budget:
+
+- the best proxy: the one whose Spearman ρ with mature accuracy is highest on the pool (the strongest
+  competitor TG can be measured against; chosen on the whole pool, which favours the proxy);
+- whether TG adds to it, out of sample: on one random half of the architectures the best P + β·x (x the
+  proxy's `keras_sage.score.proxy_term`, β on a grid) and the best P + α·TG + β·x are chosen, and on the
+  other half r(P + α·TG + β·x) − r(P + β·x) is measured (`held_out_comparison`), over many splits;
+- partial ρ of TG given the size controls (params and log FLOPs) and given the best proxy, with 95%
+  percentile intervals from resampling the architectures.
+
+β is searched on a grid of multiples of sd(P) / sd(x) (the pool's spread ratio, a scale only), so that the
+same grid fits a proxy of any unit; the score a search would use is then P + α·TG + β·proxy_term(x).
+
+Example:
+
+```python
+result = teacher_beyond_proxy(pool, budget=39)
+result.proxy, result.delta, result.interval
+```
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from keras_sage import contract
+from keras_sage.analysis.pool import LOG_FLOPS, MATURE_ACCURACY
+from keras_sage.analysis.predictors import (
+    DEFAULT_ALPHAS,
+    DEFAULT_SPLITS,
+    column,
+    held_out_comparison,
+    resampled_correlation,
+    rows_at_budget,
+)
+from keras_sage.score import combined_score, proxy_term
+
+__all__ = ["BeyondProxy", "teacher_beyond_proxy"]
+
+# The field's proxies a pool may carry, in the order ties are broken.
+CANDIDATE_PROXIES = (
+    contract.SYNFLOW,
+    contract.NASWOT,
+    contract.SNIP,
+    contract.GRAD_NORM,
+    contract.PARAMS,
+    contract.FLOPS,
+)
+
+
+@dataclass(frozen=True)
+class BeyondProxy:
+    """What TG adds to the best proxy at one budget (see the module docstring).
+
+    Attributes:
+        budget: The budget (SGD steps).
+        proxy: The best proxy: the highest Spearman ρ with mature accuracy on the pool.
+        proxy_r: That ρ.
+        delta: The mean held-out r(P + α·TG + β·x) − r(P + β·x), each chosen on the other half.
+        interval: The central 95% of that difference over the splits.
+        splits: The number of splits.
+        partial_given_size: Partial ρ(TG | params, log FLOPs) with its 95% interval: `(r, low, high)`.
+        partial_given_proxy: Partial ρ(TG | the best proxy) with its 95% interval.
+        n: The architectures used (every score finite).
+    """
+
+    budget: int
+    proxy: str
+    proxy_r: float
+    delta: float
+    interval: tuple[float, float]
+    splits: int
+    partial_given_size: tuple[float, float, float]
+    partial_given_proxy: tuple[float, float, float]
+    n: int
+
+
+def teacher_beyond_proxy(
+    pool: Sequence[Mapping[str, Any]],
+    budget: int,
+    *,
+    alphas: Sequence[float] = DEFAULT_ALPHAS,
+    betas: Sequence[float] = DEFAULT_ALPHAS,
+    n_resamples: int = 2000,
+    n_splits: int = DEFAULT_SPLITS,
+    seed: int = 0,
+) -> BeyondProxy | None:
+    """Whether TG adds to the field's best proxy at one budget of a pool, out of sample.
+
+    Args:
+        pool: The pool's rows, with proxy columns.
+        budget: The budget (SGD steps).
+        alphas: The α of TG to choose from.
+        betas: Multiples of sd(P) / sd(proxy_term(x)) to choose β from.
+        n_resamples: Resamples of the architectures behind the partial correlations' intervals.
+        n_splits: Random splits in halves for the held-out comparison.
+        seed: Seed of the resamples and the splits.
+
+    Returns:
+        A `BeyondProxy`, or None when the pool has no proxy column or fewer than 6 complete architectures.
+    """
+    rows = rows_at_budget(pool, budget)
+    present = [name for name in CANDIDATE_PROXIES if any(name in row for row in rows)]
+    if not present:
+        return None
+    premature = column(rows, contract.PREMATURE_ACCURACY)
+    guidance = column(rows, contract.TEACHER_GUIDANCE)
+    target = column(rows, MATURE_ACCURACY)
+    raw = {name: np.array([_number(row.get(name)) for row in rows]) for name in present}
+    terms = {name: _finite_terms(name, values) for name, values in raw.items()}
+    size = [column(rows, contract.PARAMS), column(rows, LOG_FLOPS)]
+    kept = np.isfinite(premature) & np.isfinite(guidance) & np.isfinite(target)
+    for values in [*terms.values(), *size]:
+        kept &= np.isfinite(values)
+    if kept.sum() < 6:
+        return None
+    premature, guidance, target = premature[kept], guidance[kept], target[kept]
+    terms = {name: values[kept] for name, values in terms.items()}
+    ranked = {name: float(spearmanr(values, target).statistic) for name, values in terms.items()}
+    proxy = max(present, key=lambda name: -math.inf if math.isnan(ranked[name]) else ranked[name])
+    term = terms[proxy]
+    spread = float(np.std(premature) / np.std(term)) if np.std(term) > 0 else 0.0
+    reference = np.stack([combined_score(premature, 0.0, 0.0, {proxy: (b * spread, term)}) for b in betas])
+    challenger = np.stack(
+        [
+            combined_score(premature, guidance, alpha, {proxy: (b * spread, term)})
+            for alpha in alphas
+            for b in betas
+        ]
+    )
+    held_out = held_out_comparison(reference, challenger, target, n_splits=n_splits, seed=seed)
+    controls = [control[kept] for control in size]
+    return BeyondProxy(
+        budget=budget,
+        proxy=proxy,
+        proxy_r=ranked[proxy],
+        delta=held_out.delta,
+        interval=held_out.interval,
+        splits=held_out.splits,
+        partial_given_size=resampled_correlation(
+            guidance, target, controls=controls, n_resamples=n_resamples, seed=seed
+        ),
+        partial_given_proxy=resampled_correlation(
+            guidance, target, controls=[term], n_resamples=n_resamples, seed=seed
+        ),
+        n=int(kept.sum()),
+    )
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _finite_terms(name: str, values: np.ndarray) -> np.ndarray:
+    """A proxy's score terms, −∞ (naswot of coinciding codes, a log of 0) ranked below every finite one."""
+    terms = np.asarray(proxy_term(name, values), dtype=np.float64)
+    finite = terms[np.isfinite(terms)]
+    return np.where(np.isneginf(terms), finite.min() - 1.0, terms) if len(finite) else terms
