@@ -11,6 +11,11 @@ training at all). Stages, each resumable (re-running the same command continues 
    teachers at initialisation and at ⅛, ¼ and ½ epoch of the subset, with the field's proxies at
    initialisation (`keras_sage.analysis.build_pool`), appended to `benchmarks/pools/` as it goes.
 3. report: `keras-sage report` of the pool (α chosen out of sample), committed beside it.
+4. search: the product's `TPEOracle` on `NASBench201SearchSpace` at the pool's shortest trained budget, three
+   arms at equal examples, paired by seed (the same random start-up trials): P alone (α = 0), P + α·TG (α
+   chosen on the pool out of sample), and P + β·x (x the pool's best proxy, β chosen on the pool). No
+   reranking: the top-scored cell's mature accuracy is looked up, and its regret to the space's best is
+   recorded after every trial, so the examples each arm needs to reach P's final regret can be counted.
 
 `--scale cpu` fits a 2-core CPU (a ResNet-8 teacher for 10 epochs; students on 10,000 images);
 `--scale gpu` is the paper's budget (2 epochs of 45,000 at 32×32) and a ResNet-56 teacher, sized to run in
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -32,6 +38,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import keras_tuner
+import numpy as np
 from cifar10_science import (
     DEFAULT_ARCHIVE,
     DEFAULT_CACHE,
@@ -43,12 +51,26 @@ from cifar10_science import (
     teacher_files,
     teacher_model,
 )
+from scipy.stats import spearmanr
 
 from keras_sage import nasbench201
 from keras_sage._atomic import write_atomically
-from keras_sage.analysis import build_pool, pool_report, read_pool
+from keras_sage.analysis import (
+    append_rows,
+    build_pool,
+    calibrate_alpha,
+    compare_searches,
+    pool_report,
+    read_pool,
+)
+from keras_sage.analysis.beyond_proxies import teacher_beyond_proxy
+from keras_sage.analysis.predictors import DEFAULT_ALPHAS
+from keras_sage.analysis.records import SEARCH_EXAMPLES, TOP_SCORE_MATURE_ACCURACY, WINNER_MATURE_ACCURACY
+from keras_sage.contract import EXAMPLES_PROCESSED, SCORE
 from keras_sage.hypermodels import NASBench201SearchSpace
 from keras_sage.proxies import PROXY_NAMES
+from keras_sage.score import proxy_term
+from keras_sage.tuners import SageTuner, TPEOracle
 
 # Budgets in epochs of the students' training subset: at initialisation, ⅛, ¼ and ½ epoch.
 BUDGET_EPOCHS = (0, 0.125, 0.25, 0.5)
@@ -106,7 +128,9 @@ def drawn_cells(count: int, seed: int) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
-    parser.add_argument("--stage", choices=("teacher", "pool", "report"), default="report")
+    parser.add_argument("--stage", choices=("teacher", "pool", "report", "search"), default="report")
+    parser.add_argument("--search-seeds", type=int, nargs="+", default=list(range(1, 11)))
+    parser.add_argument("--search-trials", type=int, default=30)
     parser.add_argument("--pools", type=Path, default=DEFAULT_POOLS)
     parser.add_argument("--data", type=Path, default=DEFAULT_ARCHIVE)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
@@ -171,8 +195,133 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.stage == "pool":
         return
     rows = read_pool(pool_path)
+    if arguments.stage == "search":
+        searches_path = arguments.pools / f"{name}-searches.jsonl"
+        data = (
+            (standardized(splits.x_student_train), splits.y_student_train),
+            (standardized(splits.x_student_validation), splits.y_student_validation),
+        )
+        run_searches(rows, data, teacher_path, searches_path, arguments, scale)
+        print("\n".join(describe_searches(read_pool(searches_path))))
+        return
     title = f"NAS-Bench-201 pool ({arguments.scale} scale, CIFAR-10 {scale.image_size}×{scale.image_size})"
     print(pool_report(rows, arguments.pools / f"{name}-report", title=title, seed=arguments.seed))
+
+
+def search_arms(pool_rows: list, budget: int) -> list[dict]:
+    """The arms: P alone, P + α·TG (α chosen on the pool out of sample), P + β·(the pool's best proxy)."""
+    alpha = calibrate_alpha(pool_rows, budget).alpha
+    beyond = teacher_beyond_proxy(pool_rows, budget)
+    arms = [
+        {"arm": "P", "alpha": 0.0, "proxy_weights": {}},
+        {"arm": f"P + {alpha:g}·TG", "alpha": alpha if alpha > 0 else 1.0, "proxy_weights": {}},
+    ]
+    if beyond is not None:
+        beta = best_proxy_weight(pool_rows, budget, beyond.proxy)
+        arms.append(
+            {"arm": f"P + {beta:.3g}·{beyond.proxy}", "alpha": 0.0, "proxy_weights": {beyond.proxy: beta}}
+        )
+    return arms
+
+
+def best_proxy_weight(pool_rows: list, budget: int, proxy: str) -> float:
+    """β of P + β·proxy_term(x) with the highest Spearman ρ on the pool (grid: multiples of sd(P)/sd(x))."""
+    at_budget = [
+        row for row in pool_rows if row["budget"] == budget and math.isfinite(row["mature_accuracy"])
+    ]
+    premature = np.array([row["premature_accuracy"] for row in at_budget])
+    term = np.asarray(proxy_term(proxy, [row[proxy] for row in at_budget]), dtype=np.float64)
+    kept = np.isfinite(term) & np.isfinite(premature)
+    spread = float(np.std(premature[kept]) / np.std(term[kept]))
+    mature = np.array([row["mature_accuracy"] for row in at_budget])[kept]
+    betas = [multiple * spread for multiple in DEFAULT_ALPHAS]
+    scores = [spearmanr(premature[kept] + beta * term[kept], mature).statistic for beta in betas]
+    return float(betas[int(np.nanargmax(scores))])
+
+
+def run_searches(
+    pool_rows: list, data: tuple, teacher_path: Path, path: Path, arguments, scale: Scale
+) -> None:
+    """Every arm at every seed not yet run; one row per search appended to `path` as it ends."""
+    budget = sorted({row["budget"] for row in pool_rows if row["budget"] > 0})[0]
+    best = max(nasbench201.mature_accuracy(cell) for cell in nasbench201.arch_strings())
+    done = {(row["arm"], row["seed"]) for row in read_pool(path)} if path.exists() else set()
+    (x_train, y_train), validation = data
+    for search_seed in arguments.search_seeds:
+        for arm in search_arms(pool_rows, budget):
+            if (arm["arm"], search_seed) in done:
+                continue
+            space = NASBench201SearchSpace(num_classes=10, input_shape=x_train.shape[1:])
+            tuner = SageTuner(
+                space,
+                teacher=teacher_path,
+                alpha=arm["alpha"],
+                proxy_weights=arm["proxy_weights"],
+                premature_steps=budget,
+                oracle=TPEOracle(
+                    objective=keras_tuner.Objective(SCORE, "max"),
+                    max_trials=arguments.search_trials,
+                    n_startup_trials=max(1, arguments.search_trials // 3),
+                    seed=search_seed,
+                ),
+                seed=search_seed,
+                directory=arguments.cache / "nasbench201-searches",
+                project_name=f"seed{arguments.seed}-{arm['arm']}-search{search_seed}".replace(" ", ""),
+                overwrite=False,
+            )
+            tuner.search(x_train, y_train, validation_data=validation, batch_size=scale.batch_size, verbose=0)
+            row = {**search_row(tuner, space, best), **arm, "seed": search_seed, "budget": budget}
+            append_rows(path, [row])
+            print(f"search {arm['arm']}, seed {search_seed}: regret {row['regret']:.4f}", flush=True)
+
+
+def search_row(tuner: SageTuner, space: NASBench201SearchSpace, best: float) -> dict:
+    """One search's row: the top-scored cell's looked-up accuracy and regret, and its curve over trials."""
+    curve, examples, top = [], 0.0, None
+    for trial_id in tuner.oracle.start_order:
+        trial = tuner.oracle.trials[trial_id]
+        score = trial.metrics.get_last_value(SCORE) if trial.status == "COMPLETED" else None
+        examples += (
+            trial.metrics.get_last_value(EXAMPLES_PROCESSED) or 0.0 if trial.status == "COMPLETED" else 0.0
+        )
+        if score is not None and math.isfinite(score) and (top is None or score > top[0]):
+            top = (score, space.to_arch_string(trial.hyperparameters))
+        if top is not None:
+            curve.append([examples, best - nasbench201.mature_accuracy(top[1])])
+    if top is None:
+        raise RuntimeError(f"search {tuner.project_dir} completed no trial")
+    accuracy = nasbench201.mature_accuracy(top[1])
+    return {
+        "trials": len(tuner.oracle.trials),
+        "failed": sum(trial.status != "COMPLETED" for trial in tuner.oracle.trials.values()),
+        "top-scored cell": top[1],
+        TOP_SCORE_MATURE_ACCURACY: accuracy,
+        WINNER_MATURE_ACCURACY: accuracy,
+        "regret": best - accuracy,
+        SEARCH_EXAMPLES: tuner.search_examples,
+        "curve": curve,
+        "mature_accuracy_source": nasbench201.MATURE_ACCURACY_SOURCE,
+    }
+
+
+def describe_searches(rows: list) -> list[str]:
+    """Each guided arm against P, paired by seed: the top-scored cell's mature accuracy (no reranking)."""
+    sentences = []
+    for arm in sorted({row["arm"] for row in rows} - {"P"}):
+        try:
+            comparison = compare_searches(rows, alpha=arm, baseline_alpha="P")
+        except ValueError as error:
+            sentences.append(f"{arm}: {error}")
+            continue
+        sentences.append(
+            f"{arm} against P over {len(comparison.seeds)} paired seeds: mature accuracy of the top-scored "
+            f"cell {np.mean(comparison.arm_values):.4f} against {np.mean(comparison.baseline_values):.4f}, "
+            f"difference {comparison.mean_difference:+.4f} "
+            f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}] (t interval; better {comparison.wins}, "
+            f"equal {comparison.ties}, worse {comparison.losses}), "
+            f"at {comparison.examples_ratio:.3f}× P's examples"
+        )
+    return sentences
 
 
 if __name__ == "__main__":

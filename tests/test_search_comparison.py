@@ -6,6 +6,7 @@ import pytest
 
 from keras_sage.analysis import compare_searches, format_table, search_summary
 from keras_sage.analysis.records import ProjectRecords
+from keras_sage.analysis.search_comparison import search_efficiency
 
 
 def search_row(alpha, seed, mature, examples=1000):
@@ -101,3 +102,48 @@ def test_the_top_scored_candidate_is_what_the_search_chose_before_reranking():
     )
     records.reranked.clear()
     assert math.isnan(search_summary("α = 2", records)["top-score mature acc"])
+
+
+def nb201_row(arm, seed, regret, curve, examples, alpha=0.0, proxy_weights=None):
+    return {
+        "arm": arm,
+        "alpha": alpha,
+        "seed": seed,
+        "regret": regret,
+        "winner mature acc": 0.94 - regret,
+        "curve": curve,
+        "examples (M1·E1)": examples,
+        "proxy_weights": proxy_weights or {},
+    }
+
+
+def test_arms_that_share_an_alpha_are_compared_by_name():
+    rows = [
+        nb201_row("P", 1, 0.05, [[100, 0.05]], 100),
+        nb201_row("P + 0.1·synflow", 1, 0.02, [[100, 0.02]], 100, proxy_weights={"synflow": 0.1}),
+        nb201_row("P", 2, 0.04, [[100, 0.04]], 100),
+        nb201_row("P + 0.1·synflow", 2, 0.04, [[100, 0.04]], 100, proxy_weights={"synflow": 0.1}),
+    ]
+    by_name = compare_searches(rows, alpha="P + 0.1·synflow", baseline_alpha="P")
+    assert by_name.mean_difference == pytest.approx(0.015) and by_name.wins == 1 and by_name.ties == 1
+    # By α, the proxy arm's rows (α = 0 too) are not mistaken for P's.
+    assert compare_searches(rows, alpha=0.0, baseline_alpha="P").mean_difference == 0.0
+
+
+def test_search_efficiency_counts_the_examples_to_reach_the_baselines_final_regret():
+    rows = [
+        nb201_row("P", 1, 0.03, [[100, 0.05], [200, 0.03]], 200),
+        nb201_row("P", 2, 0.02, [[100, 0.02], [200, 0.02]], 200),
+        nb201_row("TG", 1, 0.01, [[100, 0.03], [200, 0.01]], 200, alpha=2.0),
+        nb201_row("TG", 2, 0.02, [[100, 0.04], [200, 0.02]], 200, alpha=2.0),
+    ]
+    efficiency = search_efficiency(rows, "TG", "P", n_resamples=200)
+    assert efficiency.ratio == pytest.approx(400 / 300) and efficiency.reached == 2
+    assert efficiency.seeds == (1, 2) and efficiency.ci_low <= efficiency.ratio <= efficiency.ci_high
+    never = [
+        *rows[:2],
+        nb201_row("TG", 1, 0.05, [[100, 0.06]], 100),
+        nb201_row("TG", 2, 0.02, [[100, 0.02]], 100),
+    ]
+    stalled = search_efficiency(never, "TG", "P", n_resamples=50)
+    assert stalled.ratio == 0.0 and stalled.reached == 1

@@ -30,8 +30,8 @@ class SearchComparison:
     """An arm's searches against the baseline arm's, paired by seed.
 
     Attributes:
-        alpha: The arm's α.
-        baseline_alpha: The baseline arm's α (usually 0: P alone).
+        alpha: The arm's α (or its name, where arms share an α).
+        baseline_alpha: The baseline arm's α (usually 0: P alone), or its name.
         seeds: The seeds both arms ran, ascending.
         arm_values: The arm's winner value at each seed.
         baseline_values: The baseline's winner value at each seed.
@@ -47,8 +47,8 @@ class SearchComparison:
         unpaired_seeds: Seeds only one arm ran, left out.
     """
 
-    alpha: float
-    baseline_alpha: float
+    alpha: float | str
+    baseline_alpha: float | str
     seeds: tuple[int, ...]
     arm_values: tuple[float, ...]
     baseline_values: tuple[float, ...]
@@ -64,17 +64,20 @@ class SearchComparison:
 
 def compare_searches(
     rows: Sequence[Mapping[str, Any]],
-    alpha: float,
-    baseline_alpha: float = 0.0,
+    alpha: float | str,
+    baseline_alpha: float | str = 0.0,
     value: str = WINNER_MATURE_ACCURACY,
     confidence: float = 0.95,
 ) -> SearchComparison:
     """Compares the searches with α = `alpha` against those with α = `baseline_alpha`, paired by seed.
 
+    An arm is named by its α, or, where arms share an α (P alone against P + β·proxy, both α = 0), by the
+    `arm` its rows name.
+
     Args:
         rows: `search_summary` rows, each with `alpha` and the `seed` of its search.
-        alpha: The arm to compare.
-        baseline_alpha: The arm it is compared against.
+        alpha: The arm to compare: its α, or its `arm` name.
+        baseline_alpha: The arm it is compared against: its α, or its `arm` name.
         value: The column compared; by default the winner's mature accuracy after `rerank`.
         confidence: The confidence level of the interval.
 
@@ -101,8 +104,8 @@ def compare_searches(
     seeds = tuple(sorted(set(arm) & set(baseline)))
     if not seeds:
         raise ValueError(
-            f"no seed was searched with both α = {alpha:g} (seeds {sorted(arm)}) and "
-            f"α = {baseline_alpha:g} (seeds {sorted(baseline)})"
+            f"no seed was searched with both {_arm_name(alpha)} (seeds {sorted(arm)}) and "
+            f"{_arm_name(baseline_alpha)} (seeds {sorted(baseline)})"
         )
     arm_values = np.array([float(arm[seed][value]) for seed in seeds])
     baseline_values = np.array([float(baseline[seed][value]) for seed in seeds])
@@ -115,8 +118,8 @@ def compare_searches(
     arm_examples = sum(float(arm[seed].get(SEARCH_EXAMPLES, math.nan)) for seed in seeds)
     baseline_examples = sum(float(baseline[seed].get(SEARCH_EXAMPLES, math.nan)) for seed in seeds)
     return SearchComparison(
-        alpha=float(alpha),
-        baseline_alpha=float(baseline_alpha),
+        alpha=alpha if isinstance(alpha, str) else float(alpha),
+        baseline_alpha=baseline_alpha if isinstance(baseline_alpha, str) else float(baseline_alpha),
         seeds=seeds,
         arm_values=tuple(arm_values.tolist()),
         baseline_values=tuple(baseline_values.tolist()),
@@ -167,19 +170,113 @@ def describe_comparisons(rows: Sequence[Mapping[str, Any]], confidence: float = 
     return sentences
 
 
+def _arm_name(arm: float | str) -> str:
+    return arm if isinstance(arm, str) else f"α = {arm:g}"
+
+
 def _rows_by_seed(
-    rows: Sequence[Mapping[str, Any]], alpha: float, value: str
+    rows: Sequence[Mapping[str, Any]], alpha: float | str, value: str
 ) -> dict[int, Mapping[str, Any]]:
-    """The rows of the arm with this α, by seed; checked for the columns the comparison reads."""
+    """The rows of the arm with this α (or this `arm` name), by seed; checked for the columns the
+    comparison reads."""
     by_seed: dict[int, Mapping[str, Any]] = {}
     for position, row in enumerate(rows):
         missing = [name for name in ("alpha", "seed", value) if name not in row]
         if missing:
             raise ValueError(f"search row {position} has no {', '.join(missing)}")
-        if not math.isclose(float(row["alpha"]), alpha, rel_tol=0, abs_tol=1e-12):
+        if isinstance(alpha, str):
+            if row.get("arm") != alpha:
+                continue
+        elif not math.isclose(float(row["alpha"]), alpha, rel_tol=0, abs_tol=1e-12) or row.get(
+            "proxy_weights"
+        ):
             continue
         seed = int(row["seed"])
         if seed in by_seed:
-            raise ValueError(f"search row {position} repeats α = {alpha:g} with seed {seed}")
+            raise ValueError(f"search row {position} repeats {_arm_name(alpha)} with seed {seed}")
         by_seed[seed] = row
     return by_seed
+
+
+@dataclass(frozen=True)
+class SearchEfficiency:
+    """How many times fewer examples an arm's searches need to reach the baseline's final regret.
+
+    Attributes:
+        ratio: Σ over seeds of the baseline's search examples / Σ of the examples the arm needed to reach
+            the baseline's final regret (0 when some seed never reached it: the arm never caught up there).
+        ci_low: The 2.5th percentile of the ratio over resamples of the seeds (with replacement).
+        ci_high: The 97.5th percentile.
+        reached: Seeds where the arm reached the baseline's final regret.
+        seeds: The paired seeds.
+    """
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    reached: int
+    seeds: tuple[int, ...]
+
+
+def search_efficiency(
+    rows: Sequence[Mapping[str, Any]],
+    arm: float | str,
+    baseline: float | str = 0.0,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> SearchEfficiency:
+    """The examples an arm needs to reach the baseline's final regret, against the baseline's, by seed.
+
+    Each row holds `regret` (the final regret of the search's choice), its search examples, and `curve`:
+    `[examples so far, regret of the top-scored candidate so far]` after each trial (what a search with
+    looked-up mature accuracies records, e.g. on NAS-Bench-201).
+
+    Args:
+        rows: Search rows of both arms, with `seed`, `regret`, `curve` and the search examples.
+        arm: The arm (its α, or its `arm` name).
+        baseline: The baseline arm.
+        n_resamples: Resamples of the seeds behind the interval.
+        seed: Seed of the resamples.
+
+    Returns:
+        A `SearchEfficiency`.
+    """
+    guided = _rows_by_seed(rows, arm, "curve")
+    reference = _rows_by_seed(rows, baseline, "regret")
+    seeds = tuple(sorted(set(guided) & set(reference)))
+    if not seeds:
+        raise ValueError(f"no seed was searched with both {_arm_name(arm)} and {_arm_name(baseline)}")
+    baseline_examples = np.array([float(reference[s][SEARCH_EXAMPLES]) for s in seeds])
+    needed = np.array(
+        [
+            next(
+                (
+                    float(examples)
+                    for examples, regret in guided[s]["curve"]
+                    if regret <= reference[s]["regret"]
+                ),
+                math.inf,
+            )
+            for s in seeds
+        ]
+    )
+
+    def ratio(sample: np.ndarray) -> float:
+        total = needed[sample].sum()
+        return 0.0 if math.isinf(total) else float(baseline_examples[sample].sum() / total)
+
+    resampled = np.array(
+        [
+            ratio(sample)
+            for sample in np.random.default_rng(seed).integers(0, len(seeds), (n_resamples, len(seeds)))
+        ]
+    )
+    low, high = np.percentile(resampled, [2.5, 97.5])
+    return SearchEfficiency(
+        ratio=ratio(np.arange(len(seeds))),
+        ci_low=float(low),
+        ci_high=float(high),
+        reached=int(np.isfinite(needed).sum()),
+        seeds=seeds,
+    )
