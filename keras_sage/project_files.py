@@ -14,9 +14,13 @@ trial_<id>/trial.json          KerasTuner's trial state: hyperparameters, metric
 trial_<id>/teacher_guidance.json   how the trial was scored (TEACHER_GUIDANCE_KEYS)
 trial_<id>/trial.log           a failed trial's traceback
 optuna_journal.log             the optuna study of `TPEOracle` and `OptunaOracle`
+optuna_journal_mirror.log      the trials of any other oracle as an optuna study, for the dashboard
 optuna_sampler.json            the sampler's random state
 reinforce_controller.npz       the REINFORCE controller's weights and optimizer state
 bootstrap_teacher.h5           the teacher file a teacher schedule adds versions to
+project.lock                   the lock of the one search writing the project: host, pid, start time
+project.json                   how the project was run: each search's mode, tuner id, host, pid, start
+                               time, and the state file of the process that holds the oracle
 ```
 
 Example:
@@ -46,15 +50,20 @@ __all__ = [
     "JOURNAL_FILE",
     "LAYER_MAPPING",
     "LAYER_MATCH",
+    "LOCK_FILE",
+    "MIRROR_JOURNAL_FILE",
     "NORMALISE_BY_CEILING",
     "ORACLE_FILE",
     "PICKLED_SAMPLER_FILE",
+    "PROJECT_RECORD_FILE",
     "RERANK_EXAMPLES",
     "RERANK_RESULTS",
+    "RUNS",
     "SAMPLER_FILE",
     "SEARCH_EXAMPLES",
     "SIMILARITIES",
     "SIMILARITY",
+    "STATE_FILE",
     "TEACHER_FILE",
     "TEACHER_GUIDANCE_FILE",
     "TEACHER_SCHEDULE",
@@ -64,6 +73,7 @@ __all__ = [
     "RerankResult",
     "read_json",
     "rerank_results",
+    "search_journal",
     "summed_examples",
     "teacher_guidance_files",
     "trial_directory",
@@ -78,6 +88,8 @@ TRIAL_FILE = "trial.json"
 TRIAL_LOG = "trial.log"
 TEACHER_GUIDANCE_FILE = "teacher_guidance.json"
 JOURNAL_FILE = "optuna_journal.log"
+# The mirror of an oracle's trials as an optuna journal (`tuners/journal_mirror.py`); never read by a search.
+MIRROR_JOURNAL_FILE = "optuna_journal_mirror.log"
 SAMPLER_FILE = "optuna_sampler.json"
 # An optuna sampler pickled by releases before 0.1; never unpickled, only warned about.
 PICKLED_SAMPLER_FILE = "optuna_sampler.pkl"
@@ -86,6 +98,12 @@ BOOTSTRAP_TEACHER_FILE = "bootstrap_teacher.h5"
 CONTROLLER_FILE = "reinforce_controller.npz"
 # The tuner id of the command line's chief (`keras-sage search --workers N`); its state is `chief.json`.
 CHIEF_TUNER_ID = "chief"
+# The lock a search holds on its project (`keras_sage.project_lock`), with its holder as JSON.
+LOCK_FILE = "project.lock"
+# How the project was run (`keras_sage.tuners.project_record`).
+PROJECT_RECORD_FILE = "project.json"
+STATE_FILE = "state_file"  # the tuner state file of the process that holds the oracle, whatever its mode
+RUNS = "runs"  # one dict per search that opened the project: mode, tuner_id, host, pid, started
 
 # Keys of a tuner's state file (`<tuner id>.json`) that keras-sage adds to KerasTuner's.
 SEARCH_EXAMPLES = "search_examples"  # M1·E1
@@ -143,6 +161,16 @@ def trial_files(project_dir: str | Path) -> dict[str, Path]:
 def teacher_guidance_files(project_dir: str | Path) -> list[Path]:
     """Every trial's `teacher_guidance.json` in a project directory, sorted by path."""
     return sorted(Path(project_dir).glob(f"{TRIAL_DIRECTORY_PREFIX}*/{TEACHER_GUIDANCE_FILE}"))
+
+
+def search_journal(project_dir: str | Path) -> Path | None:
+    """The optuna journal that holds a search's trials: the optuna oracles' study (`JOURNAL_FILE`), else
+    the mirror any other oracle writes (`MIRROR_JOURNAL_FILE`); None if the directory holds neither."""
+    for name in (JOURNAL_FILE, MIRROR_JOURNAL_FILE):
+        path = Path(project_dir) / name
+        if path.is_file():
+            return path
+    return None
 
 
 def read_json(path: str | Path) -> Any:

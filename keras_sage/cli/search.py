@@ -11,19 +11,21 @@ they find the chief through `KERASTUNER_ORACLE_IP`/`KERASTUNER_ORACLE_PORT` and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from keras_sage import contract, project_files
 from keras_sage._errors import first_line
 from keras_sage.project_files import CHIEF_TUNER_ID
+from keras_sage.project_lock import lock_project
 
 # KerasTuner's distributed mode reads these.
 TUNER_ID_VARIABLE = "KERASTUNER_TUNER_ID"
@@ -92,7 +94,7 @@ def add_commands(commands: Any) -> None:
     )
     worker.add_argument(
         "--wait",
-        type=float,
+        type=_seconds,
         default=DEFAULT_CHIEF_WAIT,
         metavar="SECONDS",
         help=f"how long to wait for the chief to answer (default: {DEFAULT_CHIEF_WAIT:g})",
@@ -142,13 +144,25 @@ def _search(args: argparse.Namespace) -> None:
         return
     _quiet_tensorflow()
     overrides = {"overwrite": False} if args.resume else {}
-    tuner, data = _build(config, _verbosity(args), tuner_id=None, **overrides)
-    if args.stop_after:
-        # This process runs `stop_after` trials more, then stops as if the search had ended.
-        tuner.oracle.max_trials = min(tuner.oracle.max_trials, len(tuner.oracle.trials) + args.stop_after)
-    tuner.search(*data.fit_args, **data.fit_kwargs, verbose=0)
+    with _locked(config.project_dir):
+        tuner, data = _build(config, _verbosity(args), tuner_id=None, **overrides)
+        if args.stop_after:
+            # This process runs `stop_after` trials more, then stops as if the search had ended.
+            tuner.oracle.max_trials = min(tuner.oracle.max_trials, len(tuner.oracle.trials) + args.stop_after)
+        tuner.search(*data.fit_args, **data.fit_kwargs, verbose=0)
     if not args.stop_after:
         _print_results(config.project_dir)
+
+
+@contextlib.contextmanager
+def _locked(project_dir: Path) -> Iterator[None]:
+    """Holds the project's lock (`keras_sage.project_lock`) from before TensorFlow starts: a second
+    search of the project is refused in a second, in one line, naming the first."""
+    lock = lock_project(project_dir)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _run_in_processes(config: Any, args: argparse.Namespace) -> None:
@@ -199,6 +213,12 @@ def _ended_trials(project_dir: Path) -> int:
 
 def _run_chief(config: Any, args: argparse.Namespace) -> None:
     """Runs the chief in this process and `args.workers` workers as child processes."""
+    with _locked(config.project_dir):
+        _run_locked_chief(config, args)
+    _print_results(config.project_dir)
+
+
+def _run_locked_chief(config: Any, args: argparse.Namespace) -> None:
     port = args.port if args.port is not None else _free_port(args.host)
     _check_port_free(args.host, port)
     os.environ.update(
@@ -241,7 +261,6 @@ def _run_chief(config: Any, args: argparse.Namespace) -> None:
         tuner.search(*data.fit_args, **data.fit_kwargs, verbose=0)
     finally:
         _stop(workers)
-    _print_results(config.project_dir)
 
 
 def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -360,7 +379,10 @@ def _free_port(host: str) -> int:
 
 
 def _check_port_free(host: str, port: int) -> None:
+    """Refuses a port another live process listens on; a port left in TIME_WAIT by a chief that just
+    died is free, as for the chief's gRPC server, which binds with SO_REUSEADDR too."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:
@@ -416,6 +438,17 @@ def _integer_at_least(minimum: int, what: str) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    """An argparse `type` that reads a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, got {text!r}")
+    return value
 
 
 _positive_int = _integer_at_least(1, "a positive integer")

@@ -16,6 +16,7 @@ import dataclasses
 import importlib
 import importlib.metadata
 import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -130,6 +131,13 @@ def configure_tensorboard(
     tuner._configure_tensorboard_dir(callbacks, trial)
 
 
+def tensorboard_trial_dir(tuner: keras_tuner.Tuner, log_dir: str, trial_id: str) -> str:
+    """The folder where `configure_tensorboard` points a TensorBoard callback of base folder `log_dir` for
+    a trial (its HParams session): `Tuner._get_tensorboard_dir` (keras-tuner 1.4.8)."""
+    _require_tuner("_get_tensorboard_dir")
+    return str(tuner._get_tensorboard_dir(log_dir, trial_id, 0))
+
+
 def checkpoint_path(tuner: keras_tuner.Tuner, trial_id: str) -> str:
     """Where KerasTuner keeps a trial's weights (`get_best_models` loads them from there).
 
@@ -157,6 +165,23 @@ def require_initial_space_hook() -> None:
     instead.
     """
     _require_tuner("_populate_initial_space")
+
+
+def require_tuner_file_hook() -> None:
+    """Checks that KerasTuner still names a tuner's state file with the method `SageTuner` overrides.
+
+    `BaseTuner._get_tuner_fname` (checked on keras-tuner 1.4.8) names the `<tuner id>.json` that decides
+    whether a project is reloaded; `SageTuner` names the file its project recorded instead
+    (`keras_sage.tuners.project_record`). Renamed, the override would silently stop running and a
+    project reopened in another mode would be searched again over its own trials; this raises instead.
+    """
+    _require_tuner("_get_tuner_fname")
+
+
+def default_tuner_id() -> str:
+    """The tuner id KerasTuner gives this process: `KERASTUNER_TUNER_ID`, else `tuner0` (keras-tuner
+    1.4.8's `BaseTuner.__init__`)."""
+    return os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
 
 
 def populate_initial_space_by_building(tuner: keras_tuner.Tuner) -> None:

@@ -4,7 +4,9 @@ Architecture spaces hold candidates that cannot be built (a spatial size below 1
 training diverges (NaN loss). Each is a FAILED trial whose message is one line saying why
 (`failure_reason`), with its traceback in `trial.log` in its folder (`write_failure_log`). The search goes
 on until `max_consecutive_failed_trials` trials fail in a row; then `consecutive_failures` gives the
-`SearchStoppedError` that names the causes they shared.
+`SearchStoppedError` that names the causes they shared. A search that ends with every trial failed (fewer
+trials than that limit) ends with a `SearchStoppedError` too, naming the most common cause
+(`check_some_trial_completed`).
 
 Example:
 
@@ -17,6 +19,8 @@ failure_cause("training diverged: at step 3")  # "training diverged"
 
 from __future__ import annotations
 
+import collections
+
 import keras_tuner
 
 from keras_sage._atomic import write_atomically
@@ -27,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS",
     "FAILED_STATUSES",
     "SearchStoppedError",
+    "check_some_trial_completed",
     "consecutive_failures",
     "failure_cause",
     "failure_reason",
@@ -108,4 +113,26 @@ def consecutive_failures(oracle: keras_tuner.Oracle) -> SearchStoppedError | Non
     return SearchStoppedError(
         f"the search stopped after {limit} failed trials in a row (trials {ids}), {causes}; "
         f"each trial's traceback is in its folder's {TRIAL_LOG}"
+    )
+
+
+def check_some_trial_completed(oracle: keras_tuner.Oracle) -> None:
+    """Raises if the search's trials have ended and every one failed (a search without a result).
+
+    Args:
+        oracle: The search's oracle, after the search.
+
+    Raises:
+        SearchStoppedError: Every ended trial failed; the message gives the most common cause, one line.
+    """
+    trials = [oracle.trials[trial_id] for trial_id in getattr(oracle, "end_order", [])]
+    if not trials or any(trial.status not in FAILED_STATUSES for trial in trials):
+        return
+    reasons = [failure_reason(None, trial.message) for trial in trials]
+    causes = collections.Counter(failure_cause(reason) for reason in reasons)
+    cause, count = causes.most_common(1)[0]
+    example = next(reason for reason in reasons if failure_cause(reason) == cause)
+    raise SearchStoppedError(
+        f"every trial of the search failed ({len(trials)}); the most common cause ({count} of them): "
+        f"{example}; each trial's traceback is in its folder's {TRIAL_LOG}"
     )

@@ -306,6 +306,12 @@ class TPEOracle(OptunaOracle):
         max_consecutive_failed_trials: int = 3,
         failed_trials: str = "infeasible",
     ):
+        if (
+            isinstance(n_startup_trials, bool)
+            or not isinstance(n_startup_trials, int)
+            or n_startup_trials < 0
+        ):
+            raise ValueError(f"n_startup_trials must be an integer of at least 0, got {n_startup_trials!r}")
         super().__init__(
             sampler=optuna.samplers.RandomSampler(),
             objective=objective,
