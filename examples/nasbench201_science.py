@@ -210,11 +210,12 @@ def main(argv: list[str] | None = None) -> None:
 
 def search_arms(pool_rows: list, budget: int) -> list[dict]:
     """The arms: P alone, P + α·TG (α chosen on the pool out of sample), P + β·(the pool's best proxy)."""
-    alpha = calibrate_alpha(pool_rows, budget).alpha
+    # With α = 0 chosen on the pool the guided arm would be P's own: the paper's α = 1 instead.
+    alpha = calibrate_alpha(pool_rows, budget).alpha or 1.0
     beyond = teacher_beyond_proxy(pool_rows, budget)
     arms = [
         {"arm": "P", "alpha": 0.0, "proxy_weights": {}},
-        {"arm": f"P + {alpha:g}·TG", "alpha": alpha if alpha > 0 else 1.0, "proxy_weights": {}},
+        {"arm": f"P + {alpha:g}·TG", "alpha": alpha, "proxy_weights": {}},
     ]
     if beyond is not None:
         beta = best_proxy_weight(pool_rows, budget, beyond.proxy)
