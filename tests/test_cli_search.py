@@ -325,7 +325,7 @@ ORACLES = ", ".join(oracle_names())
             "seed = 1\nlearning_rate = 0.1",
             "[search] unknown key(s) learning_rate; valid keys: directory, project_name, max_trials, alpha, "
             "premature_epochs, premature_steps, seed, batch_size, overwrite, max_consecutive_failed_trials, "
-            "distribution_strategy",
+            "distribution_strategy, objectives",
         ),
         (
             "image_size = 8",

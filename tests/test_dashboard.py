@@ -149,6 +149,7 @@ def test_each_ended_trial_is_mirrored_with_its_values_hyperparameters_and_metric
         optuna.trial.TrialState.COMPLETE,
     ]
     assert study.directions == [optuna.study.StudyDirection.MAXIMIZE]
+    assert study.metric_names == ["score"]
     for trial, script in zip(trials, SCRIPT, strict=True):
         assert trial.params == script
     for trial in (trials[0], trials[2]):
@@ -175,7 +176,10 @@ def test_a_rewritten_mirror_starts_with_the_bytes_it_had():
         )
         for filters in (2, 5, 7)
     ]
-    shorter, longer = journal_lines(trials[:2], [maximize]), journal_lines(trials, [maximize])
+    shorter, longer = (
+        journal_lines(trials[:2], [maximize], ["score"]),
+        journal_lines(trials, [maximize], ["score"]),
+    )
     assert longer.startswith(shorter) and len(longer) > len(shorter)
     records = [json.loads(line) for line in longer.decode().splitlines()]
     assert {record["worker_id"] for record in records if "worker_id" in record} == {MIRROR_WRITER}

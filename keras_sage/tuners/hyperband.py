@@ -70,6 +70,11 @@ class SageHyperband(SageTuner):
         for name in ("oracle", "premature_epochs", "premature_steps"):
             if name in kwargs:
                 raise TypeError(f"SageHyperband sets {name} itself (from max_epochs and factor)")
+        if "objective" in kwargs:
+            raise TypeError(
+                "SageHyperband promotes the best of each rung by one number, the score P + α·TG, so it takes "
+                "no objective; for a Pareto search use TPEOracle(objective=[...]) with SageTuner"
+            )
         max_epochs = check_positive_int("max_epochs", max_epochs)
         if check_positive_int("factor", factor) < 2:
             raise ValueError(f"factor must be at least 2, got {factor!r}.")

@@ -39,11 +39,13 @@ from keras_sage.tuners.oracles.optuna_oracle import (
     STUDY_NAME,
     OptunaOracle,
     _quiet_optuna,
+    name_metrics,
     optuna_distribution,
     optuna_parameter_names,
     to_optuna_value,
     trial_user_attributes,
 )
+from keras_sage.tuners.pareto import objective_values, objectives_of
 
 __all__ = ["MIRROR_WRITER", "journal_lines", "mirror_each_trial", "mirrored_trial"]
 
@@ -67,11 +69,6 @@ class _JournalInMemory(BaseJournalBackend):
         self.logs.extend(logs)
 
 
-def objectives_of(oracle: keras_tuner.Oracle) -> list[Any]:
-    """The oracle's objectives (KerasTuner `Objective`s), one for a single objective."""
-    return list(getattr(oracle.objective, "objectives", None) or [oracle.objective])
-
-
 def mirrored_trial(trial: keras_tuner.engine.trial.Trial, objectives: list[Any]) -> FrozenTrial:
     """The optuna trial that mirrors an ended KerasTuner trial.
 
@@ -93,12 +90,7 @@ def mirrored_trial(trial: keras_tuner.engine.trial.Trial, objectives: list[Any])
             continue
         params[name] = to_optuna_value(hp, hyperparameters.values[hp.name])
         distributions[name] = optuna_distribution(hp)
-    values = [
-        float(trial.metrics.get_last_value(objective.name))
-        if trial.metrics.exists(objective.name)
-        else math.nan
-        for objective in objectives
-    ]
+    values = objective_values(trial, objectives)
     completed = trial.status == _TrialStatus.COMPLETED and all(math.isfinite(value) for value in values)
     return optuna.trial.create_trial(
         params=params,
@@ -109,9 +101,11 @@ def mirrored_trial(trial: keras_tuner.engine.trial.Trial, objectives: list[Any])
     )
 
 
-def journal_lines(trials: Iterable[FrozenTrial], directions: list[StudyDirection]) -> bytes:
+def journal_lines(
+    trials: Iterable[FrozenTrial], directions: list[StudyDirection], metric_names: list[str]
+) -> bytes:
     """The optuna journal file (JSON lines, as optuna's `JournalFileBackend` writes them) of one study,
-    `STUDY_NAME`, holding `trials` in the order given.
+    `STUDY_NAME`, holding `trials` in the order given, its values named `metric_names`.
 
     The same trials give the same bytes (every record's writer is `MIRROR_WRITER`), so a reader that has
     replayed the start of the file reads on after the file was rewritten with more trials.
@@ -121,6 +115,7 @@ def journal_lines(trials: Iterable[FrozenTrial], directions: list[StudyDirection
         study = optuna.create_study(
             storage=optuna.storages.JournalStorage(backend), study_name=STUDY_NAME, directions=directions
         )
+        name_metrics(study, metric_names)
         study.add_trials(list(trials))
     records = [{**log, "worker_id": MIRROR_WRITER} if "worker_id" in log else log for log in backend.logs]
     return "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records).encode()
@@ -146,7 +141,11 @@ class _Mirror:
             trial = oracle.trials.get(trial_id)
             if trial_id not in self.mirrored and trial is not None and trial.status in _ENDED:
                 self.mirrored[trial_id] = mirrored_trial(trial, objectives)
-        data = journal_lines(self.mirrored.values(), [_direction(objective) for objective in objectives])
+        data = journal_lines(
+            self.mirrored.values(),
+            [_direction(objective) for objective in objectives],
+            [str(objective.name) for objective in objectives],
+        )
         path = os.path.join(_compat.oracle_project_dir(oracle), MIRROR_JOURNAL_FILE)
         write_atomically(path, lambda file: file.write(data))
 

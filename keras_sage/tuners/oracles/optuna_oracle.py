@@ -78,6 +78,7 @@ from optuna.trial import TrialState
 from keras_sage._atomic import write_atomically
 from keras_sage.project_files import JOURNAL_FILE, PICKLED_SAMPLER_FILE, SAMPLER_FILE
 from keras_sage.tuners import _compat
+from keras_sage.tuners.pareto import objective_values, objectives_of
 
 SAMPLER_STATE_FORMAT = "keras-sage-optuna-sampler"
 STUDY_NAME = "keras-sage"
@@ -197,6 +198,14 @@ def trial_user_attributes(trial: keras_tuner.engine.trial.Trial) -> dict[str, An
     return attributes
 
 
+def name_metrics(study: optuna.Study, names: list[str]) -> None:
+    """Names a new study's objective values by their metrics (optuna-dashboard shows the names)."""
+    if study.metric_names is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+
+
 class BatchedJournalFile(BaseJournalBackend):
     """An optuna journal file whose appended lines wait in memory until `flush`, which writes them at once.
 
@@ -245,7 +254,9 @@ class OptunaOracle(keras_tuner.Oracle):
     Args:
         sampler: Any `optuna.samplers.BaseSampler`; it keeps its own seed.
         objective: As for any KerasTuner oracle: a metric name, a `keras_tuner.Objective`, or a list of
-            them. A "max" objective makes a maximizing study.
+            them. A "max" objective makes a maximizing study; a list a multi-objective study that gets
+            each objective's value apart, not their sum (a Pareto search, `keras_sage.tuners.pareto`:
+            use a multi-objective sampler such as `NSGAIISampler` or TPE).
         max_trials: The number of trials to run at most.
         hyperparameters: Optional `HyperParameters` to register (or fix) in advance.
         allow_new_entries: Whether the hypermodel may request hyperparameters not in `hyperparameters`.
@@ -331,17 +342,18 @@ class OptunaOracle(keras_tuner.Oracle):
             os.remove(path)
         self._journal = BatchedJournalFile(path)
         storage = optuna.storages.JournalStorage(self._journal)
-        direction: Literal["maximize", "minimize"] = (
-            "maximize" if self.objective.direction == "max" else "minimize"
-        )
+        directions: list[Literal["maximize", "minimize"]] = [
+            "maximize" if objective.direction == "max" else "minimize" for objective in objectives_of(self)
+        ]
         with _quiet_optuna():
             study = optuna.create_study(
                 storage=storage,
                 sampler=self.sampler,
                 study_name=STUDY_NAME,
-                direction=direction,
+                directions=directions,
                 load_if_exists=True,
             )
+            name_metrics(study, [str(objective.name) for objective in objectives_of(self)])
             self._reconcile(study)
         self._journal.flush()
         return study
@@ -425,25 +437,45 @@ class OptunaOracle(keras_tuner.Oracle):
             return
         for name, value in trial_user_attributes(trial).items():
             optuna_trial.set_user_attr(name, value)
-        score = trial.score
-        if trial.status == _TrialStatus.COMPLETED and score is not None and math.isfinite(score):
-            study.tell(optuna_trial, float(score))
+        values = self._values(trial)
+        if values is not None:
+            study.tell(optuna_trial, values)
         elif self.failed_trials == "infeasible":
             optuna_trial.set_constraint(FAILED_CONSTRAINT, 1.0)
-            study.tell(optuna_trial, self._worst_value(study))
+            study.tell(optuna_trial, self._worst_values(study))
         else:
             study.tell(optuna_trial, state=TrialState.FAIL)
 
-    def _worst_value(self, study: optuna.Study) -> float:
-        """The worst value of the feasible complete trials (0 before there is one)."""
-        values = [
-            cast(float, frozen.value)  # A complete trial of a single-objective study has a value.
-            for frozen in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if not any(value > 0 for value in frozen.constraints.values())
+    def _values(self, trial: keras_tuner.engine.trial.Trial) -> list[float] | None:
+        """A completed trial's values for optuna: its score, or with several objectives each objective's
+        metric (`keras_sage.tuners.pareto`, kept apart, not summed); None unless completed and finite."""
+        if trial.status != _TrialStatus.COMPLETED:
+            return None
+        objectives = objectives_of(self)
+        score = trial.score
+        values = (
+            objective_values(trial, objectives)
+            if len(objectives) > 1
+            else [math.nan if score is None else float(score)]
+        )
+        return values if all(math.isfinite(value) for value in values) else None
+
+    def _worst_values(self, study: optuna.Study) -> list[float]:
+        """Each objective's worst value among the feasible complete trials (0 before there is one)."""
+        values = np.array(
+            [
+                cast(list[float], frozen.values)  # A complete trial has values.
+                for frozen in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                if not any(value > 0 for value in frozen.constraints.values())
+            ],
+            dtype=np.float64,
+        ).reshape(-1, len(study.directions))
+        if not len(values):
+            return [0.0] * len(study.directions)
+        return [
+            float(column.min() if direction == optuna.study.StudyDirection.MAXIMIZE else column.max())
+            for column, direction in zip(values.T, study.directions, strict=True)
         ]
-        if not values:
-            return 0.0
-        return min(values) if study.direction == optuna.study.StudyDirection.MAXIMIZE else max(values)
 
     def _add_to_study(self, study: optuna.Study, trial: keras_tuner.engine.trial.Trial) -> None:
         """Adds a finished trial that optuna did not propose, so the sampler learns from it."""
@@ -459,14 +491,14 @@ class OptunaOracle(keras_tuner.Oracle):
                 continue
             params[name] = to_optuna_value(hp, given[hp.name])
             distributions[name] = optuna_distribution(hp)
-        score = trial.score
-        completed = trial.status == _TrialStatus.COMPLETED and score is not None and math.isfinite(score)
+        values = self._values(trial)
+        completed = values is not None
         infeasible = not completed and self.failed_trials == "infeasible"
         try:
             frozen = optuna.trial.create_trial(
                 params=params,
                 distributions=distributions,
-                value=float(score) if completed else self._worst_value(study) if infeasible else None,
+                values=values if completed else self._worst_values(study) if infeasible else None,
                 state=TrialState.COMPLETE if completed or infeasible else TrialState.FAIL,
                 constraints={FAILED_CONSTRAINT: 1.0} if infeasible else None,
                 user_attrs=trial_user_attributes(trial),

@@ -291,6 +291,12 @@ class ReinforceOracle(keras_tuner.Oracle):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
     ):
+        if isinstance(objective, (list, tuple)):
+            raise ValueError(
+                "ReinforceOracle takes one objective: its reward is one number per trial, and a list "
+                "would be summed; for a Pareto search use TPEOracle(objective=[...]) or "
+                "OptunaOracle(NSGAIISampler())"
+            )
         super().__init__(
             objective=objective,
             max_trials=max_trials,
