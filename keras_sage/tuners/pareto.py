@@ -15,9 +15,11 @@ in its own direction). Only completed trials with a finite value for every objec
 Example:
 
 ```python
-points = np.array([[0.9, 0.1], [0.5, 0.5], [0.4, 0.4], [0.1, 0.9]])  # columns maximised
-non_dominated(points)           # [0, 1, 3]
-crowding_distances(points[[0, 1, 3]])  # [inf, 2.0, inf]
+objectives = [kt.Objective("premature_accuracy", "max"), kt.Objective("teacher_guidance", "max")]
+tuner = SageTuner(space, teacher, oracle=TPEOracle(objective=objectives, max_trials=50))
+tuner.search(x, y, validation_data=(x_val, y_val))
+tuner.pareto_front()  # [Trial, ...], non-dominated in P and TG
+tuner.rerank(top_k=3, epochs=20, x=x, y=y, validation_data=(x_val, y_val), front=True)
 ```
 """
 
@@ -32,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from keras_sage import contract
+from keras_sage.dominance import crowding_distances, most_spread, non_dominated
 
 __all__ = [
     "COST_METRICS",
@@ -157,57 +160,6 @@ def objective_values(trial: keras_tuner.engine.trial.Trial, objectives: Sequence
         else math.nan
         for objective in objectives
     ]
-
-
-def non_dominated(points: npt.ArrayLike) -> list[int]:
-    """The rows of `points` (one per trial, every column maximised) that no other row dominates.
-
-    Args:
-        points: An (n, m) array.
-
-    Returns:
-        Their indices, ascending; rows equal to each other are all kept.
-    """
-    values = np.asarray(points, dtype=np.float64)
-    front = []
-    for index, point in enumerate(values):
-        dominated = np.any(np.all(values >= point, axis=1) & np.any(values > point, axis=1))
-        if not dominated:
-            front.append(index)
-    return front
-
-
-def crowding_distances(points: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """NSGA-II's crowding distance of each row of a front (Deb et al., 2002).
-
-    For each objective the rows are sorted; the two extremes get infinity, every other row the gap between
-    its two neighbours divided by the objective's range (0 where the range is 0); the distance is the sum.
-
-    Args:
-        points: An (n, m) array, one row per front member.
-
-    Returns:
-        The n distances.
-    """
-    values = np.asarray(points, dtype=np.float64)
-    distances = np.zeros(len(values))
-    if len(values) <= 2:
-        return np.full(len(values), np.inf)
-    for column in values.T:
-        order = np.argsort(column, kind="stable")
-        sorted_column = column[order]
-        spread = sorted_column[-1] - sorted_column[0]
-        distances[order[0]] = distances[order[-1]] = np.inf
-        if spread > 0:
-            distances[order[1:-1]] += (sorted_column[2:] - sorted_column[:-2]) / spread
-    return distances
-
-
-def most_spread(points: npt.ArrayLike, k: int) -> list[int]:
-    """The k rows of a front with the largest crowding distances (ties: the earlier row), ascending."""
-    distances = crowding_distances(points)
-    order = sorted(range(len(distances)), key=lambda index: (-distances[index], index))
-    return sorted(order[:k])
 
 
 def _scored_trials(oracle: keras_tuner.Oracle) -> tuple[list[Any], npt.NDArray[np.float64]]:
