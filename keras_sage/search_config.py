@@ -75,6 +75,7 @@ _POSITIVE_INT = "a positive integer"
 _NON_NEGATIVE_NUMBER = "a number of at least 0"
 _STRING = "a string"
 _BOOLEAN = "true or false"
+_NAMES = "an array of metric names"
 SEARCH_KEYS: dict[str, tuple[str, Any]] = {
     "directory": (_STRING, "searches"),
     "project_name": (_STRING, None),
@@ -87,6 +88,8 @@ SEARCH_KEYS: dict[str, tuple[str, Any]] = {
     "overwrite": (_BOOLEAN, False),
     "max_consecutive_failed_trials": (_POSITIVE_INT, 10),
     "distribution_strategy": (_STRING, "none"),
+    # A Pareto search (keras_sage.tuners.pareto): e.g. ["premature_accuracy", "teacher_guidance"].
+    "objectives": (_NAMES, None),
 }
 TEACHER_KEYS: dict[str, tuple[str, Any]] = {
     "path": (_STRING, None),
@@ -296,6 +299,8 @@ def _is_kind(value: Any, kind: str) -> bool:
         return isinstance(value, bool)
     if kind == _STRING:
         return isinstance(value, str) and bool(value)
+    if kind == _NAMES:
+        return isinstance(value, list) and bool(value) and all(isinstance(name, str) for name in value)
     if isinstance(value, bool):
         return False
     if kind == _INT:
@@ -451,6 +456,13 @@ def build_hypermodel(config: SearchConfig, data: SearchData) -> Any:
     for key, value in shape.items():
         if key not in arguments and (accepted is None or key in accepted):
             arguments[key] = value
+    classes = arguments.get("num_classes")
+    if isinstance(classes, int) and not isinstance(classes, bool) and classes < data.num_classes:
+        raise config.error(
+            "hypermodel",
+            f"num_classes = {classes}, but the data's labels go up to {data.num_classes - 1} "
+            f"({data.num_classes} classes); leave num_classes out to take the data's",
+        )
     # The section's `name` picks the hypermodel; a HyperModel's own `name` argument is not set from it.
     own = None if accepted is None else [key for key in accepted if key not in (*shape, "self", "name")]
     _check_arguments(config, "hypermodel", name, arguments, own, set(shape))
@@ -518,12 +530,17 @@ def build_oracle(config: SearchConfig, hypermodel: Any) -> Any:
     import keras_tuner
 
     from keras_sage.tuners import OptunaOracle, ReinforceOracle, TPEOracle, _compat
-    from keras_sage.tuners.sage_tuner import SCORE_OBJECTIVE
+    from keras_sage.tuners.pareto import SCORE_OBJECTIVE, named_objectives
 
     name = config.oracle["name"]
     arguments = {key: value for key, value in config.oracle.items() if key != "name"}
+    names = config.search["objectives"]
+    try:
+        objective = SCORE_OBJECTIVE if names is None else named_objectives(names)
+    except ValueError as error:
+        raise config.error("search", f"objectives: {error}") from None
     common = {
-        "objective": SCORE_OBJECTIVE,
+        "objective": objective,
         "max_trials": config.search["max_trials"],
         "seed": config.search["seed"],
         "max_consecutive_failed_trials": config.search["max_consecutive_failed_trials"],

@@ -48,13 +48,14 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from concurrent import futures
 from typing import Any
 
 import grpc
 import keras_tuner
 
-from keras_sage.tuners import _compat
+from keras_sage.tuners import _compat, handshake
 
 HEARTBEAT_VARIABLE = "KERAS_SAGE_HEARTBEAT_S"
 WORKER_TIMEOUT_VARIABLE = "KERAS_SAGE_WORKER_TIMEOUT_S"
@@ -267,7 +268,27 @@ def _chief_servicer(oracle: keras_tuner.Oracle, timeouts: Timeouts) -> Any:
     return ChiefServicer()
 
 
-def serve_chief(oracle: keras_tuner.Oracle, timeouts: Timeouts) -> None:
+class _AdmissionInterceptor(grpc.ServerInterceptor):
+    """Refuses, before KerasTuner's servicer sees it, a request from a worker `handshake.Admission`
+    refuses: another config, or a name another live worker has."""
+
+    def __init__(self, admission: handshake.Admission):
+        self.admission = admission
+
+    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        refusal = self.admission.refusal(metadata)
+        if refusal is None:
+            return continuation(handler_call_details)
+        _say(f"worker {metadata.get(handshake.TUNER_ID_KEY, '(unnamed)')} refused: {refusal}")
+
+        def refuse(request: Any, context: Any) -> None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, refusal)
+
+        return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+def serve_chief(oracle: keras_tuner.Oracle, timeouts: Timeouts, fingerprint: Mapping[str, str]) -> None:
     """Serves `oracle` to the workers until the search has ended; KerasTuner's `start_server`, bounded.
 
     Returns within `timeouts.poll` seconds after the last trial ends and every worker has been told to
@@ -278,13 +299,21 @@ def serve_chief(oracle: keras_tuner.Oracle, timeouts: Timeouts) -> None:
     Args:
         oracle: The chief's oracle.
         timeouts: The times of parallel tuning.
+        fingerprint: The chief's `handshake.search_fingerprint`; workers presenting another are refused.
 
     Raises:
         OSError: The chief's address cannot be bound (for instance, the port is in use).
     """
     address = chief_address()
     _, service_grpc = _compat.oracle_service()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    admission = handshake.Admission(fingerprint, timeouts.worker_timeout)
+    # gRPC binds with SO_REUSEADDR (a port in TIME_WAIT after a crash is reused at once); without
+    # SO_REUSEPORT, a port another live process listens on is still refused.
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=16),
+        interceptors=[_AdmissionInterceptor(admission)],
+        options=[("grpc.so_reuseport", 0)],
+    )
     servicer = _chief_servicer(oracle, timeouts)
     service_grpc.add_OracleServicer_to_server(servicer, server)
     try:
@@ -330,17 +359,24 @@ class _BoundedStub:
         self._timeouts = timeouts
         self._tuner_id = tuner_id
         self.joined = False
+        # The worker's name, process and config fingerprint (`present_config`), sent with each request.
+        self.metadata: tuple[tuple[str, str], ...] = ()
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.raw, name)
 
         def call(request: Any, **kwargs: Any) -> Any:
             wait = self._timeouts.chief_timeout if self.joined else self._timeouts.chief_wait
-            kwargs.update(wait_for_ready=True, timeout=wait)
+            kwargs.update(wait_for_ready=True, timeout=wait, metadata=self.metadata)
             try:
                 response = method(request, **kwargs)
             except grpc.RpcError as error:
                 code = error.code() if isinstance(error, grpc.Call) else None
+                if code == grpc.StatusCode.FAILED_PRECONDITION:
+                    details = error.details() if isinstance(error, grpc.Call) else str(error)
+                    raise handshake.ConfigMismatchError(
+                        f"worker {self._tuner_id} refused by the chief at {chief_address()}: {details}"
+                    ) from None
                 if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise
                 raise ChiefUnreachableError(lost_message(self._tuner_id, wait, joined=self.joined)) from None
@@ -373,6 +409,18 @@ def bound_worker_client(client: Any, timeouts: Timeouts, tuner_id: str) -> None:
     )
 
 
+def present_config(client: Any, tuner_id: str, fingerprint: Mapping[str, str]) -> None:
+    """Makes a worker present its name, process and config fingerprint with each request to its chief.
+
+    Raises:
+        TypeError: The client was not bounded by `bound_worker_client` first.
+    """
+    stub = _compat.oracle_client_stub(client)
+    if not isinstance(stub, _BoundedStub):
+        raise TypeError("present_config needs a client bounded by bound_worker_client")
+    stub.metadata = handshake.worker_metadata(tuner_id, fingerprint)
+
+
 class Heartbeat:
     """A worker's heartbeat during one trial: asks the chief for the trial every `timeouts.heartbeat` s.
 
@@ -391,6 +439,7 @@ class Heartbeat:
     def __init__(self, client: Any, trial_id: str, timeouts: Timeouts, tuner_id: str):
         stub = _compat.oracle_client_stub(client)
         self._get_trial = (stub.raw if isinstance(stub, _BoundedStub) else stub).GetTrial
+        self._metadata = stub.metadata if isinstance(stub, _BoundedStub) else ()
         service, _ = _compat.oracle_service()
         self._request = service.GetTrialRequest(trial_id=trial_id)
         self._timeouts = timeouts
@@ -410,7 +459,12 @@ class Heartbeat:
         answered = time.monotonic()
         while not self._stop.wait(self._timeouts.heartbeat):
             try:
-                self._get_trial(self._request, wait_for_ready=True, timeout=self._timeouts.heartbeat)
+                self._get_trial(
+                    self._request,
+                    wait_for_ready=True,
+                    timeout=self._timeouts.heartbeat,
+                    metadata=self._metadata,
+                )
                 answered = time.monotonic()
             except grpc.RpcError:
                 if time.monotonic() - answered >= self._timeouts.chief_timeout:

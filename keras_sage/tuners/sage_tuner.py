@@ -39,21 +39,23 @@ from keras_sage.proxies import PROXY_BATCH_SIZE, zero_cost_proxies
 from keras_sage.rsa import DEFAULT_MAX_FEATURES
 from keras_sage.score import DEFAULT_ALPHA, DEFAULT_MEMORY_BUDGET, ScoringConfig
 from keras_sage.teachers import TeacherStore
-from keras_sage.tuners import _compat, distributed
+from keras_sage.tuners import _compat, distributed, handshake, journal_mirror, pareto, project_record
 from keras_sage.tuners.bootstrap import BootstrapRunner, check_schedule
 from keras_sage.tuners.failures import (
     DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
     FAILED_STATUSES,
+    check_some_trial_completed,
     consecutive_failures,
     failure_reason,
     write_failure_log,
 )
+from keras_sage.tuners.pareto import SCORE_OBJECTIVE
 from keras_sage.tuners.schedule import Bootstrap
+from keras_sage.tuners.tensorboard_metrics import log_trial_metrics
 from keras_sage.tuners.training import CandidateTrainer, TrainingData, first_batch, size_metrics
 
 __all__ = ["DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS", "SCORE_OBJECTIVE", "SageTuner"]
 
-SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 # Which layers of a candidate are its representation endpoints: their names, or a callable of the model.
 Endpoints = Sequence[str] | Callable[[keras.Model], Sequence[str]]
 
@@ -90,9 +92,12 @@ class SageTuner(keras_tuner.Tuner):
     (without one, KerasTuner draws a different one in each process).
 
     Parallel tuning is KerasTuner's chief/worker mode, with heartbeats, bounded waits and a prompt exit
-    (`keras_sage.tuners.distributed`). Every file KerasTuner replaces in the project directory is written
-    atomically, so a search killed at any point resumes (`overwrite=False`): trials that ended are kept
-    and a trial that was running runs again.
+    (`keras_sage.tuners.distributed`); a worker whose config differs from its chief's is refused before it
+    trains (`keras_sage.tuners.handshake`). One process writes a project: the tuner takes the project's lock
+    (`keras_sage.project_lock`; a second search of it raises `ProjectLockedError`, naming the first) and
+    reopens a project whatever mode searched it before (`keras_sage.tuners.project_record`). Every file
+    KerasTuner replaces in the project directory is written atomically, so a search killed at any point
+    resumes (`overwrite=False`): trials that ended are kept and a trial that was running runs again.
 
     Args:
         hypermodel: A `keras_tuner.HyperModel` (e.g. `CNNSearchSpace`) whose `build(hp)` returns a compiled
@@ -234,13 +239,16 @@ class SageTuner(keras_tuner.Tuner):
                 max_consecutive_failed_trials=DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
             )
             _compat.keep_oracle_seed(oracle, seed)
-        _use_reported_objective(oracle)
+        pareto.use_reported_objectives(oracle)
+        journal_mirror.mirror_each_trial(oracle)
         _compat.require_initial_space_hook()
         _compat.install_atomic_json_writes()
         self._timeouts = distributed.Timeouts.from_environment()
         # On a worker KerasTuner replaces `self.oracle` by a client of the chief's; trials keep this seed.
         self._seed_oracle = oracle
         self._heartbeat: distributed.Heartbeat | None = None
+        # One writer per project, any mode: locked, and the state file the project recorded.
+        self._project = project_record.open_for_tuner(self, kwargs)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
         self.trainer = CandidateTrainer(self, self._trial_seed)
         self._bootstrap_runner = (
@@ -284,16 +292,31 @@ class SageTuner(keras_tuner.Tuner):
         if heartbeat is not None:
             heartbeat.stop()
 
+    def _get_tuner_fname(self) -> str:
+        """The state file of the process that holds the oracle: the one its project recorded, whatever the
+        tuner id (`keras_sage.tuners.project_record`); a worker's own `<tuner id>.json`."""
+        if self._project is None:
+            return cast("str", super()._get_tuner_fname())
+        return os.path.join(self.project_dir, self._project.state_file)
+
     def reload(self) -> None:
         """Reloads the project, as KerasTuner does, without re-running a trial that had ended.
 
         KerasTuner re-queues every trial its `oracle.json` lists as running; an older chief saved that
-        file before it forgot the last trial, which then ran again on every reopening.
+        file before it forgot the last trial, which then ran again on every reopening. A trial whose
+        `trial.json` says RUNNING but which `oracle.json` does not list (a process killed between writing
+        the two when it created the trial) is re-queued too: it never ended.
         """
         super().reload()
         if _compat.distributed_role() != "worker":
             queue = _compat.retry_queue(self.oracle)
             queue[:] = [trial_id for trial_id in queue if trial_id not in self.oracle.end_order]
+            running = keras_tuner.engine.trial.TrialStatus.RUNNING
+            queue.extend(
+                trial.trial_id
+                for trial in self.oracle.trials.values()
+                if trial.status == running and trial.trial_id not in {*queue, *self.oracle.end_order}
+            )
 
     @property
     def alpha(self) -> float:
@@ -382,12 +405,14 @@ class SageTuner(keras_tuner.Tuner):
                 project_files.TEACHER_FILE: str(self.scorer.teacher.path),
             },
         )
-        return {
+        metrics = {
             **result.metrics(),
             **size,
             contract.EXAMPLES_PROCESSED: float(run.examples),
             contract.TEACHER_VERSION: float(self.scorer.teacher.version),
         }
+        log_trial_metrics(self, trial, data.fit_kwargs, metrics)
+        return pareto.reported_metrics(self.oracle, metrics)
 
     def _proxies_at_initialisation(self, model: keras.Model, data: TrainingData) -> dict[str, float]:
         """The proxies the score weighs (`proxy_weights`), on the first training batch, before training."""
@@ -440,15 +465,35 @@ class SageTuner(keras_tuner.Tuner):
             OSError: The project directory cannot be written (read-only or full), naming it.
             SearchStoppedError: Too many trials failed in a row; the message names their causes.
             keras_sage.tuners.distributed.ChiefUnreachableError: A worker could not reach its chief.
+            keras_sage.tuners.handshake.ConfigMismatchError: The chief refused this worker: another config
+                (the message names the first differing setting), or its name taken by a live worker.
+            keras_sage.project_lock.ProjectLockedError: Another process took the project's lock since an
+                earlier `search` of this tuner released it.
         """
+        if self._project is None:
+            self._search(*fit_args, **fit_kwargs)
+            return
+        self._project.lock.acquire()
+        try:
+            self._search(*fit_args, **fit_kwargs)
+        finally:
+            self._project.lock.release()
+
+    def _search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        """`search` as chief, worker or single process (the project's lock held, if this process takes it)."""
         check_writable_directory(self.project_dir, "the project directory")
         self._verbose = int(fit_kwargs.get("verbose", 1))
-        if _compat.distributed_role() == "chief":
+        role = _compat.distributed_role()
+        fingerprint = handshake.search_fingerprint(self, fit_args, fit_kwargs) if role else {}
+        if role == "chief":
             if "verbose" in fit_kwargs:
                 self.oracle.verbose = fit_kwargs["verbose"]
             self.save()
-            distributed.serve_chief(self.oracle, self._timeouts)
+            distributed.serve_chief(self.oracle, self._timeouts, fingerprint)
+            check_some_trial_completed(self.oracle)
             return
+        if role == "worker":
+            distributed.present_config(self.oracle, self.tuner_id, fingerprint)
         try:
             with _compat.no_trial_tracebacks():
                 super().search(*fit_args, **fit_kwargs)
@@ -459,6 +504,8 @@ class SageTuner(keras_tuner.Tuner):
             raise distributed.ChiefUnreachableError(lost) from None
         finally:
             self._stop_heartbeat()
+        if role is None:
+            check_some_trial_completed(self.oracle)
 
     def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """Ends a trial as KerasTuner does; a failed one gets a one-line message and its traceback goes to
@@ -491,16 +538,26 @@ class SageTuner(keras_tuner.Tuner):
         if self._verbose:
             print(f"Trial {trial.trial_id} failed: {reason} (traceback in {log})", flush=True)
 
+    def pareto_front(self) -> list[keras_tuner.engine.trial.Trial]:
+        """The completed trials no other completed trial beats on every objective, in the order they
+        started (`keras_sage.tuners.pareto`; with one objective, the best trials)."""
+        return pareto.front_trials(self.oracle)
+
+    def results_summary(self, num_trials: int = 10) -> None:
+        """KerasTuner's summary of the best trials, the Pareto front's members first and marked."""
+        pareto.results_summary(self, num_trials)
+
     def trial_log_path(self, trial_id: str) -> str:
         """The file that holds a failed trial's traceback, in the trial's folder."""
         return os.path.join(self.get_trial_dir(trial_id), project_files.TRIAL_LOG)
 
     def rerank(
         self,
-        top_k: int,
+        top_k: int | None,
         epochs: int,
         *fit_args: Any,
         validation_data: Any,
+        front: bool = False,
         **fit_kwargs: Any,
     ) -> list[RerankResult]:
         """Trains the `top_k` best candidates of the search from scratch for `epochs` (M2 = top_k, E2).
@@ -510,8 +567,10 @@ class SageTuner(keras_tuner.Tuner):
         is kept. The results and the examples processed are saved with the tuner's state.
 
         Args:
-            top_k: How many of the best completed trials to train.
+            top_k: How many of the best completed trials to train; with `front`, how many of the Pareto
+                front's most spread members (None: the whole front).
             epochs: Training epochs for each.
+            front: Train the Pareto front (`pareto_front`) instead of the best by score.
             *fit_args: Training data, as for `search` (e.g. `x, y`).
             validation_data: `(x_val, y_val)` for the mature accuracy.
             **fit_kwargs: Passed to `HyperModel.fit` (e.g. `batch_size`).
@@ -519,10 +578,8 @@ class SageTuner(keras_tuner.Tuner):
         Returns:
             `RerankResult`s, highest mature accuracy first.
         """
-        if top_k < 1 or epochs < 1:
-            raise ValueError(f"top_k and epochs must be positive; got top_k={top_k}, epochs={epochs}")
-        completed = keras_tuner.engine.trial.TrialStatus.COMPLETED
-        trials = [trial for trial in self.oracle.get_best_trials(top_k) if trial.status == completed]
+        epochs = check_positive_int("epochs", epochs)
+        trials = pareto.rerank_candidates(self.oracle, top_k, front)
         data = TrainingData(fit_args, fit_kwargs, validation_data)
         results = []
         for trial in trials:
@@ -531,7 +588,7 @@ class SageTuner(keras_tuner.Tuner):
             results.append(
                 RerankResult(
                     trial_id=trial.trial_id,
-                    score=float(trial.score),
+                    score=pareto.search_score(self.oracle, trial),
                     mature_accuracy=mature.accuracy,
                     examples_processed=mature.examples,
                 )
@@ -618,19 +675,6 @@ def _check_probe_shape(teacher: TeacherStore, input_shape: Any, whose: str) -> N
             f"teacher file {teacher.path}: its probe images have shape {probe}, but the {whose} input shape "
             f"is {expected}; register the teacher on probe images of the candidates' input shape (or pass "
             "probe_preprocessing)"
-        )
-
-
-def _use_reported_objective(oracle: keras_tuner.Oracle) -> None:
-    """Gives an oracle without an objective `score`; refuses an objective SageTuner does not report."""
-    name = getattr(oracle.objective, "name", None)
-    if name == "default_objective":
-        oracle.objective = SCORE_OBJECTIVE
-        return
-    if name not in contract.SCORE_METRICS and contract.teacher_layer_of_metric(str(name)) is None:
-        raise ValueError(
-            f"the oracle's objective {name!r} is not a metric SageTuner reports; use "
-            "keras_tuner.Objective('score', 'max') (or premature_accuracy, teacher_guidance, S_<layer>)"
         )
 
 

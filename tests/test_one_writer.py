@@ -1,0 +1,398 @@
+"""Nothing a search has finished is ever overwritten (issue 21): one writer per project (the project lock),
+one project in any mode (single process, `--workers N`, a script), one config per search (the handshake).
+
+Real `keras-sage` processes and real `kill -9` on the tiny digits config of `test_cli_search` (8×8 images,
+3 SGD steps per candidate).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from test_cli_search import PROBE_SIZE, USER_SPACE, user_space_config, write_config, write_teacher
+
+from keras_sage.cli import main
+from keras_sage.datasets import digits
+from keras_sage.project_files import JOURNAL_FILE, LOCK_FILE, PROJECT_RECORD_FILE
+from keras_sage.project_lock import ProjectLockedError, lock_project
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+ENVIRONMENT = {**os.environ, "PYTHONPATH": str(REPOSITORY), "TF_CPP_MIN_LOG_LEVEL": "3"}
+HOLD_LOCK = (
+    "import sys, time\n"
+    "from keras_sage.project_lock import lock_project\n"
+    "lock_project(sys.argv[1])\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("one_writer")
+    data = digits(image_size=8, probe_size=PROBE_SIZE)
+    write_teacher(folder / "teacher.h5", data.x_probe, data.y_probe)
+    return folder
+
+
+@pytest.fixture
+def user_space(folder, monkeypatch):
+    """A user's hypermodel module, `user_space.Space` (see `test_cli_search`), importable from the config."""
+    (folder / "user_space.py").write_text(USER_SPACE)
+    monkeypatch.syspath_prepend(str(folder))
+    return folder
+
+
+def keras_sage(*arguments: str, cwd: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "keras_sage.cli", *arguments],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENVIRONMENT,
+        cwd=cwd,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, err = process.communicate()
+        raise AssertionError(f"{process.args} ran past {timeout} s:\n{out}\n{err}") from None
+    return process.returncode, out, err
+
+
+def keras_sage_lines(err: str) -> str:
+    """What keras-sage printed on stderr, without TensorFlow's start-up lines (absl prints them before
+    TF_CPP_MIN_LOG_LEVEL applies)."""
+    noise = ("WARNING: All log messages before absl", "I0000 ", "To enable the following instructions")
+    return "".join(line for line in err.splitlines(keepends=True) if not line.startswith(noise))
+
+
+def trial_bytes(project: Path) -> dict[str, bytes]:
+    return {path.parent.name: path.read_bytes() for path in sorted(project.glob("trial_*/trial.json"))}
+
+
+def examples_processed(project: Path) -> int:
+    return sum(
+        json.loads(path.read_text()).get("search_examples", 0)
+        for path in project.glob("*.json")
+        if path.name != PROJECT_RECORD_FILE and path.name != "oracle.json"
+    )
+
+
+def study_states(project: Path) -> list[str]:
+    backend = optuna.storages.journal.JournalFileBackend(str(project / JOURNAL_FILE))
+    study = optuna.load_study(study_name="keras-sage", storage=optuna.storages.JournalStorage(backend))
+    return [trial.state.name for trial in study.trials]
+
+
+# The lock.
+
+
+def test_a_locked_project_is_refused_naming_the_holder_and_kill_9_frees_it(tmp_path):
+    project = tmp_path / "p"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(project)], stdout=subprocess.PIPE, text=True, env=ENVIRONMENT
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with pytest.raises(ProjectLockedError) as refused:
+            lock_project(project)
+        message = str(refused.value)
+        assert "\n" not in message
+        assert f"pid {holder.pid}" in message and f"host {socket.gethostname()}" in message
+        assert "started 20" in message
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+        start = time.monotonic()
+        lock = lock_project(project)  # The kernel released the dead process's lock: no stale lock.
+        assert time.monotonic() - start < 1
+        assert json.loads((project / LOCK_FILE).read_text())["pid"] == os.getpid()
+        lock.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+def test_holds_of_one_process_share_the_lock_until_the_last_is_released(tmp_path):
+    project = tmp_path / "p"
+    first, second = lock_project(project), lock_project(project)
+    first.release()
+    first.release()  # A second release of the same hold gives nothing up.
+    refused = subprocess.run(
+        [sys.executable, "-c", HOLD_LOCK, str(project)], capture_output=True, text=True, env=ENVIRONMENT
+    )
+    assert refused.returncode == 1 and f"pid {os.getpid()}" in refused.stderr.splitlines()[-1]
+    second.release()
+    first.acquire()
+    assert first.held
+    first.release()
+
+
+def test_a_read_only_directory_is_one_line_naming_it(tmp_path):
+    tmp_path.chmod(0o555)
+    try:
+        if os.access(tmp_path, os.W_OK):
+            pytest.skip("running as a user who may write anywhere")
+        with pytest.raises(PermissionError, match=f"the project directory {tmp_path}/p cannot be written"):
+            lock_project(tmp_path / "p")
+    finally:
+        tmp_path.chmod(0o755)
+
+
+@pytest.mark.slow
+def test_two_searches_of_one_project_the_second_exits_2_the_first_runs_every_trial_once(folder):
+    config = write_config(folder, "twice", max_trials=4)
+    project = folder / "searches" / "twice"
+    first = keras_sage("search", str(config), "-q")
+    deadline = time.monotonic() + 120
+    while not (project / LOCK_FILE).exists() or str(first.pid) not in (project / LOCK_FILE).read_text():
+        assert first.poll() is None and time.monotonic() < deadline, finish(first)
+        time.sleep(0.05)
+    start = time.monotonic()
+    status, _, err = finish(keras_sage("search", str(config), "-q"))
+    assert time.monotonic() - start < 10
+    assert status == 2, err
+    assert err.count("\n") == 1 and err.startswith(
+        f"keras-sage: error: the project {project} is being searched by another process (host "
+    ), err
+    assert f"pid {first.pid}, started " in err
+    status, out, err = finish(first)
+    assert status == 0, err
+    states = [json.loads(text) for text in trial_bytes(project).values()]
+    assert [state["status"] for state in states] == ["COMPLETED"] * 4
+    assert examples_processed(project) == 4 * 3 * 32  # Every trial trained once: 3 steps of 32 examples.
+    assert study_states(project) == ["COMPLETE"] * 4  # None left RUNNING.
+    assert "4 completed, 0 failed" in out
+
+
+# One project, any mode.
+
+
+@pytest.mark.slow
+def test_a_workers_project_reopened_single_process_trains_nothing_and_rewrites_nothing(folder, capsys):
+    config = write_config(folder, "workers_then_single", max_trials=4)
+    project = folder / "searches" / "workers_then_single"
+    status, out, err = finish(keras_sage("search", str(config), "--workers", "2", "-q"))
+    assert status == 0, err
+    before, examples = trial_bytes(project), examples_processed(project)
+    journal = (project / JOURNAL_FILE).read_bytes()
+    assert len(before) == 4 and examples == 4 * 3 * 32
+    capsys.readouterr()
+    assert main(["search", str(config), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert trial_bytes(project) == before
+    assert examples_processed(project) == examples
+    assert (project / JOURNAL_FILE).read_bytes() == journal
+    assert "4 completed, 0 failed" in out
+    assert not (project / "tuner0.json").exists()  # The project's state file is the chief's.
+    record = json.loads((project / PROJECT_RECORD_FILE).read_text())
+    assert record["state_file"] == "chief.json"
+    assert [run["mode"] for run in record["runs"]] == ["chief", "single"]
+
+
+@pytest.mark.slow
+def test_a_single_process_project_reopened_with_workers_trains_nothing_and_rewrites_nothing(folder, capsys):
+    config = write_config(folder, "single_then_workers", max_trials=3)
+    project = folder / "searches" / "single_then_workers"
+    assert main(["search", str(config), "-q"]) == 0
+    before, examples = trial_bytes(project), examples_processed(project)
+    assert len(before) == 3 and examples == 3 * 3 * 32
+    status, out, err = finish(keras_sage("search", str(config), "--workers", "2", "-q"))
+    assert status == 0, err
+    assert trial_bytes(project) == before
+    assert examples_processed(project) == examples
+    assert "3 completed, 0 failed" in out
+    record = json.loads((project / PROJECT_RECORD_FILE).read_text())
+    assert record["state_file"] == "tuner0.json"
+    assert [run["mode"] for run in record["runs"]] == ["single", "chief"]
+
+
+# One config per search.
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_a_worker_with_another_alpha_is_refused_before_training(folder):
+    config = write_config(folder, "handshake", max_trials=2)
+    other = folder / "handshake_alpha0.toml"
+    other.write_text(config.read_text().replace("alpha = 1.0", "alpha = 0.0"))
+    port = free_port()
+    chief = keras_sage("search", str(config), "--workers", "0", "--port", str(port), "-q")
+    try:
+        status, _, err = finish(keras_sage("worker", str(other), "--chief", f"127.0.0.1:{port}"))
+        assert status == 2, err
+        err = keras_sage_lines(err)
+        assert err.count("\n") == 1, err
+        assert err.startswith(f"keras-sage: error: worker tuner-{socket.gethostname()}-") and err.endswith(
+            f" refused by the chief at 127.0.0.1:{port}: its config differs from the chief's at alpha: "
+            "the chief's is '1.0', the worker's '0.0'\n"
+        ), err
+        assert not list((folder / "searches" / "handshake").glob("trial_*")), "a trial was handed out"
+    finally:
+        chief.send_signal(signal.SIGKILL)
+        _, _, chief_err = finish(chief)
+    assert "refused: its config differs from the chief's at alpha" in chief_err
+
+
+@pytest.mark.slow
+def test_a_duplicate_worker_name_is_refused(folder):
+    config = write_config(folder, "duplicate", max_trials=30)
+    port = free_port()
+    chief = keras_sage("search", str(config), "--workers", "0", "--port", str(port), "-q")
+    first = keras_sage("worker", str(config), "--chief", f"127.0.0.1:{port}", "--tuner-id", "w", "-q")
+    project = folder / "searches" / "duplicate"
+    try:
+        deadline = time.monotonic() + 120
+        while not list(project.glob("trial_*/trial.json")):
+            assert first.poll() is None and time.monotonic() < deadline, finish(first)
+            time.sleep(0.1)
+        status, _, err = finish(
+            keras_sage("worker", str(config), "--chief", f"127.0.0.1:{port}", "--tuner-id", "w")
+        )
+        assert status == 2, err
+        err = keras_sage_lines(err)
+        assert err.count("\n") == 1, err
+        assert err.startswith(f"keras-sage: error: worker w refused by the chief at 127.0.0.1:{port}: ")
+        assert "another live worker process" in err and "has its name" in err
+        assert first.poll() is None  # The first worker goes on.
+    finally:
+        for process in (first, chief):
+            process.send_signal(signal.SIGKILL)
+            finish(process)
+
+
+# A fixed port after a crash.
+
+
+def test_a_port_in_time_wait_is_free_and_a_listening_port_is_not(folder, capsys):
+    from keras_sage.cli.search import _check_port_free
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with pytest.raises(OSError, match=f"^port {port} on 127.0.0.1 is in use"):
+            _check_port_free("127.0.0.1", port)
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # The server's side closes first: its port goes to TIME_WAIT, as a killed chief's.
+        client.close()
+    time.sleep(0.1)
+    states = subprocess.run(["ss", "-tan", f"sport = :{port}"], capture_output=True, text=True).stdout
+    if "TIME-WAIT" not in states:
+        pytest.skip(f"no TIME-WAIT socket to test with: {states}")
+    _check_port_free("127.0.0.1", port)
+
+
+# Failures before the first trial, in one line.
+
+
+def test_num_classes_below_the_datas_is_refused_before_training(folder, capsys):
+    config = write_config(folder, "three_classes")
+    config.write_text(config.read_text().replace("max_layers = 2", "max_layers = 2\nnum_classes = 3"))
+    assert main(["search", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"keras-sage: error: {config}: [hypermodel] num_classes = 3, but the data's labels go up to 9 "
+        "(10 classes); leave num_classes out to take the data's\n"
+    )
+    assert not list((folder / "searches" / "three_classes").glob("trial_*"))
+
+
+@pytest.mark.parametrize("wait", ["nan", "-5", "0", "inf"])
+def test_a_worker_wait_that_is_not_a_positive_finite_number_is_refused(folder, capsys, wait):
+    config = write_config(folder, "wait")
+    with pytest.raises(SystemExit) as exited:
+        main(["worker", str(config), "--chief", "127.0.0.1:1", "--wait", wait])
+    assert exited.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(f"argument --wait: expected a positive, finite number of seconds, got '{wait}'")
+    )
+
+
+def test_a_negative_n_startup_trials_is_one_line_naming_it(folder, capsys):
+    config = write_config(folder, "startup")
+    config.write_text(config.read_text().replace('name = "tpe"', 'name = "tpe"\nn_startup_trials = -3'))
+    assert main(["search", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "n_startup_trials must be an integer of at least 0, got -3" in err, err
+
+
+def test_a_search_in_which_every_trial_failed_exits_1_with_the_most_common_cause(user_space, capsys):
+    config = user_space_config(user_space, "every_failed", ["nan1", "nan2", "unbuildable"], max_trials=3)
+    assert main(["search", str(config), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("keras-sage: error: every trial of the search failed (3); the most common cause ")
+    assert err.count("\n") == 1, err
+    statuses = [
+        json.loads(text)["status"] for text in trial_bytes(user_space / "searches" / "every_failed").values()
+    ]
+    assert statuses == ["FAILED"] * 3
+    causes = [
+        json.loads(text)["message"].split(":")[0]
+        for text in trial_bytes(user_space / "searches" / "every_failed").values()
+    ]
+    most_common = max(set(causes), key=causes.count)
+    assert f"cause ({causes.count(most_common)} of them): {most_common}" in err, (causes, err)
+
+
+def test_a_trial_created_but_not_yet_listed_by_the_oracle_runs_again_on_reopening(folder):
+    # A process killed between KerasTuner's writing a new trial's trial.json (RUNNING) and its oracle.json
+    # left a trial that the oracle does not list as running: it never ended, so it must run again.
+    from keras_sage.hypermodels import CNNSearchSpace
+    from keras_sage.tuners import SageTuner
+
+    splits = digits(image_size=8, probe_size=PROBE_SIZE)
+
+    def search(max_trials: int) -> SageTuner:
+        tuner = SageTuner(
+            CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1)),
+            teacher=folder / "teacher.h5",
+            premature_steps=1,
+            max_trials=max_trials,
+            seed=1,
+            directory=folder / "searches",
+            project_name="created_not_listed",
+        )
+        tuner.search(
+            splits.x_train[:16],
+            splits.y_train[:16],
+            validation_data=(splits.x_val[:8], splits.y_val[:8]),
+            verbose=0,
+        )
+        return tuner
+
+    search(1)
+    project = folder / "searches" / "created_not_listed"
+    first = (project / "trial_0" / "trial.json").read_bytes()
+    planted = json.loads(first)
+    planted.update(trial_id="1", status="RUNNING", score=None, best_step=0, message=None)
+    planted["metrics"]["metrics"] = {}
+    (project / "trial_1").mkdir()
+    (project / "trial_1" / "trial.json").write_text(json.dumps(planted))
+    reopened = search(2)
+    assert (project / "trial_0" / "trial.json").read_bytes() == first
+    assert json.loads((project / "trial_1" / "trial.json").read_text())["status"] == "COMPLETED"
+    assert reopened.search_examples == 2 * 16  # Trial 0 once (first search), trial 1 once (this one).
