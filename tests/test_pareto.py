@@ -352,3 +352,29 @@ def test_bad_objectives_in_a_config_are_one_line_exit_2(config_folder, capsys, o
     assert len(lines) == 1 and message in lines[0], lines
     project = config_folder / "searches" / f"bad_{oracle}"
     assert not (project / "oracle.json").exists() and not list(project.glob("trial_*"))
+
+
+def test_the_analysis_front_of_p_and_tg_marks_the_summary_the_report_and_the_export(tpe_tuner, tmp_path):
+    from keras_sage.analysis import front_trial_ids, project_records, project_report, search_summary
+    from keras_sage.analysis.export import trial_rows
+    from keras_sage.analysis.records import FRONT, TrialRecord
+
+    records = [
+        TrialRecord("0", "COMPLETED", premature_accuracy=0.5, teacher_guidance=0.5),
+        TrialRecord("1", "COMPLETED", premature_accuracy=0.4, teacher_guidance=0.4),
+        TrialRecord("2", "FAILED"),
+        TrialRecord("3", "COMPLETED", premature_accuracy=0.6, teacher_guidance=0.1),
+        TrialRecord("4", "COMPLETED", premature_accuracy=0.5, teacher_guidance=0.5),
+    ]
+    assert front_trial_ids(records) == ["0", "3", "4"]
+    project = project_records(tpe_tuner.project_dir)
+    front = [trial.trial_id for trial in tpe_tuner.pareto_front()]  # P and TG are its objectives
+    assert front_trial_ids(project.records) == front
+    assert (
+        search_summary("pareto", project)[FRONT] == search_summary("pareto", tpe_tuner)[FRONT] == len(front)
+    )
+    report = project_report(tpe_tuner.project_dir, tmp_path / "report")
+    assert f"on the Pareto front of P and TG ({len(front)} trials" in report
+    marked = [line.split()[0] for line in report.splitlines() if line.split()[1:2] == ["*"]]
+    assert marked == front
+    assert [row["trial_id"] for row in trial_rows(tpe_tuner.project_dir) if row["on_front"]] == front

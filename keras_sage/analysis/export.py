@@ -4,8 +4,8 @@
 data (`project_records` and each `trial_<id>/trial.json`; nothing unpickled or executed). A row holds
 `trial_id`, `status`, `score`, `premature_accuracy` (P), `teacher_guidance` (TG), each `S_<teacher layer>`,
 `params`, `flops`, `examples_processed`, `teacher_version`, `mature_accuracy` (for a reranked trial),
-`message` (why a failed trial failed), then each hyperparameter as `hp.<name>`. A missing value is an
-empty cell in CSV and `null` in JSON Lines.
+`on_front` (on the Pareto front of P and TG, `front_trial_ids`), `message` (why a failed trial failed),
+then each hyperparameter as `hp.<name>`. A missing value is an empty cell in CSV and `null` in JSON Lines.
 
 Example:
 
@@ -30,11 +30,12 @@ from typing import Any
 
 from keras_sage import contract, project_files
 from keras_sage._atomic import write_atomically
-from keras_sage.analysis.records import project_records
+from keras_sage.analysis.records import front_trial_ids, project_records
 
-__all__ = ["EXPORT_FORMATS", "HYPERPARAMETER_PREFIX", "export_trials", "trial_rows"]
+__all__ = ["EXPORT_FORMATS", "HYPERPARAMETER_PREFIX", "ON_FRONT", "export_trials", "trial_rows"]
 
 HYPERPARAMETER_PREFIX = "hp."
+ON_FRONT = "on_front"  # whether the trial is on the Pareto front of P and TG
 EXPORT_FORMATS = (".csv", ".jsonl")
 
 
@@ -60,6 +61,7 @@ def trial_rows(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
         for record in project.records
     }
     names = list(dict.fromkeys(name for values in hyperparameters.values() for name in values))
+    front = set(front_trial_ids(project.records))
     rows = []
     for record in project.records:
         row: dict[str, Any] = {
@@ -78,6 +80,7 @@ def trial_rows(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 contract.EXAMPLES_PROCESSED: record.examples_processed,
                 contract.TEACHER_VERSION: record.teacher_version,
                 contract.MATURE_ACCURACY: float(mature.get(record.trial_id, math.nan)),
+                ON_FRONT: record.trial_id in front,
                 "message": record.message,
             }
         )

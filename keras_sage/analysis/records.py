@@ -13,11 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from keras_sage import contract, project_files
+from keras_sage.dominance import non_dominated
 
 # search_summary's columns that other modules read (keras_sage.analysis.search_comparison).
 WINNER_MATURE_ACCURACY = "winner mature acc"
 TOP_SCORE_MATURE_ACCURACY = "top-score mature acc"
 SEARCH_EXAMPLES = "examples (M1·E1)"
+FRONT = "P-TG front"
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,27 @@ def record_from_trial_state(state: Mapping[str, Any]) -> TrialRecord:
         teacher_version=last(contract.TEACHER_VERSION),
         message=message[-1] if message else "",
     )
+
+
+def front_trial_ids(records: Sequence[TrialRecord]) -> list[str]:
+    """The completed trials on the Pareto front of P and TG (no other completed trial has a P and a TG at
+    least as high, one of them higher), in the order given.
+
+    Args:
+        records: A search's trial records.
+
+    Returns:
+        Their trial ids.
+    """
+    scored = [
+        record
+        for record in records
+        if record.status == "COMPLETED"
+        and math.isfinite(record.premature_accuracy)
+        and math.isfinite(record.teacher_guidance)
+    ]
+    points = np.array([[record.premature_accuracy, record.teacher_guidance] for record in scored])
+    return [scored[index].trial_id for index in non_dominated(points.reshape(len(scored), 2))]
 
 
 def trial_records(tuner: Any) -> list[TrialRecord]:
@@ -189,8 +212,9 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
 
     Returns:
         A dict with the arm, α, the number of trials and failed trials, the best P and best TG among the
-        completed trials, the winner's trial id and mature accuracy, the mature accuracy of the reranked
-        candidate with the highest search score (`top-score mature acc`: the search's choice had it not
+        completed trials, how many of them are on the Pareto front of P and TG (`front_trial_ids`), the
+        winner's trial id and mature accuracy, the mature accuracy of the reranked candidate with the
+        highest search score (`top-score mature acc`: the search's choice had it not
         reranked; NaN without reranking), the examples processed during the search (M1·E1) and in all
         (M1·E1 + M2·E2, and a teacher schedule's training), and the winner's parameters and FLOPs.
     """
@@ -229,6 +253,7 @@ def search_summary(name: str, tuner: Any, reranked: Sequence[Any] = ()) -> dict[
         "failed": len(records) - len(completed),
         "best P": max((record.premature_accuracy for record in completed), default=math.nan),
         "best TG": max((record.teacher_guidance for record in completed), default=math.nan),
+        FRONT: len(front_trial_ids(records)),
         "winner": winner_id if winner_id is not None else "-",
         WINNER_MATURE_ACCURACY: winner_mature,
         TOP_SCORE_MATURE_ACCURACY: top_score_mature,

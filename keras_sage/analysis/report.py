@@ -32,7 +32,7 @@ from keras_sage.analysis.predictors import (
     predictivity,
     resample_count,
 )
-from keras_sage.analysis.records import project_records, search_summary
+from keras_sage.analysis.records import front_trial_ids, project_records, search_summary
 from keras_sage.analysis.search_comparison import describe_comparisons
 from keras_sage.analysis.search_replay import efficiency_ratio, replay_curve
 from keras_sage.analysis.tables import format_table
@@ -78,9 +78,11 @@ def project_report(directory: str | os.PathLike[str], out: str | os.PathLike[str
     summary = search_summary(name, project)
     for suffix in (".png", ".svg"):
         plot_search({name: project.records}, out / f"search{suffix}")
+    front = set(front_trial_ids(project.records))
     trials = [
         {
             "trial": record.trial_id,
+            "front": "*" if record.trial_id in front else "",
             "status": record.status,
             contract.SCORE: record.score,
             "P": record.premature_accuracy,
@@ -106,6 +108,9 @@ def project_report(directory: str | os.PathLike[str], out: str | os.PathLike[str
         "```",
         "",
         "## Trials",
+        "",
+        f"`*`: on the Pareto front of P and TG ({len(front)} trials; `SageTuner.rerank(front=True)` "
+        "trains it).",
         "",
         "```",
         format_table(trials),
