@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from test_cli_search import PROBE_SIZE, USER_SPACE, user_space_config, write_config, write_teacher
@@ -396,3 +397,47 @@ def test_a_trial_created_but_not_yet_listed_by_the_oracle_runs_again_on_reopenin
     assert (project / "trial_0" / "trial.json").read_bytes() == first
     assert json.loads((project / "trial_1" / "trial.json").read_text())["status"] == "COMPLETED"
     assert reopened.search_examples == 2 * 16  # Trial 0 once (first search), trial 1 once (this one).
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        (
+            {"images": np.array([object(), object()], dtype=object)},
+            "Object arrays cannot be loaded when allow_pickle=False (a probe file holds numeric arrays only)",
+        ),
+        (
+            {"images": np.zeros((100, 8, 8), np.float32)},
+            "'images' must have shape (n, H, W, C), got (100, 8, 8) (grey images need their channel axis: "
+            "images[..., None])",
+        ),
+        (
+            {"images": np.zeros((4, 8, 8, 1), np.float32), "labels": np.zeros((3,), np.int64)},
+            "'labels' must have shape (4,), one label per image, got (3,)",
+        ),
+    ],
+)
+def test_a_bad_probe_file_is_one_line_naming_it(tmp_path, capsys, arrays, message):
+    probe = tmp_path / "probe.npz"
+    np.savez(probe, **arrays)
+    argv = ["teacher", "register", str(tmp_path / "model.keras"), "--probe", str(probe), "-o", "t.h5"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"keras-sage: error: {probe}: {message}\n"
+
+
+def test_a_probe_of_another_size_than_the_teachers_input_is_one_line(tmp_path, capsys):
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="L1"), keras.layers.Flatten(name="L2")]
+    )
+    model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "probe.npz", images=np.zeros((6, 16, 16, 1), np.float32))
+    argv = ["teacher", "register", str(tmp_path / "model.keras"), "--probe", str(tmp_path / "probe.npz")]
+    assert main([*argv, "-o", str(tmp_path / "t.h5"), "-q"]) == 2
+    assert capsys.readouterr().err == (
+        "keras-sage: error: the probe images have shape (16, 16, 1), but the model "
+        f"{tmp_path / 'model.keras'} takes inputs of shape (8, 8, 1); register the teacher on probe images "
+        "of its input size\n"
+    )
+    assert not (tmp_path / "t.h5").exists()

@@ -33,7 +33,8 @@ def load_probe(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | N
 
     Raises:
         FileNotFoundError: The file does not exist.
-        ValueError: It is not an `.npz` file, or has no `images` array.
+        ValueError: It is not an `.npz` file of numeric arrays, has no `images` array, its images are not
+            `(n, H, W, C)` or its labels not one per image; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -49,8 +50,22 @@ def load_probe(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | N
             raise ValueError(
                 f"{path}: no array '{PROBE_IMAGES_KEY}' (it has: {', '.join(archive.files) or 'nothing'})"
             )
-        images = archive[PROBE_IMAGES_KEY]
-        labels = archive[PROBE_LABELS_KEY] if PROBE_LABELS_KEY in archive.files else None
+        try:
+            images = archive[PROBE_IMAGES_KEY]
+            labels = archive[PROBE_LABELS_KEY] if PROBE_LABELS_KEY in archive.files else None
+        except ValueError as error:
+            reason = first_line(error)
+            raise ValueError(f"{path}: {reason} (a probe file holds numeric arrays only)") from None
+    if images.ndim != 4:
+        raise ValueError(
+            f"{path}: '{PROBE_IMAGES_KEY}' must have shape (n, H, W, C), got {images.shape} (grey images "
+            "need their channel axis: images[..., None])"
+        )
+    if labels is not None and labels.shape != (len(images),):
+        raise ValueError(
+            f"{path}: '{PROBE_LABELS_KEY}' must have shape ({len(images)},), one label per image, got "
+            f"{labels.shape}"
+        )
     return images, labels
 
 

@@ -124,6 +124,7 @@ def register_teacher(
         layers = [layers]
     layer_names = list(layers) if layers is not None else default_endpoints(model)
     _check_layer_names(model, layer_names)
+    _check_input_shape(model, source, images)
     if validation_accuracy is not None:
         check_fraction("validation_accuracy", validation_accuracy)
     existing = _existing_store(path, images, labels, layer_names, overwrite)
@@ -146,6 +147,27 @@ def register_teacher(
         rdms, kind="model-layer", source=source, overwrite=overwrite, validation_accuracy=validation_accuracy
     )
     return store
+
+
+def _check_input_shape(model: Any, source: str, images: np.ndarray) -> None:
+    """Refuses probe images whose shape is not the model's input shape (a dimension of None: any size).
+
+    Raises:
+        ValueError: The shapes differ, naming the model and both shapes.
+    """
+    inputs = getattr(model, "inputs", None)
+    if not inputs or len(inputs) != 1:
+        return
+    expected = tuple(inputs[0].shape[1:])
+    found = tuple(images.shape[1:])
+    if len(expected) != len(found) or any(
+        size is not None and size != actual for size, actual in zip(expected, found, strict=True)
+    ):
+        shown = tuple("any" if size is None else size for size in expected)
+        raise ValueError(
+            f"the probe images have shape {found}, but the model {source} takes inputs of shape {shown}; "
+            "register the teacher on probe images of its input size"
+        )
 
 
 def model_layer_rdms(
