@@ -31,8 +31,16 @@ __all__ = [
 ]
 
 
+# What each metric's dissimilarities can be: 1 − r for correlation and cosine, a norm for euclidean
+# (cross-validated distances are unbiased estimates and may be negative: not checked).
+_METRIC_RANGES = {"correlation": (0.0, 2.0), "cosine": (0.0, 2.0), "euclidean": (0.0, np.inf)}
+# float32 rounding of values at the ends of their range.
+_RANGE_TOLERANCE = 1e-4
+
+
 def check_teacher_rdms(path: str | os.PathLike[str], teacher_rdms: dict[str, RDM]) -> None:
-    """Refuses teacher RDMs that cannot guide a search: NaN or infinite values, or all values equal.
+    """Refuses teacher RDMs that cannot guide a search: NaN or infinite values, values outside their
+    metric's range (a correlation distance of −5), or all values equal.
 
     A constant RDM (every pair of probe images equally dissimilar) gives S = 0 to every candidate.
 
@@ -48,6 +56,13 @@ def check_teacher_rdms(path: str | os.PathLike[str], teacher_rdms: dict[str, RDM
         if not np.isfinite(values).all():
             raise ValueError(
                 f"teacher file {path}: RDM {name!r} holds NaN or infinite values; register the teacher again"
+            )
+        low, high = _METRIC_RANGES.get(teacher_rdm.metric, (-np.inf, np.inf))
+        if values.size and (values.min() < low - _RANGE_TOLERANCE or values.max() > high + _RANGE_TOLERANCE):
+            raise ValueError(
+                f"teacher file {path}: RDM {name!r} holds values from {values.min():.4g} to "
+                f"{values.max():.4g}, outside [{low:g}, {high:g}], the range of {teacher_rdm.metric} "
+                "distances; register the teacher again"
             )
         if values.size and np.ptp(values) == 0:
             raise ValueError(

@@ -441,3 +441,40 @@ def test_a_probe_of_another_size_than_the_teachers_input_is_one_line(tmp_path, c
         "of its input size\n"
     )
     assert not (tmp_path / "t.h5").exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        (
+            lambda v: np.where(np.arange(v.size) == 0, -5.0, v),
+            "holds values from -5 to {high}, outside [0, 2], the range of correlation distances; register "
+            "the teacher again",
+        ),
+        (
+            lambda v: np.full_like(v, 0.5),
+            "is constant (every pair of probe images equally dissimilar), so it scores every candidate "
+            "S = 0; register it on varied probe images",
+        ),
+    ],
+)
+def test_teacher_show_reports_what_search_refuses(tmp_path, capsys, values, problem):
+    import dataclasses
+
+    from keras_sage.rsa import rdm
+    from keras_sage.teachers import TeacherStore
+
+    images = np.random.default_rng(0).random((6, 4, 4, 1)).astype(np.float32)
+    good = rdm(images.reshape(6, -1), name="L1")
+    bad = dataclasses.replace(good, values=values(good.values).astype(np.float32))
+    path = tmp_path / "teacher.h5"
+    TeacherStore.create(path, images, None).add_rdms({"L1": bad})
+    assert main(["teacher", "show", str(path)]) == 0
+    message = f"teacher file {path}: RDM 'L1' " + problem.format(high=f"{bad.values.max():.4g}")
+    assert f"\nnot usable for a search: {message}\n" in capsys.readouterr().out
+    from keras_sage.objective import TeacherGuidedScorer
+    from keras_sage.score import ScoringConfig
+
+    with pytest.raises(ValueError) as refused:
+        TeacherGuidedScorer(path, ScoringConfig())
+    assert str(refused.value) == message

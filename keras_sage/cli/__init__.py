@@ -226,6 +226,7 @@ def _teacher_show(args: argparse.Namespace) -> None:
         )
     print(format_table(rows) if rows else "(no RDMs)")
     if rows:
+        _print_search_refusal(store)
         _print_scoring_choices(store)
     if len(store.versions) > 1:
         _print_versions(store)
@@ -252,6 +253,16 @@ def _print_versions(store: TeacherStore) -> None:
     latest = store.latest_version
     print(f"\nteacher versions ({latest} scores the trials after it; version 0's RDMs are above):")
     print(format_table(rows))
+
+
+def _print_search_refusal(store: TeacherStore) -> None:
+    """What `search` would refuse in the file's RDMs (NaN, out of range, constant), if anything."""
+    from keras_sage.scoring_checks import check_teacher_rdms
+
+    try:
+        check_teacher_rdms(store.path, store.rdms())
+    except ValueError as error:
+        print(f"\nnot usable for a search: {first_line(error)}")
 
 
 def _print_scoring_choices(store: TeacherStore) -> None:
