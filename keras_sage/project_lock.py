@@ -32,6 +32,7 @@ import socket
 import threading
 from typing import Any
 
+from keras_sage._atomic import check_writable_directory
 from keras_sage._errors import first_line
 from keras_sage.project_files import LOCK_FILE
 
@@ -114,8 +115,10 @@ def lock_project(project_dir: str | os.PathLike[str]) -> ProjectLock:
                 return ProjectLock(path, project_dir, _holders[path])
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as error:
+        check_writable_directory(project_dir, "the project directory")  # Its one line, if that is why.
         raise type(error)(
-            error.errno, f"the project directory {project_dir} cannot be written: {first_line(error)}"
+            error.errno,
+            f"cannot create the lock file of the project directory {project_dir}: {first_line(error)}",
         ) from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
