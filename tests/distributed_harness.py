@@ -62,7 +62,7 @@ class Processes:
     Args:
         directory: Where the searches' projects and the processes' logs go.
         teacher: The teacher file.
-        oracle: `"tpe"` or `"reinforce"`.
+        oracle: `"tpe"`, `"reinforce"` or `"pareto"` (TPE over P and TG kept apart).
         max_trials: The searches' `max_trials`.
         port: The chief's port, for a chief and its workers.
     """

@@ -378,3 +378,81 @@ def test_the_analysis_front_of_p_and_tg_marks_the_summary_the_report_and_the_exp
     marked = [line.split()[0] for line in report.splitlines() if line.split()[1:2] == ["*"]]
     assert marked == front
     assert [row["trial_id"] for row in trial_rows(tpe_tuner.project_dir) if row["on_front"]] == front
+
+
+# A Pareto search as users run it: processes killed with SIGKILL and resumed, a chief with workers.
+
+
+@pytest.fixture(scope="module")
+def process_teacher(tmp_path_factory) -> Path:
+    from distributed_harness import write_teacher
+
+    return write_teacher(tmp_path_factory.mktemp("process_teacher"))
+
+
+def told_values(directory: Path) -> list[tuple]:
+    from distributed_harness import project
+
+    return [(trial.state, tuple(trial.values or ())) for trial in study_of(project(directory)).trials]
+
+
+def p_and_tg(directory: Path) -> dict[str, tuple[float, float]]:
+    from distributed_harness import trials
+
+    return {
+        trial_id: tuple(
+            trial["metrics"]["metrics"][name]["observations"][-1]["value"][0] for name in P_AND_TG_NAMES
+        )
+        for trial_id, trial in trials(directory).items()
+    }
+
+
+P_AND_TG_NAMES = ("premature_accuracy", "teacher_guidance")
+
+
+@pytest.mark.slow
+def test_a_pareto_search_killed_mid_trial_resumes_as_if_it_had_never_stopped(tmp_path, process_teacher):
+    from distributed_harness import Processes, kill, paused_trial, trials, wait_for
+
+    killed, reference = tmp_path / "killed", tmp_path / "reference"
+    with (
+        Processes(killed, process_teacher, "pareto", 4) as runs,
+        Processes(reference, process_teacher, "pareto", 4) as references,
+    ):
+        uninterrupted = references.start()
+        victim = runs.start(pause_at=3)
+        wait_for(lambda: paused_trial(killed, "tuner0") is not None, "the third trial", [victim], 200)
+        kill(victim)
+        resumed = runs.start()
+        assert runs.wait(resumed) == 0, runs.log(resumed)
+        assert references.wait(uninterrupted) == 0, references.log(uninterrupted)
+    assert {trial["status"] for trial in trials(killed).values()} == {"COMPLETED"}
+    expected = p_and_tg(reference)
+    assert {trial_id: pytest.approx(values, abs=1e-6) for trial_id, values in expected.items()} == p_and_tg(
+        killed
+    )
+    told = told_values(killed)
+    assert [state for state, _ in told] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert told == [(state, pytest.approx(values, abs=1e-6)) for state, values in told_values(reference)]
+    np.testing.assert_allclose(
+        sorted(values for _, values in told), sorted(p_and_tg(killed).values()), atol=1e-12
+    )
+
+
+@pytest.mark.slow
+def test_a_pareto_search_with_a_chief_and_two_workers_tells_the_chief_p_and_tg(tmp_path, process_teacher):
+    from distributed_harness import Processes, free_port, trials
+
+    directory = tmp_path / "search"
+    with Processes(directory, process_teacher, "pareto", 4, port=free_port()) as processes:
+        workers = [processes.start("worker0"), processes.start("worker1")]
+        chief = processes.start("chief")
+        processes.wait_all([chief, *workers])
+        logs = "\n".join(processes.log(process) for process in (chief, *workers))
+        assert [process.returncode for process in (chief, *workers)] == [0, 0, 0], logs
+    assert {trial["status"] for trial in trials(directory).values()} == {"COMPLETED"}
+    told = told_values(directory)
+    assert [state for state, _ in told] == [optuna.trial.TrialState.COMPLETE] * 4
+    np.testing.assert_allclose(
+        sorted(values for _, values in told), sorted(p_and_tg(directory).values()), atol=1e-12
+    )

@@ -4,7 +4,9 @@ The same command runs a single-process search, a chief or a worker: KerasTuner's
 (KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT) decide which, as in any KerasTuner
 parallel search. Digits at 8x8, a CNN space of at most 2 layers, 2 SGD steps per candidate.
 
-    python tests/distributed/search.py DIRECTORY TEACHER {tpe,reinforce} MAX_TRIALS [--pause-at N]
+    python tests/distributed/search.py DIRECTORY TEACHER {tpe,reinforce,pareto} MAX_TRIALS [--pause-at N]
+
+`pareto` is TPE over the objective list [premature_accuracy, teacher_guidance] (a Pareto search).
 
 `--pause-at N` makes the N-th trial this process runs stop in its first batch: the process writes
 `paused-<tuner id>` (holding the trial id) in DIRECTORY and sleeps, so a test can kill it mid-training.
@@ -21,6 +23,7 @@ import os
 import sys
 import time
 
+import keras_tuner
 import tensorflow as tf
 
 from keras_sage.datasets import digits
@@ -61,7 +64,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("directory")
     parser.add_argument("teacher")
-    parser.add_argument("oracle", choices=("tpe", "reinforce"))
+    parser.add_argument("oracle", choices=("tpe", "reinforce", "pareto"))
     parser.add_argument("max_trials", type=int)
     parser.add_argument("--pause-at", type=int)
     args = parser.parse_args()
@@ -70,6 +73,12 @@ def main() -> int:
     space = CNNSearchSpace(max_layers=2, num_classes=10, input_shape=(8, 8, 1))
     if args.oracle == "tpe":
         oracle = TPEOracle(max_trials=args.max_trials, n_startup_trials=2, seed=SEED)
+    elif args.oracle == "pareto":
+        objectives = [
+            keras_tuner.Objective("premature_accuracy", "max"),
+            keras_tuner.Objective("teacher_guidance", "max"),
+        ]
+        oracle = TPEOracle(objective=objectives, max_trials=args.max_trials, n_startup_trials=2, seed=SEED)
     else:
         oracle = ReinforceOracle(space, max_trials=args.max_trials, batch_size=2, seed=SEED)
     tuner = Search(
