@@ -53,14 +53,13 @@ def user_space(folder, monkeypatch):
     return folder
 
 
-def keras_sage(*arguments: str, cwd: Path | None = None) -> subprocess.Popen:
+def keras_sage(*arguments: str, **environment: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "keras_sage.cli", *arguments],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENVIRONMENT,
-        cwd=cwd,
+        env={**ENVIRONMENT, **environment},
     )
 
 
@@ -478,3 +477,45 @@ def test_teacher_show_reports_what_search_refuses(tmp_path, capsys, values, prob
     with pytest.raises(ValueError) as refused:
         TeacherGuidedScorer(path, ScoringConfig())
     assert str(refused.value) == message
+
+
+@pytest.mark.slow
+def test_a_chief_killed_with_kill_9_restarts_at_once_on_its_fixed_port(folder):
+    config = write_config(folder, "restart", max_trials=6)
+    project = folder / "searches" / "restart"
+    port = free_port()
+    chief_command = ("search", str(config), "--workers", "0", "--port", str(port), "-q")
+    chief = keras_sage(*chief_command)
+    # The worker waits for its chief longer than a loaded machine may take to start one again.
+    worker = keras_sage(
+        "worker",
+        str(config),
+        "--chief",
+        f"127.0.0.1:{port}",
+        "--tuner-id",
+        "w",
+        KERAS_SAGE_CHIEF_TIMEOUT_S="240",
+    )
+    restarted = None
+    try:
+        deadline = time.monotonic() + 180
+        while not any(json.loads(text)["status"] == "COMPLETED" for text in trial_bytes(project).values()):
+            assert chief.poll() is None and time.monotonic() < deadline, finish(chief)
+            time.sleep(0.1)
+        chief.send_signal(signal.SIGKILL)
+        chief.wait()
+        # The chief's side of the worker's connection is in TIME_WAIT now; the restart must not wait it out.
+        restarted = keras_sage(*chief_command)
+        worker_status, worker_out, worker_err = finish(worker)
+        assert worker_status == 0, worker_out + worker_err
+        status, out, err = finish(restarted)
+        assert status == 0, err
+        assert "is in use" not in err
+    finally:
+        for process in (chief, worker, restarted):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    states = [json.loads(text) for text in trial_bytes(project).values()]
+    assert [state["status"] for state in states] == ["COMPLETED"] * 6
+    assert "6 completed, 0 failed" in out
