@@ -456,3 +456,32 @@ def test_a_pareto_search_with_a_chief_and_two_workers_tells_the_chief_p_and_tg(t
     np.testing.assert_allclose(
         sorted(values for _, values in told), sorted(p_and_tg(directory).values()), atol=1e-12
     )
+
+
+@pytest.mark.slow
+def test_keras_sage_search_as_a_command_runs_a_pareto_search_from_its_config(config_folder):
+    import subprocess
+    import sys
+
+    config = pareto_config(config_folder, "command", '["premature_accuracy", "teacher_guidance"]')
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_sage.cli", "search", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    project = config_folder / "searches" / "command"
+    study = study_of(project)
+    assert study.metric_names == list(P_AND_TG_NAMES)
+    metrics = trial_metrics(project)
+    assert len(study.trials) == 3
+    for trial in study.trials:
+        if (
+            trial.state != optuna.trial.TrialState.COMPLETE
+            or trial.user_attrs["keras_tuner_trial_id"] not in metrics
+        ):
+            continue
+        trial_metric = metrics[trial.user_attrs["keras_tuner_trial_id"]]
+        assert trial.values == [pytest.approx(trial_metric[name], abs=1e-12) for name in P_AND_TG_NAMES]
