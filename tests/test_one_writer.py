@@ -519,3 +519,22 @@ def test_a_chief_killed_with_kill_9_restarts_at_once_on_its_fixed_port(folder):
     states = [json.loads(text) for text in trial_bytes(project).values()]
     assert [state["status"] for state in states] == ["COMPLETED"] * 6
     assert "6 completed, 0 failed" in out
+
+
+def test_an_error_after_tensorflow_started_is_the_only_line_on_stderr(folder):
+    config = write_config(folder, "quiet_error")
+    config.write_text(config.read_text().replace("max_layers = 2", "max_layers = 2\nnum_classes = 3"))
+    environment = {name: value for name, value in ENVIRONMENT.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_sage.cli", "search", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    status, _, err = finish(process)
+    assert status == 2
+    assert (
+        err == f"keras-sage: error: {config}: [hypermodel] num_classes = 3, but the data's labels go up to 9 "
+        "(10 classes); leave num_classes out to take the data's\n"
+    )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -178,10 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _teacher_register(args: argparse.Namespace) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    images, labels = load_probe(args.probe)
+    search.import_tensorflow_quietly()
     from keras_sage.teachers import register_teacher
 
-    images, labels = load_probe(args.probe)
     store = register_teacher(
         args.model,
         images,

@@ -142,9 +142,9 @@ def _search(args: argparse.Namespace) -> None:
     if args.trials_per_process:
         _run_in_processes(config, args)
         return
-    _quiet_tensorflow()
     overrides = {"overwrite": False} if args.resume else {}
     with _locked(config.project_dir):
+        import_tensorflow_quietly()
         tuner, data = _build(config, _verbosity(args), tuner_id=None, **overrides)
         if args.stop_after:
             # This process runs `stop_after` trials more, then stops as if the search had ended.
@@ -224,7 +224,7 @@ def _run_locked_chief(config: Any, args: argparse.Namespace) -> None:
     os.environ.update(
         {TUNER_ID_VARIABLE: CHIEF_TUNER_ID, ORACLE_IP_VARIABLE: args.host, ORACLE_PORT_VARIABLE: str(port)}
     )
-    _quiet_tensorflow()
+    import_tensorflow_quietly()
     tuner, data = _build(config, 0, tuner_id=CHIEF_TUNER_ID)
     connect_host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "[::]") else args.host
     if _verbosity(args):
@@ -286,7 +286,7 @@ def _worker(args: argparse.Namespace) -> None:
     os.environ.update(
         {TUNER_ID_VARIABLE: tuner_id, ORACLE_IP_VARIABLE: host, ORACLE_PORT_VARIABLE: str(port)}
     )
-    _quiet_tensorflow()
+    import_tensorflow_quietly()
     tuner, data = _build(config, _verbosity(args), tuner_id=tuner_id)
     tuner.search(*data.fit_args, **data.fit_kwargs, verbose=0)
 
@@ -297,7 +297,7 @@ def _probe(args: argparse.Namespace) -> None:
     from keras_sage.teachers import probe_fingerprint
 
     config = load_search_config(args.config)
-    _quiet_tensorflow()
+    import_tensorflow_quietly()
     data = load_search_data(config)
     save_probe(args.output, data.probe_images, data.probe_labels)
     shape = tuple(data.probe_images.shape[1:])
@@ -330,8 +330,24 @@ def _build(config: Any, verbosity: int, tuner_id: str | None, **overrides: Any) 
     return tuner, data
 
 
-def _quiet_tensorflow() -> None:
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow and Keras with stderr's descriptor sent to /dev/null meanwhile: TensorFlow's C++
+    start-up lines (absl's "All log messages before absl::InitializeLog()", oneDNN, CPU features), which
+    `TF_CPP_MIN_LOG_LEVEL` no longer silences, never come before a command's one-line error. An error of
+    the import itself is raised as usual, after stderr is restored."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        import keras  # noqa: F401  (imports TensorFlow, its backend)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 # The results.
