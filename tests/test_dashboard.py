@@ -361,3 +361,26 @@ def test_tensorboard_gets_each_trials_hyperparameters_and_p_tg_and_each_s_i(tmp_
         assert scalars[name] == pytest.approx(last_metric(state, name), rel=1e-6), name
     _, plugins = scalars_and_plugins(session)
     assert "hparams" in plugins
+
+
+@pytest.mark.slow
+def test_a_chief_with_workers_mirrors_every_trial_of_an_oracle_without_a_journal(tmp_path):
+    from distributed_harness import Processes, free_port, project, trials, write_teacher
+
+    directory = tmp_path / "search"
+    (tmp_path / "teacher").mkdir()
+    teacher = write_teacher(tmp_path / "teacher")
+    with Processes(directory, teacher, "reinforce", 4, port=free_port()) as processes:
+        workers = [processes.start("worker0"), processes.start("worker1")]
+        chief = processes.start("chief")
+        processes.wait_all([chief, *workers])
+        logs = "\n".join(processes.log(process) for process in (chief, *workers))
+        assert [process.returncode for process in (chief, *workers)] == [0, 0, 0], logs
+    journal = project(directory) / project_files.MIRROR_JOURNAL_FILE
+    mirrored = {
+        trial.user_attrs["keras_tuner_trial_id"]: trial for trial in load_journal(journal).get_trials()
+    }
+    states = trials(directory)
+    assert sorted(mirrored) == sorted(states)
+    for trial_id, state in states.items():
+        assert mirrored[trial_id].values == [pytest.approx(state["score"], abs=1e-12)]
