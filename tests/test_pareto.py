@@ -216,6 +216,11 @@ def test_rerank_of_the_front_with_top_k_takes_the_most_spread(tpe_tuner):
         assert [trial.trial_id for trial in chosen] == [
             front[index].trial_id for index in most_spread(points, k)
         ]
+    by_score = sorted(
+        tpe_tuner.oracle.trials.values(), key=lambda trial: -trial.metrics.get_last_value("score")
+    )
+    chosen = rerank_candidates(tpe_tuner.oracle, 2, front=False)
+    assert [trial.trial_id for trial in chosen] == [trial.trial_id for trial in by_score[:2]]
     with pytest.raises(ValueError, match="top_k must be positive"):
         rerank_candidates(tpe_tuner.oracle, 0, front=True)
     with pytest.raises(ValueError, match="give top_k"):

@@ -188,7 +188,8 @@ def front_trials(oracle: keras_tuner.Oracle) -> list[Any]:
 
 def rerank_candidates(oracle: keras_tuner.Oracle, top_k: int | None, front: bool) -> list[Any]:
     """The trials `SageTuner.rerank` trains: the front (or its `top_k` most spread members), or the
-    `top_k` best trials by KerasTuner's score.
+    `top_k` best trials by KerasTuner's score (with several objectives, whose sum KerasTuner would rank by,
+    by the teacher-guided `score`, P + α·TG).
 
     Raises:
         ValueError: `top_k` is not positive, or missing without `front`.
@@ -198,7 +199,10 @@ def rerank_candidates(oracle: keras_tuner.Oracle, top_k: int | None, front: bool
     if not front:
         if top_k is None:
             raise ValueError("give top_k, the number of best trials to rerank, or front=True")
-        return [trial for trial in oracle.get_best_trials(top_k) if trial.status == _COMPLETED]
+        if len(objectives_of(oracle)) == 1:
+            return [trial for trial in oracle.get_best_trials(top_k) if trial.status == _COMPLETED]
+        scored = [trial for trial in oracle.trials.values() if trial.status == _COMPLETED]
+        return sorted(scored, key=lambda trial: -search_score(oracle, trial))[:top_k]
     trials, points = _scored_trials(oracle)
     members = non_dominated(points)
     if top_k is not None and top_k < len(members):
