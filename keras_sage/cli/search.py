@@ -152,6 +152,7 @@ def _search(args: argparse.Namespace) -> None:
         tuner.search(*data.fit_args, **data.fit_kwargs, verbose=0)
     if not args.stop_after:
         _print_results(config.project_dir)
+        _check_some_trial_completed(tuner.oracle)
 
 
 @contextlib.contextmanager
@@ -214,11 +215,20 @@ def _ended_trials(project_dir: Path) -> int:
 def _run_chief(config: Any, args: argparse.Namespace) -> None:
     """Runs the chief in this process and `args.workers` workers as child processes."""
     with _locked(config.project_dir):
-        _run_locked_chief(config, args)
+        oracle = _run_locked_chief(config, args)
     _print_results(config.project_dir)
+    _check_some_trial_completed(oracle)
 
 
-def _run_locked_chief(config: Any, args: argparse.Namespace) -> None:
+def _check_some_trial_completed(oracle: Any) -> None:
+    """Exit status 1, with the most common cause, for a search in which every trial failed."""
+    from keras_sage.tuners.failures import check_some_trial_completed
+
+    check_some_trial_completed(oracle)
+
+
+def _run_locked_chief(config: Any, args: argparse.Namespace) -> Any:
+    """The chief's part of `_run_chief`, the project locked; returns the chief's oracle."""
     port = args.port if args.port is not None else _free_port(args.host)
     _check_port_free(args.host, port)
     os.environ.update(
@@ -261,6 +271,7 @@ def _run_locked_chief(config: Any, args: argparse.Namespace) -> None:
         tuner.search(*data.fit_args, **data.fit_kwargs, verbose=0)
     finally:
         _stop(workers)
+    return tuner.oracle
 
 
 def _stop(workers: list[subprocess.Popen[bytes]]) -> None:

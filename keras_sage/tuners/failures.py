@@ -4,9 +4,9 @@ Architecture spaces hold candidates that cannot be built (a spatial size below 1
 training diverges (NaN loss). Each is a FAILED trial whose message is one line saying why
 (`failure_reason`), with its traceback in `trial.log` in its folder (`write_failure_log`). The search goes
 on until `max_consecutive_failed_trials` trials fail in a row; then `consecutive_failures` gives the
-`SearchStoppedError` that names the causes they shared. A search that ends with every trial failed (fewer
-trials than that limit) ends with a `SearchStoppedError` too, naming the most common cause
-(`check_some_trial_completed`).
+`SearchStoppedError` that names the causes they shared. A search that ended with every trial failed (fewer
+trials than that limit) gets a `SearchStoppedError` too from `check_some_trial_completed`, naming the most
+common cause (the command line exits 1 with it).
 
 Example:
 

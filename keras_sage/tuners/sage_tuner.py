@@ -44,7 +44,6 @@ from keras_sage.tuners.bootstrap import BootstrapRunner, check_schedule
 from keras_sage.tuners.failures import (
     DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
     FAILED_STATUSES,
-    check_some_trial_completed,
     consecutive_failures,
     failure_reason,
     write_failure_log,
@@ -490,7 +489,6 @@ class SageTuner(keras_tuner.Tuner):
                 self.oracle.verbose = fit_kwargs["verbose"]
             self.save()
             distributed.serve_chief(self.oracle, self._timeouts, fingerprint)
-            check_some_trial_completed(self.oracle)
             return
         if role == "worker":
             distributed.present_config(self.oracle, self.tuner_id, fingerprint)
@@ -504,8 +502,6 @@ class SageTuner(keras_tuner.Tuner):
             raise distributed.ChiefUnreachableError(lost) from None
         finally:
             self._stop_heartbeat()
-        if role is None:
-            check_some_trial_completed(self.oracle)
 
     def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """Ends a trial as KerasTuner does; a failed one gets a one-line message and its traceback goes to
