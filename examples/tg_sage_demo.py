@@ -174,7 +174,7 @@ def measure_pool(data, teacher_path: Path, arguments: argparse.Namespace) -> tup
     ]
     print(
         f"\npool: {arguments.pool_size} architectures; Spearman ρ with mature accuracy at "
-        f"{arguments.premature_steps} steps (95% bootstrap CI; delta = ρ − ρ(P), paired):"
+        f"{arguments.premature_steps} steps (95% resampling CI; delta = ρ − ρ(P), paired):"
     )
     print(format_table(rows))
     low, high = calibration.out_of_sample_interval

@@ -310,7 +310,8 @@ ORACLES = ", ".join(oracle_names())
         (
             'name = "cnn"',
             'name = "resnet"',
-            '[hypermodel] unknown name "resnet"; valid names: cnn, cells, nasbench201 or "package.module:callable"',
+            '[hypermodel] unknown name "resnet"; valid names: cnn, cells, nasbench201 or '
+            '"package.module:callable"',
         ),
         (
             'name = "tpe"',
