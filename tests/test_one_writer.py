@@ -538,3 +538,27 @@ def test_an_error_after_tensorflow_started_is_the_only_line_on_stderr(folder):
         err == f"keras-sage: error: {config}: [hypermodel] num_classes = 3, but the data's labels go up to 9 "
         "(10 classes); leave num_classes out to take the data's\n"
     )
+
+
+def test_the_progress_count_does_not_go_back_when_a_trial_runs_again():
+    import types
+
+    import keras_tuner
+
+    from keras_sage.cli.progress import ProgressTuner
+
+    progress = object.__new__(ProgressTuner)  # Only its progress lines, without a search behind it.
+    progress.total_trials, progress.verbosity = 6, 1
+    progress._search_start, progress._trial_start, progress._first_number = time.monotonic(), {}, 1
+    progress._highest_number = 0
+    progress.oracle = types.SimpleNamespace(get_best_trials=lambda count: [])
+    space = keras_tuner.HyperParameters()
+    lines = [
+        progress.progress_line(keras_tuner.engine.trial.Trial(space, trial_id=trial_id, status="COMPLETED"))
+        for trial_id in ("4", "5", "2")
+    ]
+    assert [line.split(" · ")[0] for line in lines] == [
+        "trial 5/6",
+        "trial 6/6",
+        "trial 3/6 (run again; 6/6 handed out)",
+    ]

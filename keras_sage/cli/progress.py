@@ -68,6 +68,7 @@ class ProgressTuner(SageTuner):
         self._search_start = time.monotonic()
         self._trial_start: dict[str, float] = {}
         self._first_number: int | None = None
+        self._highest_number = 0
 
     def on_search_begin(self) -> None:
         super().on_search_begin()
@@ -90,6 +91,11 @@ class ProgressTuner(SageTuner):
         """The line printed when `trial` has ended."""
         number = _number(trial)
         head = f"trial {number}/{self.total_trials}"
+        # Trials are handed out in order: a lower number than one this process ended is a trial whose
+        # first run never ended (its worker died), run again here; the count does not go back.
+        if number < self._highest_number:
+            head += f" (run again; {self._highest_number}/{self.total_trials} handed out)"
+        self._highest_number = max(self._highest_number, number)
         took = time.monotonic() - self._trial_start.get(trial.trial_id, self._search_start)
         if trial.status in _FAILED:
             return f"{head} failed: {trial.message} (traceback: {self.trial_log_path(trial.trial_id)})"
