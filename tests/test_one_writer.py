@@ -562,3 +562,22 @@ def test_the_progress_count_does_not_go_back_when_a_trial_runs_again():
         "trial 6/6",
         "trial 3/6 (run again; 6/6 handed out)",
     ]
+
+
+def test_a_graph_execution_error_is_reported_with_what_went_wrong():
+    import tensorflow as tf
+
+    from keras_sage.tuners.failures import failure_cause, failure_reason
+
+    @tf.function
+    def loss(labels, logits):
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+    with pytest.raises(tf.errors.InvalidArgumentError) as raised:
+        loss(tf.constant([9]), tf.zeros((1, 3)))
+    reason = failure_reason(raised.value)
+    assert reason == (
+        "InvalidArgumentError: Graph execution error: Received a label value of 9 which is outside the valid "
+        "range of [0, 3)."
+    )
+    assert failure_cause(reason) == "InvalidArgumentError"

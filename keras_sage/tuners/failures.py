@@ -62,7 +62,7 @@ def failure_reason(error: BaseException | None, message: str | None = None) -> s
     if error is not None:
         if isinstance(error, keras_tuner.errors.FailedTrialError):
             return first_line(error)
-        return f"{type(error).__name__}: {first_line(error)}"
+        return f"{type(error).__name__}: {_informative_line(error)}"
     lines = [line for line in (message or "").strip().splitlines() if line.strip()]
     if not lines:
         return "unknown reason"
@@ -71,6 +71,20 @@ def failure_reason(error: BaseException | None, message: str | None = None) -> s
     if not separator:
         return kind
     return text if kind == "FailedTrialError" else f"{kind}: {text}"
+
+
+def _informative_line(error: BaseException) -> str:
+    """The error's first line, or for a heading such as TensorFlow's "Graph execution error:" the line
+    that says what went wrong ("Received a label value of 9 which is outside the valid range of [0, 3)."),
+    found after the graph's traceback."""
+    heading = first_line(error)
+    if not heading.endswith(":"):
+        return heading
+    for line in reversed(str(error).splitlines()):
+        text = line.strip()
+        if text and not line[0].isspace() and not text.startswith(("[[", "File ", "Detected at node")):
+            return f"{heading} {text.split('  ')[0]}"
+    return heading
 
 
 def failure_cause(reason: str) -> str:
