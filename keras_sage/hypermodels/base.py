@@ -87,6 +87,26 @@ def check_optimizer(optimizer: str | OptimizerFactory | None) -> None:
         raise TypeError(f"optimizer must be None, a name or a callable, got {optimizer!r}.")
 
 
+def compiled_candidate(
+    model: keras.Model,
+    optimizer: str | OptimizerFactory | None,
+    learning_rate: float,
+    global_clipnorm: float | None = None,
+) -> keras.Model:
+    """A search space's candidate compiled as every space compiles it: a new optimizer (`new_optimizer`),
+    sparse categorical cross-entropy, and the accuracy metric P is read from.
+
+    Returns:
+        `model`, compiled.
+    """
+    model.compile(
+        optimizer=new_optimizer(optimizer, learning_rate, global_clipnorm),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
 def new_optimizer(
     optimizer: str | OptimizerFactory | None,
     learning_rate: float,

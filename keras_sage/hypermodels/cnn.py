@@ -37,7 +37,7 @@ from keras_sage.hypermodels.base import (
     check_input_shape,
     check_num_classes,
     check_optimizer,
-    new_optimizer,
+    compiled_candidate,
 )
 
 FILTERS = (32, 64, 128)
@@ -255,12 +255,7 @@ class CNNSearchSpace(keras_tuner.HyperModel):
             CandidateBuildError: If a value in `hp` lies outside the space.
         """
         model = self.model_from_architecture(self.architecture(hp))
-        model.compile(
-            optimizer=new_optimizer(self.optimizer, self.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
+        return compiled_candidate(model, self.optimizer, self.learning_rate)
 
     def model_from_architecture(self, architecture: CandidateArchitecture) -> keras.Model:
         """Returns the uncompiled Keras model of `architecture`."""

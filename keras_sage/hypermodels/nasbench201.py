@@ -55,7 +55,7 @@ from keras_sage.hypermodels.base import (
     check_input_shape,
     check_num_classes,
     check_optimizer,
-    new_optimizer,
+    compiled_candidate,
 )
 from keras_sage.nasbench201 import EDGES, NUM_NODES, OPERATIONS, format_arch_string, parse_arch_string
 
@@ -235,12 +235,7 @@ class NASBench201SearchSpace(keras_tuner.HyperModel):
         """
         self.declare_hyperparameters(hp)
         model = self.model_from_arch_string(self.to_arch_string(hp))
-        model.compile(
-            optimizer=new_optimizer(self.optimizer, self.learning_rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
+        return compiled_candidate(model, self.optimizer, self.learning_rate)
 
     def model_from_arch_string(self, arch_string: str) -> keras.Model:
         """The uncompiled network of the cell `arch_string` describes.

@@ -24,7 +24,7 @@ from keras_sage.hypermodels.base import (
     check_input_shape,
     check_num_classes,
     check_optimizer,
-    new_optimizer,
+    compiled_candidate,
 )
 from keras_sage.hypermodels.cells.cell import Block, CellStructure, block_sources
 from keras_sage.hypermodels.cells.network import LAYOUTS, CellPlan, cell_network, network_plan
@@ -248,12 +248,7 @@ class CellSearchSpace(keras_tuner.HyperModel):
         """
         cell = self.cell_structure(hp)
         model = self.model_from_cells(cell, self.reduction_cell)
-        model.compile(
-            optimizer=new_optimizer(self.optimizer, self.learning_rate, DEFAULT_GLOBAL_CLIPNORM),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
+        return compiled_candidate(model, self.optimizer, self.learning_rate, DEFAULT_GLOBAL_CLIPNORM)
 
     def model_from_cells(
         self, normal_cell: CellStructure, reduction_cell: CellStructure | None = None
