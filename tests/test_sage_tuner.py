@@ -715,3 +715,16 @@ def test_a_hypermodel_without_input_shape_is_checked_before_the_first_training(t
     ):
         search(tuner, data)
     assert tuner.search_examples == 0
+
+
+def test_a_project_whose_every_trial_failed_says_its_most_common_cause():
+    from keras_sage.tuners.failures import check_some_outcome_completed
+
+    diverged = "FailedTrialError: training diverged: the loss became NaN or infinite at step 3"
+    outcomes = [("FAILED", diverged), ("FAILED", diverged), ("FAILED", "ValueError: bad shape")]
+    with pytest.raises(
+        SearchStoppedError, match=r"every trial of the search failed \(3\); .* \(2 of them\): "
+    ):
+        check_some_outcome_completed(outcomes)
+    check_some_outcome_completed([*outcomes, ("COMPLETED", "")])
+    check_some_outcome_completed([])

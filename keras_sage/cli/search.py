@@ -201,6 +201,11 @@ def _run_in_processes(config: Any, args: argparse.Namespace) -> None:
         if after >= config.search["max_trials"] or after == before:
             break
     _print_results(config.project_dir)
+    from keras_sage.analysis import project_records
+    from keras_sage.tuners.failures import check_some_outcome_completed
+
+    records = project_records(config.project_dir).records
+    check_some_outcome_completed([(record.status, record.message) for record in records])
 
 
 def _ended_trials(project_dir: Path) -> int:

@@ -20,6 +20,7 @@ failure_cause("training diverged: at step 3")  # "training diverged"
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 
 import keras_tuner
 
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS",
     "FAILED_STATUSES",
     "SearchStoppedError",
+    "check_some_outcome_completed",
     "check_some_trial_completed",
     "consecutive_failures",
     "failure_cause",
@@ -140,13 +142,24 @@ def check_some_trial_completed(oracle: keras_tuner.Oracle) -> None:
         SearchStoppedError: Every ended trial failed; the message gives the most common cause, one line.
     """
     trials = [oracle.trials[trial_id] for trial_id in getattr(oracle, "end_order", [])]
-    if not trials or any(trial.status not in FAILED_STATUSES for trial in trials):
+    check_some_outcome_completed([(str(trial.status), trial.message) for trial in trials])
+
+
+def check_some_outcome_completed(outcomes: Sequence[tuple[str, str | None]]) -> None:
+    """`check_some_trial_completed` on the ended trials' `(status, message)`, e.g. as a project directory
+    records them (`keras_sage.analysis.project_records`).
+
+    Raises:
+        SearchStoppedError: Every trial failed; the message gives the most common cause, one line.
+    """
+    failed = {str(status) for status in FAILED_STATUSES}
+    if not outcomes or any(status not in failed for status, _ in outcomes):
         return
-    reasons = [failure_reason(None, trial.message) for trial in trials]
+    reasons = [failure_reason(None, message) for _, message in outcomes]
     causes = collections.Counter(failure_cause(reason) for reason in reasons)
     cause, count = causes.most_common(1)[0]
     example = next(reason for reason in reasons if failure_cause(reason) == cause)
     raise SearchStoppedError(
-        f"every trial of the search failed ({len(trials)}); the most common cause ({count} of them): "
+        f"every trial of the search failed ({len(outcomes)}); the most common cause ({count} of them): "
         f"{example}; each trial's traceback is in its folder's {TRIAL_LOG}"
     )
