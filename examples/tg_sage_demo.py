@@ -292,9 +292,10 @@ def print_committed_nasbench201(output: Path) -> None:
         print("no NAS-Bench-201 pool yet (`python examples/nasbench201_science.py --stage pool` builds it)")
         return
     rows = read_pool(pools[-1])
-    report = pool_report(
-        rows, output / "nasbench201-pool-report", title=f"NAS-Bench-201 pool ({pools[-1].name})"
-    )
+    cells = len({row["arch_id"] for row in rows})
+    print(f"The NAS-Bench-201 pool so far: {cells} cells (it resumes; a verdict on few cells is weak).")
+    title = f"NAS-Bench-201 pool ({pools[-1].name})"
+    report = pool_report(rows, output / "nasbench201-pool-report", title=title)
     print(report.split("\n")[2])
 
 
