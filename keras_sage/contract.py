@@ -45,8 +45,15 @@ EXAMPLES_PROCESSED = "examples_processed"  # examples SGD processed in the trial
 TEACHER_VERSION = "teacher_version"  # the teacher file's version that scored the trial (0: its /rdms)
 MATURE_ACCURACY = "mature_accuracy"  # validation accuracy after the long training (rerank, pools)
 
-# The metrics an oracle may take as its objective besides `S_<teacher layer>`.
+# The metrics an oracle may take as its objective besides `S_<teacher layer>`, and the costs a Pareto
+# search may minimise beside them.
 SCORE_METRICS = (SCORE, PREMATURE_ACCURACY, TEACHER_GUIDANCE)
+COST_METRICS = (PARAMS, FLOPS)
+
+
+def is_objective_metric(name: str) -> bool:
+    """Whether a search may take the metric `name` as an objective: a score metric, a cost, or an S_i."""
+    return name in (*SCORE_METRICS, *COST_METRICS) or teacher_layer_of_metric(name) is not None
 
 
 def similarity_metric_name(teacher_layer: str) -> str:

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_sage import contract
 from keras_sage._errors import first_line
 
 if sys.version_info >= (3, 11):
@@ -228,6 +229,13 @@ def load_search_config(path: str | os.PathLike[str]) -> SearchConfig:
         raise ConfigError(
             f"{path}: [search] distribution_strategy must be one of {', '.join(DISTRIBUTION_STRATEGIES)}; "
             f"got {search['distribution_strategy']!r}"
+        )
+    unknown = [name for name in search["objectives"] or () if not contract.is_objective_metric(name)]
+    if unknown:
+        # Refused here, before a search takes its project's lock or creates its directory.
+        raise ConfigError(
+            f"{path}: [search] objectives: {unknown[0]!r} is not a metric SageTuner reports; give score, "
+            "premature_accuracy, teacher_guidance, S_<layer>, params or flops"
         )
     teacher = _checked_keys(path, "teacher", document["teacher"], TEACHER_KEYS)
     if teacher["path"] is None:

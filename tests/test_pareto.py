@@ -357,6 +357,8 @@ def test_bad_objectives_in_a_config_are_one_line_exit_2(config_folder, capsys, o
     assert len(lines) == 1 and message in lines[0], lines
     project = config_folder / "searches" / f"bad_{oracle}"
     assert not (project / "oracle.json").exists() and not list(project.glob("trial_*"))
+    if oracle == "tpe":  # refused with the config, before the search takes its project's lock
+        assert not project.exists()
 
 
 def test_the_analysis_front_of_p_and_tg_marks_the_summary_the_report_and_the_export(tpe_tuner, tmp_path):

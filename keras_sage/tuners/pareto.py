@@ -55,7 +55,7 @@ __all__ = [
 
 SCORE_OBJECTIVE = keras_tuner.Objective(contract.SCORE, direction="max")
 # Costs an objective list may add, minimised: the paper's compactness trade-off.
-COST_METRICS = (contract.PARAMS, contract.FLOPS)
+COST_METRICS = contract.COST_METRICS
 
 _COMPLETED = keras_tuner.engine.trial.TrialStatus.COMPLETED
 
@@ -74,10 +74,7 @@ def named_objectives(names: Sequence[str]) -> list[Any]:
     """
     objectives = []
     for name in names:
-        if (
-            name not in (*contract.SCORE_METRICS, *COST_METRICS)
-            and contract.teacher_layer_of_metric(name) is None
-        ):
+        if not contract.is_objective_metric(name):
             raise ValueError(
                 f"{name!r} is not a metric SageTuner reports; give score, premature_accuracy, "
                 "teacher_guidance, S_<layer>, params or flops"
