@@ -2,6 +2,7 @@
 distances, `results_summary`, `rerank(front=True)`, and objective lists that are refused."""
 
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -338,6 +339,10 @@ def test_a_config_with_objectives_runs_a_pareto_search_from_the_command_line(con
                 pytest.approx(trial_metric[name], abs=1e-12)
                 for name in ("premature_accuracy", "teacher_guidance", "params")
             ]
+    # Progress lines count the front, never a best score (KerasTuner's sum of the objectives).
+    lines = capsys.readouterr().out.splitlines()
+    progress = [line for line in lines if re.match(r"trial \d+/", line)]
+    assert progress and all(" on the front · " in line and "best score" not in line for line in progress)
 
 
 @pytest.mark.parametrize(

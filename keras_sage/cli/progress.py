@@ -18,6 +18,7 @@ from typing import Any
 import keras_tuner
 
 from keras_sage import contract
+from keras_sage.tuners import pareto
 from keras_sage.tuners.sage_tuner import SageTuner
 
 _FAILED = (keras_tuner.engine.trial.TrialStatus.FAILED, keras_tuner.engine.trial.TrialStatus.INVALID)
@@ -102,8 +103,12 @@ class ProgressTuner(SageTuner):
         parts = [head]
         if self.verbosity > 1:
             parts.append(f"score {_score_text(trial)} in {took:.0f} s")
-        best = self.oracle.get_best_trials(1)
-        parts.append(f"best score {_score_text(best[0])}" if best else "best score -")
+        if len(pareto.objectives_of(self.oracle)) > 1:
+            # A Pareto search has no best score (KerasTuner would rank by the objectives' sum): its front.
+            parts.append(f"{len(pareto.front_trials(self.oracle))} on the front")
+        else:
+            best = self.oracle.get_best_trials(1)
+            parts.append(f"best score {_score_text(best[0])}" if best else "best score -")
         parts.append(f"ETA {self._eta(number)}")
         line = " · ".join(parts)
         if self.verbosity > 1:
