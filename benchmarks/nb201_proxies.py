@@ -46,13 +46,6 @@ NASWOT_BATCH = 128
 GRADIENT_PROXIES = (contract.PARAMS, contract.FLOPS, contract.SYNFLOW, contract.SNIP, contract.GRAD_NORM)
 
 
-def drawn_cells(count: int, seed: int) -> list[str]:
-    """`count` arch strings drawn uniformly without replacement from the table (seeded)."""
-    strings = sorted(nasbench201.arch_strings())
-    chosen = np.random.default_rng(seed).permutation(len(strings))[:count]
-    return [strings[position] for position in chosen]
-
-
 def score_cells(arguments: argparse.Namespace) -> None:
     arrays = cifar10_arrays(arguments.archive, arguments.cache, 32)
     rng = np.random.default_rng(arguments.seed)
@@ -61,7 +54,7 @@ def score_cells(arguments: argparse.Namespace) -> None:
     space = NASBench201SearchSpace(num_classes=10, input_shape=(32, 32, 3))
     path = arguments.out
     done = {row["arch_string"] for row in read_pool(path)} if path.exists() else set()
-    cells = drawn_cells(arguments.cells, arguments.seed)
+    cells = nasbench201.sample_arch_strings(arguments.cells, arguments.seed)
     started, scored = time.perf_counter(), 0
     for index, arch_string in enumerate(cells):
         if arch_string in done:

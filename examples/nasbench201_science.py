@@ -51,7 +51,6 @@ from cifar10_science import (
     teacher_files,
     teacher_model,
 )
-from scipy.stats import spearmanr
 
 from keras_sage import nasbench201
 from keras_sage._atomic import write_atomically
@@ -64,12 +63,10 @@ from keras_sage.analysis import (
     read_pool,
 )
 from keras_sage.analysis.beyond_proxies import teacher_beyond_proxy
-from keras_sage.analysis.predictors import DEFAULT_ALPHAS
 from keras_sage.analysis.records import SEARCH_EXAMPLES, TOP_SCORE_MATURE_ACCURACY, WINNER_MATURE_ACCURACY
 from keras_sage.contract import EXAMPLES_PROCESSED, SCORE
 from keras_sage.hypermodels import NASBench201SearchSpace
 from keras_sage.proxies import PROXY_NAMES
-from keras_sage.score import proxy_term
 from keras_sage.tuners import SageTuner, TPEOracle
 
 # Budgets in epochs of the students' training subset: at initialisation, ⅛, ¼ and ½ epoch.
@@ -115,14 +112,6 @@ SCALES = {
 }
 # The gpu scale's budgets reach the paper's 2 epochs.
 GPU_BUDGET_EPOCHS = (0, 0.25, 0.5, 1, 2)
-
-
-def drawn_cells(count: int, seed: int) -> list[str]:
-    """`count` arch strings drawn uniformly without replacement from the table (seeded)."""
-    import numpy as np
-
-    strings = sorted(nasbench201.arch_strings())
-    return [strings[position] for position in np.random.default_rng(seed).permutation(len(strings))[:count]]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -181,7 +170,8 @@ def main(argv: list[str] | None = None) -> None:
                 (standardized(splits.x_student_validation), splits.y_student_validation),
             ),
             hyperparameters=[
-                space.from_arch_string(cell) for cell in drawn_cells(scale.architectures, arguments.seed)
+                space.from_arch_string(cell)
+                for cell in nasbench201.sample_arch_strings(scale.architectures, arguments.seed)
             ],
             budgets=budgets,
             mature_accuracy=lambda hp: nasbench201.mature_accuracy(space.to_arch_string(hp)),
@@ -208,36 +198,26 @@ def main(argv: list[str] | None = None) -> None:
     print(pool_report(rows, arguments.pools / f"{name}-report", title=title, seed=arguments.seed))
 
 
-def search_arms(pool_rows: list, budget: int) -> list[dict]:
-    """The arms: P alone, P + α·TG (α chosen on the pool out of sample), P + β·(the pool's best proxy)."""
+def search_arms(pool_rows: list, budget: int, path: Path) -> list[dict]:
+    """The arms: P alone, P + α·TG (α chosen on the pool out of sample), P + β·(the pool's best proxy).
+
+    Chosen once, on the pool as it is then, and kept in `path`: searches that resume later (the pool may
+    have grown) run the same arms.
+    """
+    if path.exists():
+        return list(json.loads(path.read_text()))
     # With α = 0 chosen on the pool the guided arm would be P's own: the paper's α = 1 instead.
     alpha = calibrate_alpha(pool_rows, budget).alpha or 1.0
-    beyond = teacher_beyond_proxy(pool_rows, budget)
     arms = [
         {"arm": "P", "alpha": 0.0, "proxy_weights": {}},
         {"arm": f"P + {alpha:g}·TG", "alpha": alpha, "proxy_weights": {}},
     ]
+    beyond = teacher_beyond_proxy(pool_rows, budget)
     if beyond is not None:
-        beta = best_proxy_weight(pool_rows, budget, beyond.proxy)
-        arms.append(
-            {"arm": f"P + {beta:.3g}·{beyond.proxy}", "alpha": 0.0, "proxy_weights": {beyond.proxy: beta}}
-        )
+        proxy, beta = beyond.proxy, beyond.beta
+        arms.append({"arm": f"P + {beta:.3g}·{proxy}", "alpha": 0.0, "proxy_weights": {proxy: beta}})
+    write_atomically(path, lambda file: file.write(json.dumps(arms, indent=2).encode()))
     return arms
-
-
-def best_proxy_weight(pool_rows: list, budget: int, proxy: str) -> float:
-    """β of P + β·proxy_term(x) with the highest Spearman ρ on the pool (grid: multiples of sd(P)/sd(x))."""
-    at_budget = [
-        row for row in pool_rows if row["budget"] == budget and math.isfinite(row["mature_accuracy"])
-    ]
-    premature = np.array([row["premature_accuracy"] for row in at_budget])
-    term = np.asarray(proxy_term(proxy, [row[proxy] for row in at_budget]), dtype=np.float64)
-    kept = np.isfinite(term) & np.isfinite(premature)
-    spread = float(np.std(premature[kept]) / np.std(term[kept]))
-    mature = np.array([row["mature_accuracy"] for row in at_budget])[kept]
-    betas = [multiple * spread for multiple in DEFAULT_ALPHAS]
-    scores = [spearmanr(premature[kept] + beta * term[kept], mature).statistic for beta in betas]
-    return float(betas[int(np.nanargmax(scores))])
 
 
 def run_searches(
@@ -248,8 +228,9 @@ def run_searches(
     best = max(nasbench201.mature_accuracy(cell) for cell in nasbench201.arch_strings())
     done = {(row["arm"], row["seed"]) for row in read_pool(path)} if path.exists() else set()
     (x_train, y_train), validation = data
+    arms = search_arms(pool_rows, budget, path.with_name(f"{path.stem}-arms.json"))
     for search_seed in arguments.search_seeds:
-        for arm in search_arms(pool_rows, budget):
+        for arm in arms:
             if (arm["arm"], search_seed) in done:
                 continue
             space = NASBench201SearchSpace(num_classes=10, input_shape=x_train.shape[1:])

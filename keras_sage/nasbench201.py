@@ -65,6 +65,7 @@ __all__ = [
     "mature_accuracy",
     "parse_arch_string",
     "read_table",
+    "sample_arch_strings",
     "table_path",
     "to_naslib_ids",
 ]
@@ -387,6 +388,18 @@ def _accuracy(path: str | Path, key: tuple[int, ...], record: Any) -> float:
 def _installed_table() -> dict[str, float]:
     """The installed table, read once per process."""
     return read_table(table_path())
+
+
+def sample_arch_strings(count: int, seed: int) -> list[str]:
+    """`count` cells drawn uniformly without replacement from the table (seeded), as arch strings.
+
+    The draw is a permutation of the sorted arch strings (`numpy.random.default_rng(seed)`), so the first
+    k of a larger draw are the draw of k: a run that grows resumes with the same cells.
+    """
+    import numpy as np
+
+    strings = sorted(arch_strings())
+    return [strings[position] for position in np.random.default_rng(seed).permutation(len(strings))[:count]]
 
 
 def mature_accuracy(arch_string: str) -> float:

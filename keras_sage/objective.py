@@ -82,7 +82,15 @@ from keras_sage.rsa import (
     rdm_of_prepared_rows,
 )
 from keras_sage.rsa.dissimilarity import condensed_length, prepared_rdm_workspace_bytes, rdm_workspace_bytes
-from keras_sage.score import CKA, ScoringConfig, combined_score, proxy_term
+from keras_sage.score import (
+    CKA,
+    DEFAULT_ALPHA,
+    LAYER_MATCHES,
+    SIMILARITIES,
+    ScoringConfig,
+    combined_score,
+    proxy_term,
+)
 from keras_sage.scoring_checks import (
     check_cka_teacher,
     check_every_layer_has_a_ceiling,
@@ -91,7 +99,11 @@ from keras_sage.scoring_checks import (
 )
 from keras_sage.teachers import TeacherStore, probe_fingerprint
 
+# DEFAULT_ALPHA, LAYER_MATCHES and SIMILARITIES live in `keras_sage.score`; importable from here as before.
 __all__ = [
+    "DEFAULT_ALPHA",
+    "LAYER_MATCHES",
+    "SIMILARITIES",
     "TeacherGuidedScore",
     "TeacherGuidedScorer",
     "plan_endpoint_groups",
@@ -131,8 +143,11 @@ class TeacherGuidedScore:
     @property
     def score(self) -> float:
         """P + α·TG + Σ β·proxy_term(x) (`keras_sage.score.combined_score`)."""
+        # A weight of 0 adds nothing, even to a term of −∞ (naswot of coinciding codes, a log of 0).
         terms = {
-            name: (beta, proxy_term(name, self.proxies[name])) for name, beta in self.proxy_weights.items()
+            name: (beta, proxy_term(name, self.proxies[name]))
+            for name, beta in self.proxy_weights.items()
+            if beta != 0
         }
         return combined_score(self.premature_accuracy, self.teacher_guidance, self.alpha, terms)
 
@@ -245,11 +260,14 @@ class TeacherGuidedScorer:
     def __init__(
         self,
         teacher: TeacherStore | str | os.PathLike[str],
-        config: ScoringConfig | None = None,
+        config: ScoringConfig | float | None = None,
         *,
         expected_probe: tuple[np.ndarray, np.ndarray | None] | None = None,
         **settings: Any,
     ) -> None:
+        if isinstance(config, (int, float)) and not isinstance(config, bool):
+            # `TeacherGuidedScorer(teacher, 2.0)`: α was the second argument before the config existed.
+            settings["alpha"], config = config, None
         given_as = {
             name: old_name for old_name, name in _FORMER_SETTING_NAMES.items() if old_name in settings
         }
@@ -259,7 +277,9 @@ class TeacherGuidedScorer:
         if unknown:
             raise TypeError(f"TeacherGuidedScorer got unknown setting(s) {', '.join(unknown)}")
         try:
-            config = dataclasses.replace(config or ScoringConfig(), **settings)
+            config = dataclasses.replace(
+                config if isinstance(config, ScoringConfig) else ScoringConfig(), **settings
+            )
         except (TypeError, ValueError) as error:
             # The message names the setting as the caller gave it.
             name = str(error).split(" ", 1)[0]

@@ -12,8 +12,8 @@ log-determinant). So β is a weight per decade, and a proxy's term is on the sca
 
 `ScoringConfig` names every setting of how a candidate is scored except the teacher itself: α, how RDMs
 are compared and matched to the teacher's layers, the feature subsample, the probe batches. A scorer is
-built from a teacher and a config (`TeacherGuidedScorer.from_config`), and a search keeps its config when a
-teacher schedule replaces the teacher (`scorer.with_teacher(store)`).
+built from a teacher and a config (`TeacherGuidedScorer(teacher, config)`), and a search keeps its config
+when a teacher schedule replaces the teacher (`scorer.with_teacher(store)`).
 
 This module imports only numpy and keras-sage's RSA constants, so the analysis can use it without
 TensorFlow.
@@ -171,7 +171,7 @@ class ScoringConfig:
 
     ```python
     config = ScoringConfig(alpha=2.0, similarity="spearman", max_features=1024)
-    scorer = TeacherGuidedScorer.from_config("teacher.h5", config)
+    scorer = TeacherGuidedScorer("teacher.h5", config)
     ```
     """
 

@@ -83,6 +83,7 @@ def test_a_scorer_from_a_config_equals_one_from_keywords(teacher_files):
     from_keywords = TeacherGuidedScorer(teacher_files[0], alpha=0.5, method="spearman")
     assert from_config.config == from_keywords.config
     assert from_keywords.method == "spearman" and from_keywords.alpha == 0.5
+    assert TeacherGuidedScorer(teacher_files[0], 2.0).alpha == 2.0  # α, the second argument before 0.2
 
 
 def test_with_teacher_keeps_every_setting_and_changes_only_the_teacher(teacher_files):

@@ -138,7 +138,10 @@ def test_search_efficiency_counts_the_examples_to_reach_the_baselines_final_regr
         nb201_row("TG", 2, 0.02, [[100, 0.04], [200, 0.02]], 200, alpha=2.0),
     ]
     efficiency = search_efficiency(rows, "TG", "P", n_resamples=200)
-    assert efficiency.ratio == pytest.approx(400 / 300) and efficiency.reached == 2
+    # P reached its final regret after 200 and 100 examples; TG reached them after 100 and 200.
+    assert efficiency.ratio == pytest.approx(300 / 300) and efficiency.reached == 2
+    same = search_efficiency([*rows[:2], *[{**row, "arm": "copy"} for row in rows[:2]]], "copy", "P")
+    assert same.ratio == 1.0
     assert efficiency.seeds == (1, 2) and efficiency.ci_low <= efficiency.ratio <= efficiency.ci_high
     never = [
         *rows[:2],

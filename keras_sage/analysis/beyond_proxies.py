@@ -47,15 +47,9 @@ from keras_sage.score import combined_score, proxy_term
 
 __all__ = ["BeyondProxy", "teacher_beyond_proxy"]
 
-# The field's proxies a pool may carry, in the order ties are broken.
-CANDIDATE_PROXIES = (
-    contract.SYNFLOW,
-    contract.NASWOT,
-    contract.SNIP,
-    contract.GRAD_NORM,
-    contract.PARAMS,
-    contract.FLOPS,
-)
+# The field's zero-cost proxies a pool may carry, in the order ties are broken; params and FLOPs are the
+# size controls of the partial correlation instead.
+CANDIDATE_PROXIES = (contract.SYNFLOW, contract.NASWOT, contract.SNIP, contract.GRAD_NORM)
 
 
 @dataclass(frozen=True)
@@ -66,17 +60,21 @@ class BeyondProxy:
         budget: The budget (SGD steps).
         proxy: The best proxy: the highest Spearman ρ with mature accuracy on the pool.
         proxy_r: That ρ.
+        beta: β of the P + β·proxy_term(x) that correlates best with mature accuracy on the whole pool (in
+            the proxy term's units: what `SageTuner(proxy_weights={proxy: beta})` searches by).
         delta: The mean held-out r(P + α·TG + β·x) − r(P + β·x), each chosen on the other half.
         interval: The central 95% of that difference over the splits.
         splits: The number of splits.
-        partial_given_size: Partial ρ(TG | params, log FLOPs) with its 95% interval: `(r, low, high)`.
+        partial_given_size: Partial ρ(TG | params, log FLOPs) with its 95% interval: `(r, low, high)`, on
+            the architectures with both.
         partial_given_proxy: Partial ρ(TG | the best proxy) with its 95% interval.
-        n: The architectures used (every score finite).
+        n: The architectures used: P, TG, mature accuracy and the proxy known.
     """
 
     budget: int
     proxy: str
     proxy_r: float
+    beta: float
     delta: float
     interval: tuple[float, float]
     splits: int
@@ -107,7 +105,8 @@ def teacher_beyond_proxy(
         seed: Seed of the resamples and the splits.
 
     Returns:
-        A `BeyondProxy`, or None when the pool has no proxy column or fewer than 6 complete architectures.
+        A `BeyondProxy`, or None when the pool has no zero-cost proxy column or fewer than 6 architectures
+        with P, TG, mature accuracy and the best proxy.
     """
     rows = rows_at_budget(pool, budget)
     present = [name for name in CANDIDATE_PROXIES if any(name in row for row in rows)]
@@ -116,39 +115,45 @@ def teacher_beyond_proxy(
     premature = column(rows, contract.PREMATURE_ACCURACY)
     guidance = column(rows, contract.TEACHER_GUIDANCE)
     target = column(rows, MATURE_ACCURACY)
-    raw = {name: np.array([_number(row.get(name)) for row in rows]) for name in present}
-    terms = {name: _finite_terms(name, values) for name, values in raw.items()}
-    size = [column(rows, contract.PARAMS), column(rows, LOG_FLOPS)]
-    kept = np.isfinite(premature) & np.isfinite(guidance) & np.isfinite(target)
-    for values in [*terms.values(), *size]:
-        kept &= np.isfinite(values)
+    scored = np.isfinite(premature) & np.isfinite(guidance) & np.isfinite(target)
+    terms = {
+        name: _finite_terms(name, np.array([_number(row.get(name)) for row in rows])) for name in present
+    }
+    ranked = {
+        name: float(spearmanr(values[scored & np.isfinite(values)], target[scored & np.isfinite(values)])[0])
+        if (scored & np.isfinite(values)).sum() >= 3
+        else math.nan
+        for name, values in terms.items()
+    }
+    proxy = max(present, key=lambda name: -math.inf if math.isnan(ranked[name]) else ranked[name])
+    kept = scored & np.isfinite(terms[proxy])
     if kept.sum() < 6:
         return None
-    premature, guidance, target = premature[kept], guidance[kept], target[kept]
-    terms = {name: values[kept] for name, values in terms.items()}
-    ranked = {name: float(spearmanr(values, target).statistic) for name, values in terms.items()}
-    proxy = max(present, key=lambda name: -math.inf if math.isnan(ranked[name]) else ranked[name])
-    term = terms[proxy]
+    premature, guidance, target, term = premature[kept], guidance[kept], target[kept], terms[proxy][kept]
     spread = float(np.std(premature) / np.std(term)) if np.std(term) > 0 else 0.0
-    reference = np.stack([combined_score(premature, 0.0, 0.0, {proxy: (b * spread, term)}) for b in betas])
+    weights = [multiple * spread for multiple in betas]
+    reference = np.stack([combined_score(premature, 0.0, 0.0, {proxy: (beta, term)}) for beta in weights])
     challenger = np.stack(
         [
-            combined_score(premature, guidance, alpha, {proxy: (b * spread, term)})
+            combined_score(premature, guidance, alpha, {proxy: (beta, term)})
             for alpha in alphas
-            for b in betas
+            for beta in weights
         ]
     )
     held_out = held_out_comparison(reference, challenger, target, n_splits=n_splits, seed=seed)
-    controls = [control[kept] for control in size]
+    on_pool = [float(spearmanr(candidate, target)[0]) for candidate in reference]
+    size = np.vstack([column(rows, contract.PARAMS), column(rows, LOG_FLOPS)])[:, kept]
+    sized = np.isfinite(size).all(axis=0)
     return BeyondProxy(
         budget=budget,
         proxy=proxy,
         proxy_r=ranked[proxy],
+        beta=weights[int(np.nanargmax(on_pool))] if not np.isnan(on_pool).all() else 0.0,
         delta=held_out.delta,
         interval=held_out.interval,
         splits=held_out.splits,
         partial_given_size=resampled_correlation(
-            guidance, target, controls=controls, n_resamples=n_resamples, seed=seed
+            guidance[sized], target[sized], controls=list(size[:, sized]), n_resamples=n_resamples, seed=seed
         ),
         partial_given_proxy=resampled_correlation(
             guidance, target, controls=[term], n_resamples=n_resamples, seed=seed

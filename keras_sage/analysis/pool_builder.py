@@ -22,6 +22,7 @@ import keras_tuner
 import numpy as np
 
 from keras_sage import contract
+from keras_sage._errors import first_line
 from keras_sage.analysis.pool import (
     ARCH_ID,
     ARCH_STRING,
@@ -229,9 +230,15 @@ def _score_architecture(
     except contract.CandidateBuildError as error:
         return _failed_rows(budgets, f"candidate cannot be built: {error}", labels)
     size = {DEPTH: float(len(default_endpoints(model))), contract.FLOPS: math.nan, **size_metrics(model)}
-    proxy_images, proxy_labels = train[0][:PROXY_BATCH_SIZE], train[1][:PROXY_BATCH_SIZE]
-    at_initialisation = zero_cost_proxies(model, proxy_images, proxy_labels, names=training.proxies)
-    labels.update({name: float(value) for name, value in at_initialisation.items()})
+    if training.proxies:
+        images, classes = train[0][:PROXY_BATCH_SIZE], train[1][:PROXY_BATCH_SIZE]
+        try:
+            at_initialisation = zero_cost_proxies(model, images, classes, names=training.proxies)
+        except ValueError as error:
+            return _failed_rows(
+                budgets, f"proxies cannot be computed: {first_line(error)}", {**labels, **size}
+            )
+        labels.update({name: float(value) for name, value in at_initialisation.items()})
 
     def score(steps: int) -> dict[str, Any]:
         row: dict[str, Any] = {BUDGET: steps}

@@ -422,10 +422,11 @@ def _answer(
         else "the trained teacher adds no information we can detect beyond P and the controls (a null result)"
     )
     held_out_text = (
-        f"with α chosen out of sample (on one half of the architectures, measured on the other; "
-        f"{calibration.splits} random splits) α = {alpha:g} (chosen in "
-        f"{calibration.split_choices.get(alpha, 0):.0%} of splits), {symbol}(P + α·TG) − {symbol}(P) on the "
-        f"held-out half = {calibration.out_of_sample_delta:+.3f} [{held_out_low:+.3f}, {held_out_high:+.3f}]"
+        f"with α chosen out of sample (on one half of the architectures, its gain measured on the other; "
+        f"{calibration.splits} random splits), {symbol}(P + α·TG) − {symbol}(P) on the held-out half = "
+        f"{calibration.out_of_sample_delta:+.3f} [{held_out_low:+.3f}, {held_out_high:+.3f}] (each split's "
+        f"own α; the one chosen most often is α = {alpha:g}, in "
+        f"{calibration.split_choices.get(alpha, 0):.0%} of splits)"
         if calibration.splits
         else "too few architectures to choose α out of sample"
     )

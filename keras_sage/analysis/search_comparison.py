@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from keras_sage.analysis.predictors import percentile_interval, resample_indices
 from keras_sage.analysis.records import SEARCH_EXAMPLES, TOP_SCORE_MATURE_ACCURACY, WINNER_MATURE_ACCURACY
 
 # The values compared, and how a sentence names them.
@@ -203,8 +204,9 @@ class SearchEfficiency:
     """How many times fewer examples an arm's searches need to reach the baseline's final regret.
 
     Attributes:
-        ratio: Σ over seeds of the baseline's search examples / Σ of the examples the arm needed to reach
-            the baseline's final regret (0 when some seed never reached it: the arm never caught up there).
+        ratio: Σ over seeds of the examples the baseline needed to reach its own final regret / Σ of the
+            examples the arm needed to reach it (0 when some seed never reached it: the arm never caught up
+            there). An arm that searches exactly as the baseline does has a ratio of 1.
         ci_low: The 2.5th percentile of the ratio over resamples of the seeds (with replacement).
         ci_high: The 97.5th percentile.
         reached: Seeds where the arm reached the baseline's final regret.
@@ -228,12 +230,12 @@ def search_efficiency(
 ) -> SearchEfficiency:
     """The examples an arm needs to reach the baseline's final regret, against the baseline's, by seed.
 
-    Each row holds `regret` (the final regret of the search's choice), its search examples, and `curve`:
-    `[examples so far, regret of the top-scored candidate so far]` after each trial (what a search with
-    looked-up mature accuracies records, e.g. on NAS-Bench-201).
+    Each row holds `curve`: `[examples so far, regret of the top-scored candidate so far]` after each trial
+    (what a search with looked-up mature accuracies records, e.g. on NAS-Bench-201). Both arms' examples
+    are read off their curves, so they are counted alike.
 
     Args:
-        rows: Search rows of both arms, with `seed`, `regret`, `curve` and the search examples.
+        rows: Search rows of both arms, with `seed` and `curve`.
         arm: The arm (its α, or its `arm` name).
         baseline: The baseline arm.
         n_resamples: Resamples of the seeds behind the interval.
@@ -243,40 +245,35 @@ def search_efficiency(
         A `SearchEfficiency`.
     """
     guided = _rows_by_seed(rows, arm, "curve")
-    reference = _rows_by_seed(rows, baseline, "regret")
+    reference = _rows_by_seed(rows, baseline, "curve")
     seeds = tuple(sorted(set(guided) & set(reference)))
     if not seeds:
         raise ValueError(f"no seed was searched with both {_arm_name(arm)} and {_arm_name(baseline)}")
-    baseline_examples = np.array([float(reference[s][SEARCH_EXAMPLES]) for s in seeds])
+    # Both from the curves: the examples each arm had processed when it first reached the baseline's
+    # final regret (the baseline's own, at the latest, at its end).
+    finals = [reference[s]["curve"][-1][1] for s in seeds]
+    baseline_examples = np.array(
+        [_examples_to_reach(reference[s]["curve"], final) for s, final in zip(seeds, finals, strict=True)]
+    )
     needed = np.array(
-        [
-            next(
-                (
-                    float(examples)
-                    for examples, regret in guided[s]["curve"]
-                    if regret <= reference[s]["regret"]
-                ),
-                math.inf,
-            )
-            for s in seeds
-        ]
+        [_examples_to_reach(guided[s]["curve"], final) for s, final in zip(seeds, finals, strict=True)]
     )
 
     def ratio(sample: np.ndarray) -> float:
         total = needed[sample].sum()
         return 0.0 if math.isinf(total) else float(baseline_examples[sample].sum() / total)
 
-    resampled = np.array(
-        [
-            ratio(sample)
-            for sample in np.random.default_rng(seed).integers(0, len(seeds), (n_resamples, len(seeds)))
-        ]
-    )
-    low, high = np.percentile(resampled, [2.5, 97.5])
+    resampled = np.array([ratio(sample) for sample in resample_indices(len(seeds), n_resamples, seed)])
+    low, high = percentile_interval(resampled)
     return SearchEfficiency(
         ratio=ratio(np.arange(len(seeds))),
-        ci_low=float(low),
-        ci_high=float(high),
+        ci_low=low,
+        ci_high=high,
         reached=int(np.isfinite(needed).sum()),
         seeds=seeds,
     )
+
+
+def _examples_to_reach(curve: Sequence[Sequence[float]], regret: float) -> float:
+    """The examples processed when a search's curve first reached `regret` (inf if it never did)."""
+    return next((float(examples) for examples, reached in curve if reached <= regret), math.inf)

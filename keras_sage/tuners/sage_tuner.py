@@ -44,7 +44,9 @@ from keras_sage.tuners.bootstrap import BootstrapRunner, check_schedule
 from keras_sage.tuners.failures import (
     DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS,
     FAILED_STATUSES,
+    SearchStoppedError,
     consecutive_failures,
+    failure_cause,
     failure_reason,
     write_failure_log,
 )
@@ -53,7 +55,15 @@ from keras_sage.tuners.schedule import Bootstrap
 from keras_sage.tuners.tensorboard_metrics import log_trial_metrics
 from keras_sage.tuners.training import CandidateTrainer, TrainingData, first_batch, size_metrics
 
-__all__ = ["DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS", "SCORE_OBJECTIVE", "SageTuner"]
+# The failure policy's names stay importable from here, where they were before their own module.
+__all__ = [
+    "DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS",
+    "SCORE_OBJECTIVE",
+    "SageTuner",
+    "SearchStoppedError",
+    "failure_cause",
+    "failure_reason",
+]
 
 # Which layers of a candidate are its representation endpoints: their names, or a callable of the model.
 Endpoints = Sequence[str] | Callable[[keras.Model], Sequence[str]]
