@@ -551,7 +551,9 @@ def test_the_progress_count_does_not_go_back_when_a_trial_runs_again():
     progress.total_trials, progress.verbosity = 6, 1
     progress._search_start, progress._trial_start, progress._first_number = time.monotonic(), {}, 1
     progress._highest_number = 0
-    progress.oracle = types.SimpleNamespace(get_best_trials=lambda count: [])
+    progress.oracle = types.SimpleNamespace(
+        get_best_trials=lambda count: [], objective=keras_tuner.Objective("score", "max")
+    )
     space = keras_tuner.HyperParameters()
     lines = [
         progress.progress_line(keras_tuner.engine.trial.Trial(space, trial_id=trial_id, status="COMPLETED"))
