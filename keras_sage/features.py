@@ -35,9 +35,10 @@ def default_endpoints(model: Any) -> list[str]:
        `keras_sage.contract.representation_endpoints` (`layer_<n>`, `cell_<n>`, `L<n>`), as keras-sage's
        search spaces and teacher networks do.
     2. Otherwise the end of each stage: among the top-level layers from the first layer with trainable
-       weights on, leaving out the layers that produce the model's outputs (the classifier), the last
-       layer of each spatial resolution (e.g. the last `8×8` feature map, the last `4×4` one), and the
-       last layer with a flat output (e.g. the hidden `Dense` before the classifier). A plain
+       weights on, leaving out the classifier (the last layer with weights, and any layer after it, such as
+       a separate `Softmax`), the last layer of each spatial resolution (e.g. the last `8×8` feature map,
+       the last `4×4` one), and the last layer with a flat output (e.g. the hidden `Dense` before the
+       classifier). A plain
        `keras.Sequential` of `Conv2D` layers, as in KerasTuner's getting-started example, has these.
 
     Args:
@@ -58,14 +59,14 @@ def default_endpoints(model: Any) -> list[str]:
     marked = representation_endpoints(model)
     if marked:
         return marked
-    output_ids = {id(output) for output in model.outputs}
-    first_weighted = next((i for i, layer in enumerate(model.layers) if layer.trainable_weights), None)
-    if first_weighted is None:
+    weighted = [i for i, layer in enumerate(model.layers) if layer.trainable_weights]
+    if not weighted:
         return []
+    # The classifier is the last layer with weights, and what follows it (e.g. a separate Softmax).
     last_per_resolution: dict[tuple[Any, ...], str] = {}
-    for layer in model.layers[first_weighted:]:
+    for layer in model.layers[weighted[0] : weighted[-1]]:
         output = single_output(layer)
-        if output is None or id(output) in output_ids or len(output.shape) < 2:
+        if output is None or len(output.shape) < 2:
             continue
         resolution = tuple(output.shape[1:-1])
         last_per_resolution.pop(resolution, None)

@@ -375,3 +375,18 @@ def test_the_teachers_validation_accuracy_is_recorded_as_version_0s(tmp_path, mo
     # What a bootstrap step registers is what register_teacher stores.
     rdms = register_module.model_layer_rdms(model, reopened.probe_images, reopened.probe_labels, ["conv1"])
     np.testing.assert_array_equal(rdms["conv1"].values, reopened.rdm("conv1").values)
+
+
+def test_the_default_layers_leave_out_a_classifier_followed_by_its_own_softmax():
+    import keras
+
+    separate = keras.Sequential(
+        [
+            keras.Input((8, 8, 1)),
+            keras.layers.Conv2D(4, 3, name="conv"),
+            keras.layers.Flatten(name="flat"),
+            keras.layers.Dense(10, name="logits"),
+            keras.layers.Softmax(name="probabilities"),
+        ]
+    )
+    assert default_endpoints(separate) == ["conv", "flat"]
