@@ -46,6 +46,19 @@ def test_tg_that_is_noise_adds_nothing_to_the_proxy():
     assert result.partial_given_proxy[1] < 0 < result.partial_given_proxy[2]
 
 
+def test_p_plus_beta_proxy_is_scored_on_the_pool_and_out_of_sample():
+    rows = pool(60, 4, teacher_weight=0.0)  # P is noise; the proxy carries the signal
+    result = teacher_beyond_proxy(rows, 10, n_resamples=200, n_splits=100)
+    assert result is not None and result.proxy == "synflow" and result.beta > 0
+    assert result.proxy_gain > 0.3 and result.proxy_gain_interval[0] > 0
+    premature = np.array([row["premature_accuracy"] for row in rows])
+    mature = np.array([row["mature_accuracy"] for row in rows])
+    combined = premature + result.beta * np.log10([row["synflow"] for row in rows])
+    r, low, high = result.combined_r
+    assert r == pytest.approx(scipy.stats.spearmanr(combined, mature).statistic)
+    assert low < r < high and r > 0.8
+
+
 def test_a_pool_without_proxies_has_no_answer():
     rows = [
         {key: value for key, value in row.items() if key not in ("synflow", "naswot")}

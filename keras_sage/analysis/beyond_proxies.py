@@ -6,6 +6,8 @@ that rank architectures well, and a proxy costs one batch. So, at each budget:
 
 - the best proxy: the one whose Spearman ρ with mature accuracy is highest on the pool (the strongest
   competitor TG can be measured against; chosen on the whole pool, which favours the proxy);
+- P + β·x itself: its ρ at the β best on the whole pool (in sample, labelled so), and whether the proxy
+  adds to P out of sample (P + β·x against P, β chosen on the other half);
 - whether TG adds to it, out of sample: on one random half of the architectures the best P + β·x (x the
   proxy's `keras_sage.score.proxy_term`, β on a grid) and the best P + α·TG + β·x are chosen, and on the
   other half r(P + α·TG + β·x) − r(P + β·x) is measured (`held_out_comparison`), over many splits;
@@ -62,6 +64,9 @@ class BeyondProxy:
         proxy_r: That ρ.
         beta: β of the P + β·proxy_term(x) that correlates best with mature accuracy on the whole pool (in
             the proxy term's units: what `SageTuner(proxy_weights={proxy: beta})` searches by).
+        combined_r: ρ(P + β·x) at that β, with its 95% interval: `(r, low, high)` (β chosen in sample).
+        proxy_gain: The mean held-out r(P + β·x) − r(P), β chosen on the other half.
+        proxy_gain_interval: The central 95% of that difference over the splits.
         delta: The mean held-out r(P + α·TG + β·x) − r(P + β·x), each chosen on the other half.
         interval: The central 95% of that difference over the splits.
         splits: The number of splits.
@@ -75,6 +80,9 @@ class BeyondProxy:
     proxy: str
     proxy_r: float
     beta: float
+    combined_r: tuple[float, float, float]
+    proxy_gain: float
+    proxy_gain_interval: tuple[float, float]
     delta: float
     interval: tuple[float, float]
     splits: int
@@ -141,14 +149,19 @@ def teacher_beyond_proxy(
         ]
     )
     held_out = held_out_comparison(reference, challenger, target, n_splits=n_splits, seed=seed)
+    proxy_gain = held_out_comparison(premature[None], reference, target, n_splits=n_splits, seed=seed)
     on_pool = [float(spearmanr(candidate, target)[0]) for candidate in reference]
+    best = int(np.nanargmax(on_pool)) if not np.isnan(on_pool).all() else 0
     size = np.vstack([column(rows, contract.PARAMS), column(rows, LOG_FLOPS)])[:, kept]
     sized = np.isfinite(size).all(axis=0)
     return BeyondProxy(
         budget=budget,
         proxy=proxy,
         proxy_r=ranked[proxy],
-        beta=weights[int(np.nanargmax(on_pool))] if not np.isnan(on_pool).all() else 0.0,
+        beta=weights[best],
+        combined_r=resampled_correlation(reference[best], target, n_resamples=n_resamples, seed=seed),
+        proxy_gain=proxy_gain.delta,
+        proxy_gain_interval=proxy_gain.interval,
         delta=held_out.delta,
         interval=held_out.interval,
         splits=held_out.splits,

@@ -21,6 +21,9 @@ from keras_sage._validation import check_positive_int
 
 # Candidates train with SGD and Nesterov momentum 0.9, as in the paper (supplement, "CIFAR Training").
 DEFAULT_MOMENTUM = 0.9
+# Momentum of batch normalization's moving statistics, in Keras's convention (the weight kept by the old
+# value; PyTorch's momentum 0.1 is Keras's 0.9).
+BATCH_NORM_MOMENTUM = 0.99
 
 OptimizerFactory = Callable[[], keras.optimizers.Optimizer]
 
@@ -136,6 +139,17 @@ def new_optimizer(
     if not isinstance(created, keras.optimizers.Optimizer):
         raise TypeError(f"The optimizer callable returned {created!r}, not a keras optimizer.")
     return created
+
+
+def check_batch_norm_momentum(momentum: Any) -> float:
+    """Returns `momentum` as a float if it is a batch normalization momentum in [0, 1).
+
+    Raises:
+        ValueError: naming `batch_norm_momentum` and the value, otherwise.
+    """
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
+        raise ValueError(f"batch_norm_momentum must be a number in [0, 1); got {momentum!r}")
+    return float(momentum)
 
 
 def check_num_classes(num_classes: Any) -> int:

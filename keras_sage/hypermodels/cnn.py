@@ -32,8 +32,10 @@ import keras_tuner
 from keras_sage._validation import check_positive_int
 from keras_sage.contract import CandidateBuildError, layer_endpoint_name
 from keras_sage.hypermodels.base import (
+    BATCH_NORM_MOMENTUM,
     LayerwiseSpec,
     OptimizerFactory,
+    check_batch_norm_momentum,
     check_input_shape,
     check_num_classes,
     check_optimizer,
@@ -132,6 +134,7 @@ class CNNSearchSpace(keras_tuner.HyperModel):
             `"adam"`), created with `learning_rate`; or a callable with no arguments that returns a new
             optimizer (then `learning_rate` is not used). Each build gets its own optimizer.
         learning_rate: Learning rate of the default or named optimizer.
+        batch_norm_momentum: Momentum of the moving statistics of every batch normalization layer.
         name: Name of the HyperModel.
         tunable: Whether the hyperparameters are added to the search space (see `keras_tuner.HyperModel`).
 
@@ -153,11 +156,13 @@ class CNNSearchSpace(keras_tuner.HyperModel):
         input_shape: Sequence[int],
         optimizer: str | OptimizerFactory | None = None,
         learning_rate: float = DEFAULT_LEARNING_RATE,
+        batch_norm_momentum: float = BATCH_NORM_MOMENTUM,
         name: str | None = None,
         tunable: bool = True,
     ) -> None:
         super().__init__(name=name, tunable=tunable)
         self.max_layers = check_positive_int("max_layers", max_layers)
+        self.batch_norm_momentum = check_batch_norm_momentum(batch_norm_momentum)
         self.num_classes = check_num_classes(num_classes)
         self.input_shape = check_input_shape(input_shape)
         check_optimizer(optimizer)
@@ -273,7 +278,9 @@ class CNNSearchSpace(keras_tuner.HyperModel):
                 name=f"{name}_conv",
             )(x)
             if layer.normalization == "batchnorm":
-                x = keras.layers.BatchNormalization(name=f"{name}_batchnorm")(x)
+                x = keras.layers.BatchNormalization(
+                    momentum=self.batch_norm_momentum, name=f"{name}_batchnorm"
+                )(x)
             activation = "relu" if layer.activation == "relu" else "linear"
             outputs[layer.index] = keras.layers.Activation(activation, name=name)(x)
         x = _pad_and_concatenate([outputs[i] for i in architecture.joined], architecture.joined, "join")
