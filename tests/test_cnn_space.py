@@ -226,6 +226,21 @@ def test_constructor_arguments():
         CNNSearchSpace(num_classes=1.5, input_shape=(8, 8, 1))
 
 
+@pytest.mark.parametrize("momentum", [0.9, 0.99])
+def test_batch_norm_moving_statistics_follow_the_momentum(momentum):
+    space = CNNSearchSpace(1, num_classes=2, input_shape=(4, 4, 1), batch_norm_momentum=momentum)
+    model = space.build(hand_set(space, {"num_layers": 1, "normalization_1": "batchnorm"}))
+    convolution, normalization = model.get_layer("layer_1_conv"), model.get_layer("layer_1_batchnorm")
+    images = np.random.default_rng(0).normal(size=(8, 4, 4, 1)).astype("float32")
+    features = keras.ops.convert_to_numpy(convolution(images))
+    normalization(features, training=True)  # one training step's update of the moving statistics
+    expected = (1 - momentum) * features.mean(axis=(0, 1, 2))  # from the initial moving mean of 0
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(normalization.moving_mean), expected, atol=1e-6)
+    for bad in (1.0, -0.1, "0.9", True):
+        with pytest.raises(ValueError, match="batch_norm_momentum"):
+            CNNSearchSpace(num_classes=2, input_shape=(4, 4, 1), batch_norm_momentum=bad)
+
+
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
 def test_endpoints_survive_save_and_load(tmp_path):
     space = CNNSearchSpace(4, num_classes=3, input_shape=(8, 8, 1))

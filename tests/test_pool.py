@@ -154,6 +154,19 @@ def test_a_looked_up_pool_trains_only_to_its_largest_budget_and_records_proxies(
     keras.utils.set_random_seed(2)
     assert rows[0]["synflow"] == pytest.approx(synflow(space.build(space.from_arch_string(cells[0]))))
     assert rows[0]["synflow"] == rows[1]["synflow"] and np.isfinite(rows[0]["naswot"])
+    # Plain dicts of values are architectures too (as the pool's own `hyperparameters` column holds them).
+    again = build_pool(
+        space,
+        teachers["teacher"],
+        data,
+        hyperparameters=[row["hyperparameters"] for row in rows[::2]],
+        budgets=(0,),
+        mature_accuracy=lambda hp: looked_up[space.to_arch_string(hp)],
+        seed=2,
+        verbose=False,
+    )
+    assert [row["arch_string"] for row in again] == cells
+    assert [row["hyperparameters"] for row in again] == [row["hyperparameters"] for row in rows[::2]]
     with pytest.raises(ValueError, match="either mature_epochs"):
         build_pool(space, teachers["teacher"], data, n=1, budgets=(0,), verbose=False)
     with pytest.raises(ValueError, match="unknown proxies jacov"):

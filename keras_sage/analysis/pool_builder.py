@@ -177,7 +177,7 @@ def build_pool(
         architecture_rows = _score_architecture(
             hypermodel, hp, scorers, (x_train, y_train), (x_val, y_val), training
         )
-        values = dict(hp.values) if hasattr(hp, "values") else dict(hp)
+        values = dict(hp.values) if isinstance(hp, keras_tuner.HyperParameters) else dict(hp)
         architecture_rows = [
             {
                 ARCH_ID: arch_id,
