@@ -29,21 +29,25 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from cifar10_science import DEFAULT_ARCHIVE, DEFAULT_CACHE, cifar10_arrays, standardized
 
 from keras_sage import contract, nasbench201
+from keras_sage._atomic import write_atomically
 from keras_sage.analysis.pool import append_rows, read_pool
 from keras_sage.analysis.proxy_table import CONV_COUNT, conv_count, proxy_markdown
 from keras_sage.hypermodels import NASBench201SearchSpace
 from keras_sage.proxies import naswot, zero_cost_proxies
 
 RESULTS = Path(__file__).resolve().parent / "results"
+POOLS = Path(__file__).resolve().parent / "pools"
 # Abdelfattah et al. score on one batch of 64 images; Mellor et al. on 128 for NAS-Bench-201.
 GRADIENT_BATCH = 64
 NASWOT_BATCH = 128
 GRADIENT_PROXIES = (contract.PARAMS, contract.FLOPS, contract.SYNFLOW, contract.SNIP, contract.GRAD_NORM)
+PROXIES = (contract.SYNFLOW, contract.SNIP, contract.GRAD_NORM, contract.NASWOT)
 
 
 def score_cells(arguments: argparse.Namespace) -> None:
@@ -102,8 +106,31 @@ def report(path: Path, n_resamples: int, seed: int) -> str:
             "cells than the published figures used.",
             "",
             proxy_markdown(rows, n_resamples=n_resamples, seed=seed),
+            *pool_agreement(rows, seed),
         ]
     )
+
+
+def pool_agreement(rows: list[dict], seed: int) -> list[str]:
+    """How the NAS-Bench-201 pool's proxy columns (its first 64 training images; naswot on those 64 too)
+    rank the cells it shares with these rows (a random batch of 64; naswot on 128)."""
+    by_cell = {row["arch_string"]: row for row in rows}
+    lines = []
+    for pool_path in sorted(POOLS.glob(f"nasbench201-cifar10-32px-*-seed{seed}-teacher*.jsonl")):
+        pool = {row["arch_string"]: row for row in read_pool(pool_path) if row.get("arch_string") in by_cell}
+        cells = [cell for cell, row in pool.items() if all(np.isfinite(row.get(p, np.nan)) for p in PROXIES)]
+        if len(cells) < 3:
+            continue
+        agreement = []
+        for name in PROXIES:
+            rho = stats.spearmanr([pool[c][name] for c in cells], [by_cell[c][name] for c in cells])[0]
+            agreement.append(f"{name} {rho:.3f}")
+        lines += [
+            f"The pool `{pool_path.name}` scores the same {len(cells)} cells on another batch (its first 64 "
+            f"training images, naswot on those 64): Spearman ρ between its values and these, "
+            f"{', '.join(agreement)}.",
+        ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         arguments.out = RESULTS / f"nb201-proxies-cifar10-32px-seed{arguments.seed}.jsonl"
     if arguments.report:
         markdown = report(arguments.out, arguments.resamples, arguments.seed)
-        arguments.out.with_suffix(".md").write_text(markdown)
+        write_atomically(arguments.out.with_suffix(".md"), lambda file: file.write(markdown.encode()))
         print(markdown)
         return
     score_cells(arguments)
