@@ -56,6 +56,14 @@ def test_the_first_paragraph_answers_with_the_numbers_predictivity_gives(pool_re
     assert f"ρ(P) = {rows['P']['r']:.3f} [{rows['P']['ci_low']:.3f}, {rows['P']['ci_high']:.3f}]" in first
     tg = rows["TG"]
     assert f"partial ρ(TG | depth, log_flops) = {tg['partial_r']:.3f} [{tg['partial_ci_low']:.3f}" in first
+    # The score itself beside the best size count (no proxies in this pool).
+    alpha = re.search(r"The score P \+ ([\d.]+)·TG itself", first).group(1)
+    score = rows[f"P+{alpha}TG"] if alpha != "0" else rows["P"]
+    best = max(("depth", "params", "log_flops"), key=lambda name: rows[name]["r"])
+    assert (
+        f"ranks the architectures at ρ = {score['r']:.3f} [{score['ci_low']:.3f}, {score['ci_high']:.3f}], "
+        f"and the best size count or proxy, {best}, at ρ = {rows[best]['r']:.3f}: "
+    ) in first
 
 
 def test_a_project_directory_gets_the_search_report(tmp_path):

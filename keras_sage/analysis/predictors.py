@@ -55,7 +55,9 @@ GUIDANCE = "TG"
 # in a pool is also a predictor, so that P + α·TG can be compared with them.
 # The field's proxies at initialisation (`keras_sage.proxies`), controls where a pool has them.
 PROXY_COLUMNS = (contract.SYNFLOW, contract.SNIP, contract.GRAD_NORM, contract.NASWOT)
-CONTROL_COLUMNS = (TG_UNTRAINED, TG_LABELS, DEPTH, contract.PARAMS, LOG_FLOPS, *PROXY_COLUMNS)
+# Counts of a network's size.
+SIZE_COLUMNS = (DEPTH, contract.PARAMS, LOG_FLOPS)
+CONTROL_COLUMNS = (TG_UNTRAINED, TG_LABELS, *SIZE_COLUMNS, *PROXY_COLUMNS)
 
 DEFAULT_ALPHAS = (0, 0.25, 0.5, 1, 2, 4, 8)
 DEFAULT_CONTROLS = (DEPTH, LOG_FLOPS)

@@ -26,6 +26,7 @@ from keras_sage.analysis.predictors import (
     DEFAULT_ALPHAS,
     DEFAULT_CONTROLS,
     PROXY_COLUMNS,
+    SIZE_COLUMNS,
     calibrate_alpha,
     combined_predictor_name,
     pool_budgets,
@@ -441,8 +442,37 @@ def _answer(
         f"{in_sample['delta']:+.3f} [{in_sample['delta_ci_low']:+.3f}, {in_sample['delta_ci_high']:+.3f}]"
     )
     return (
-        f"**{when}, {verdict}.** {symbol}(P) = {premature['r']:.3f} [{premature['ci_low']:.3f}, "
+        f"**{when}, {verdict}.** {_against_best_control(at_budget, in_sample, in_sample_alpha, symbol)}"
+        f"{symbol}(P) = {premature['r']:.3f} [{premature['ci_low']:.3f}, "
         f"{premature['ci_high']:.3f}]; {symbol}(TG) = {guidance['r']:.3f} [{guidance['ci_low']:.3f}, "
         f"{guidance['ci_high']:.3f}]; {held_out_text}; {in_sample_text}; {partial_text}. "
         f"Controls: {controls_text}."
+    )
+
+
+def _against_best_control(
+    at_budget: Mapping[str, Mapping[str, Any]], combined: Mapping[str, Any], alpha: float, symbol: str
+) -> str:
+    """A sentence setting the score P + α·TG itself beside the best size count or proxy, which a gain over
+    P alone does not show (a gain over a P that ranks the architectures backwards is cheap)."""
+    finite = [
+        name
+        for name in (*SIZE_COLUMNS, *PROXY_COLUMNS)
+        if name in at_budget and math.isfinite(at_budget[name]["r"])
+    ]
+    if not finite:
+        return ""
+    best = max(finite, key=lambda name: at_budget[name]["r"])
+    control = at_budget[best]
+    comparison = (
+        "below it: the control ranks the architectures better"
+        if combined["ci_high"] < control["r"]
+        else "not shown above it"
+        if combined["r"] <= control["r"] or combined["ci_low"] <= control["r"]
+        else "above it"
+    )
+    return (
+        f"The score P + {alpha:g}·TG itself ranks the architectures at {symbol} = {combined['r']:.3f} "
+        f"[{combined['ci_low']:.3f}, {combined['ci_high']:.3f}], and the best size count or proxy, {best}, "
+        f"at {symbol} = {control['r']:.3f}: {comparison}. "
     )
