@@ -173,7 +173,7 @@ def interval(value: tuple[float, float, float], signed: bool = False) -> str:
 
 
 def rho(scores: np.ndarray, mature: np.ndarray) -> tuple[float, float, float]:
-    """Spearman's ρ of `scores` with `mature`, with its resampled interval."""
+    """Spearman's ρ of `scores` with `mature` (or any second score), with its resampled interval."""
     return resampled(lambda i: spearman(scores[i], mature[i]), len(mature))
 
 
@@ -215,6 +215,39 @@ def momentum_report() -> list[str]:
                 f"{interval(rho(scores['P'], mature))} | {interval(rho(scores['TG'], mature))} | "
                 f" {differences[0]} | {differences[1]} |"
             )
+    return lines
+
+
+def retest_report() -> list[str]:
+    """P and TG of the same architectures under two seeds: the pool's (seed = its position) and the
+    momentum run's at the pool's momentum (seed = its position in that run): how well a seed's short
+    training ranks the architectures as another seed's does."""
+    chosen = momentum_architectures()
+    pool = read_pool(POOL)
+    rerun = read_pool(momentum_path(MOMENTA[0]))
+    lines = [
+        f"### Seed to seed at short budgets: the pool's P and TG against a rerun with another seed "
+        f"({len(chosen)} architectures, momentum {MOMENTA[0]:g} in both)",
+        "",
+        "| steps | ρ(P, P′) | ρ(TG, TG′) | mean abs(P − P′) |",
+        "|---|---|---|---|",
+    ]
+    for budget in MOMENTUM_BUDGETS[1:]:
+        first = {row["arch_id"]: row for row in pool if row["budget"] == budget}
+        second = {chosen[int(row["arch_id"])]: row for row in rerun if row["budget"] == budget}
+        ids = [arch_id for arch_id in chosen if arch_id in first and arch_id in second]
+        if len(ids) < 3:
+            continue
+        pairs = {
+            name: (np.array([first[i][name] for i in ids]), np.array([second[i][name] for i in ids]))
+            for name in (contract.PREMATURE_ACCURACY, contract.TEACHER_GUIDANCE)
+        }
+        p_first, p_second = pairs[contract.PREMATURE_ACCURACY]
+        difference = np.mean(np.abs(p_first - p_second))
+        lines.append(
+            f"| {budget} | {interval(rho(*pairs[contract.PREMATURE_ACCURACY]))} | "
+            f"{interval(rho(*pairs[contract.TEACHER_GUIDANCE]))} | {difference:.3f} |"
+        )
     return lines
 
 
@@ -270,7 +303,7 @@ def seeds_report() -> list[str]:
 def report() -> str:
     sections = []
     if all(momentum_path(m).exists() for m in MOMENTA):
-        sections += [*momentum_report(), ""]
+        sections += [*momentum_report(), "", *retest_report(), ""]
     if any(seeds_path(s).exists() for s in SPREAD_SEEDS):
         sections += seeds_report()
     text = "\n".join(sections) + "\n"

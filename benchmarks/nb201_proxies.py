@@ -9,7 +9,13 @@ al. use, naswot on 128 as Mellor et al. use). The mature accuracy is looked up i
 run resumes where it stopped:
 
     python benchmarks/nb201_proxies.py --cells 1000             # scores (hours on 2 cores; resumable)
+    python benchmarks/nb201_proxies.py --teacher-guidance       # TG at initialisation of the same cells
     python benchmarks/nb201_proxies.py --report                 # Spearman ρ with 95% intervals
+
+`--teacher-guidance` adds TG at initialisation (DisWOT's regime: the untrained student's representations
+against the teacher's) to the same cells, built with the same seeds, in a rows file of its own: the
+NAS-Bench-201 pool's teacher (`examples/nasbench201_science.py --scale cpu`, its committed weights) and its
+500 probe images, scored as the pool scores TG (`TeacherGuidedScorer`, the tuner's settings).
 
 The report puts each proxy's Spearman ρ with the mature accuracy, with a 95% percentile interval from
 resampling the cells, beside its published NAS-Bench-201 CIFAR-10 value; a proxy more than 0.05 from it is
@@ -19,6 +25,7 @@ a bug until shown otherwise. The conv count 9·#3×3 + #1×1 is a control comput
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -37,7 +44,7 @@ from cifar10_science import DEFAULT_ARCHIVE, DEFAULT_CACHE, cifar10_arrays, stan
 from keras_sage import contract, nasbench201
 from keras_sage._atomic import write_atomically
 from keras_sage.analysis.pool import append_rows, read_pool
-from keras_sage.analysis.proxy_table import CONV_COUNT, conv_count, proxy_markdown
+from keras_sage.analysis.proxy_table import CONV_COUNT, PUBLISHED_NB201_CIFAR10, conv_count, proxy_markdown
 from keras_sage.hypermodels import NASBench201SearchSpace
 from keras_sage.proxies import naswot, zero_cost_proxies
 
@@ -92,10 +99,73 @@ def score_cells(arguments: argparse.Namespace) -> None:
         )
 
 
+def teacher_guidance_path(path: Path) -> Path:
+    return path.with_name(path.stem.replace("nb201-proxies", "nb201-tg-init") + path.suffix)
+
+
+def score_teacher_guidance(arguments: argparse.Namespace) -> None:
+    """TG at initialisation of every cell of the proxies' rows, appended one row per cell (resumable)."""
+    from nasbench201_science import SCALES, split, teacher_files, teacher_model
+
+    from keras_sage.objective import TeacherGuidedScorer, teacher_guidance
+    from keras_sage.score import ScoringConfig
+
+    scale = SCALES["cpu"]
+    splits = split(cifar10_arrays(arguments.archive, arguments.cache, 32), scale, arguments.seed)
+    teacher, record = teacher_model(splits, scale, POOLS, arguments.seed)
+    teacher_path, _ = teacher_files(
+        teacher, record["weights_fingerprint"], splits, scale, arguments.cache, arguments.seed
+    )
+    scorer = TeacherGuidedScorer(teacher_path, ScoringConfig(seed=arguments.seed))
+    space = NASBench201SearchSpace(num_classes=10, input_shape=(32, 32, 3))
+    path = teacher_guidance_path(arguments.out)
+    done = {row["arch_string"] for row in read_pool(path)} if path.exists() else set()
+    cells = read_pool(arguments.out)
+    started, scored = time.perf_counter(), 0
+    for cell in cells:
+        if cell["arch_string"] in done:
+            continue
+        keras.utils.set_random_seed(cell["seed"])  # the network whose proxies the cell's row holds
+        model = space.model_from_arch_string(cell["arch_string"])
+        similarities, _ = scorer.similarities(model)
+        row = {
+            "index": cell["index"],
+            "arch_string": cell["arch_string"],
+            "seed": cell["seed"],
+            contract.TEACHER_GUIDANCE: teacher_guidance(list(similarities.values())),
+            **{contract.similarity_metric_name(name): value for name, value in similarities.items()},
+            contract.MATURE_ACCURACY: cell[contract.MATURE_ACCURACY],
+            "teacher": f"{teacher_path.name} (validation accuracy {record['validation_accuracy']:.3f})",
+        }
+        append_rows(path, [row])
+        keras.backend.clear_session(free_memory=True)
+        scored += 1
+        remaining = (time.perf_counter() - started) / scored * (len(cells) - len(done) - scored)
+        print(
+            f"TG of cell {cell['index'] + 1}/{len(cells)} · ETA {remaining / 60:.0f} min",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def with_teacher_guidance(rows: list[dict], path: Path) -> list[dict]:
+    """The proxies' rows, each with its cell's TG at initialisation where it has been scored."""
+    if not teacher_guidance_path(path).exists():
+        return rows
+    guidance = {
+        row["arch_string"]: row[contract.TEACHER_GUIDANCE] for row in read_pool(teacher_guidance_path(path))
+    }
+    return [{**row, contract.TEACHER_GUIDANCE: guidance.get(row["arch_string"], math.nan)} for row in rows]
+
+
 def report(path: Path, n_resamples: int, seed: int) -> str:
     """The Spearman ρ of each proxy with the mature accuracy, with its interval, as markdown."""
-    rows = read_pool(path)
+    rows = with_teacher_guidance(read_pool(path), path)
     seconds = [row["seconds"] for row in rows]
+    names = [
+        *PUBLISHED_NB201_CIFAR10,
+        *([contract.TEACHER_GUIDANCE] if contract.TEACHER_GUIDANCE in rows[0] else []),
+    ]
     return "\n".join(
         [
             f"# Zero-cost proxies on NAS-Bench-201 (CIFAR-10, 32×32): {len(rows)} cells",
@@ -105,7 +175,7 @@ def report(path: Path, n_resamples: int, seed: int) -> str:
             f"Mature accuracy: {nasbench201.MATURE_ACCURACY_SOURCE}, another 200-epoch training of the "
             "cells than the published figures used.",
             "",
-            proxy_markdown(rows, n_resamples=n_resamples, seed=seed),
+            proxy_markdown(rows, names, n_resamples=n_resamples, seed=seed),
             *pool_agreement(rows, seed),
         ]
     )
@@ -138,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cells", type=int, default=1000, help="cells to score (default: 1000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report", action="store_true", help="write the report of the rows so far")
+    parser.add_argument(
+        "--teacher-guidance", action="store_true", help="score TG at initialisation of the rows' cells"
+    )
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE)
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
@@ -149,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
         markdown = report(arguments.out, arguments.resamples, arguments.seed)
         write_atomically(arguments.out.with_suffix(".md"), lambda file: file.write(markdown.encode()))
         print(markdown)
+        return
+    if arguments.teacher_guidance:
+        score_teacher_guidance(arguments)
         return
     score_cells(arguments)
 

@@ -124,9 +124,15 @@ def proxy_table(
     return table
 
 
-def proxy_markdown(rows: Sequence[Mapping[str, Any]], *, n_resamples: int = 2000, seed: int = 0) -> str:
+def proxy_markdown(
+    rows: Sequence[Mapping[str, Any]],
+    names: Sequence[str] = tuple(PUBLISHED_NB201_CIFAR10),
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> str:
     """`proxy_table` as a markdown table with its sources and a plain sentence on the differences."""
-    table = proxy_table(rows, n_resamples=n_resamples, seed=seed)
+    table = proxy_table(rows, names, n_resamples=n_resamples, seed=seed)
     lines = [
         f"Spearman ρ with mature accuracy over {len(rows)} NAS-Bench-201 cells at initialisation; 95% "
         f"percentile intervals from {n_resamples} resamples of the cells. {_SOURCES}",
