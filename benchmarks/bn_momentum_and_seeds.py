@@ -37,6 +37,7 @@ from cifar10_science import (
     DEFAULT_ARCHIVE,
     DEFAULT_CACHE,
     DEFAULT_POOLS,
+    POOL_BATCH_NORM_MOMENTUM,
     SCALES,
     cifar10_arrays,
     split,
@@ -111,7 +112,7 @@ def train(part: str) -> None:
         runs = [(momentum, momentum_path(momentum), 0, MOMENTUM_BUDGETS, 1) for momentum in MOMENTA]
     else:
         chosen = list(SPREAD_ARCHITECTURES)
-        momentum = 0.99  # the pool's
+        momentum = POOL_BATCH_NORM_MOMENTUM
         runs = [
             (momentum, seeds_path(seed), seed, SPREAD_BUDGETS, scale.mature_epochs) for seed in SPREAD_SEEDS
         ]
@@ -213,7 +214,7 @@ def momentum_report() -> list[str]:
             lines.append(
                 f"| {steps} | {momentum:g} | {np.mean(scores['P']):.3f} | "
                 f"{interval(rho(scores['P'], mature))} | {interval(rho(scores['TG'], mature))} | "
-                f" {differences[0]} | {differences[1]} |"
+                f"{differences[0]} | {differences[1]} |"
             )
     return lines
 

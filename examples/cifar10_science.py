@@ -81,6 +81,9 @@ CIFAR10_CLASSES = (
     "truck",
 )
 CIFAR_SIDE = 32
+# The committed 16 px pools and their searches were built with Keras's default batch-norm momentum, before
+# every space moved to `hypermodels.base.BATCH_NORM_MOMENTUM` (0.9); extending them keeps theirs.
+POOL_BATCH_NORM_MOMENTUM = 0.99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,7 +354,10 @@ def pool(splits: Splits, scale: Scale, teacher_path: Path, controls: dict, path:
     steps_per_epoch = -(-len(splits.y_student_train) // scale.batch_size)
     budgets = [round(epochs * steps_per_epoch) for epochs in BUDGET_EPOCHS]
     space = CNNSearchSpace(
-        max_layers=scale.max_layers, num_classes=10, input_shape=splits.x_student_train.shape[1:]
+        max_layers=scale.max_layers,
+        num_classes=10,
+        input_shape=splits.x_student_train.shape[1:],
+        batch_norm_momentum=POOL_BATCH_NORM_MOMENTUM,
     )
     data = (
         (standardized(splits.x_student_train), splits.y_student_train),
@@ -392,7 +398,12 @@ def run_searches(
             if (alpha, search_seed) in done:
                 continue
             tuner = SageTuner(
-                CNNSearchSpace(max_layers=scale.max_layers, num_classes=10, input_shape=probe[0].shape[1:]),
+                CNNSearchSpace(
+                    max_layers=scale.max_layers,
+                    num_classes=10,
+                    input_shape=probe[0].shape[1:],
+                    batch_norm_momentum=POOL_BATCH_NORM_MOMENTUM,
+                ),
                 teacher=teacher_path,
                 alpha=alpha,
                 premature_steps=budget,

@@ -21,9 +21,12 @@ from keras_sage._validation import check_positive_int
 
 # Candidates train with SGD and Nesterov momentum 0.9, as in the paper (supplement, "CIFAR Training").
 DEFAULT_MOMENTUM = 0.9
-# Momentum of batch normalization's moving statistics, in Keras's convention (the weight kept by the old
-# value; PyTorch's momentum 0.1 is Keras's 0.9).
-BATCH_NORM_MOMENTUM = 0.99
+# Momentum of batch normalization's moving statistics in every space and teacher ResNet, in Keras's
+# convention (the weight kept by the old value): 0.9, PyTorch's default momentum 0.1, with which
+# NAS-Bench-201 and most NAS code train. Keras's own default, 0.99, leaves the statistics that inference
+# mode reads (P, TG) only 1 − 0.99¹⁶ ≈ 15% of the way to the data's after 16 steps (benchmarks/RESULTS.md,
+# "batch-norm momentum").
+BATCH_NORM_MOMENTUM = 0.9
 
 OptimizerFactory = Callable[[], keras.optimizers.Optimizer]
 

@@ -50,6 +50,7 @@ import keras_tuner
 from keras_sage._validation import check_positive_int
 from keras_sage.contract import CandidateBuildError, cell_endpoint_name
 from keras_sage.hypermodels.base import (
+    BATCH_NORM_MOMENTUM,
     LayerwiseSpec,
     OptimizerFactory,
     check_input_shape,
@@ -63,8 +64,7 @@ DEFAULT_NUM_REPEATS = 5  # N, cells per stage
 DEFAULT_FILTERS = 16  # C, channels of the first stage
 DEFAULT_LEARNING_RATE = 0.1
 DEFAULT_OPERATION = "nor_conv_3x3"
-# PyTorch's batch norm defaults (NAS-Bench-201 trained with them): its momentum 0.1 is Keras's 0.9.
-BATCH_NORM_MOMENTUM = 0.9
+# PyTorch's batch norm epsilon (NAS-Bench-201 trained with it; its momentum is `BATCH_NORM_MOMENTUM`).
 BATCH_NORM_EPSILON = 1e-5
 NUM_STAGES = 3
 # Each reduction block halves the size with a 2×2 pooling, so the image's sides must divide by 2^2.

@@ -14,6 +14,7 @@ from typing import Any
 import keras
 
 from keras_sage.contract import stack_endpoint_name
+from keras_sage.hypermodels.base import BATCH_NORM_MOMENTUM
 
 STACK_FILTERS = (16, 32, 64)
 # He et al. train with weight decay 1e-4; Keras' L2 penalty adds l2 * sum(w²), whose gradient is
@@ -97,7 +98,7 @@ def _conv_batchnorm(x: Any, filters: int, stride: int, regularizer: Any, name: s
         kernel_regularizer=regularizer,
         name=f"{name}_conv",
     )(x)
-    return keras.layers.BatchNormalization(name=f"{name}_batchnorm")(x)
+    return keras.layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"{name}_batchnorm")(x)
 
 
 def _residual_block(

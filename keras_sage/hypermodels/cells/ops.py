@@ -23,6 +23,8 @@ from typing import Any
 
 import keras
 
+from keras_sage.hypermodels.base import BATCH_NORM_MOMENTUM
+
 OPERATIONS = (
     "identity",
     "avg_pool_3x3",
@@ -33,7 +35,6 @@ OPERATIONS = (
     "sep_conv_5x5",
     "sep_conv_7x7",
 )
-BATCH_NORM_MOMENTUM = 0.9
 
 
 def batch_norm(name: str) -> keras.layers.Layer:
