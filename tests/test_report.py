@@ -128,3 +128,15 @@ def test_a_search_comparison_gets_its_paired_report(tmp_path):
         in first
     )
     assert (tmp_path / "searches-report" / "report.md").read_text() + "\n" == result.stdout
+
+
+def test_a_control_the_same_for_every_architecture_is_left_out_and_said(tmp_path):
+    from keras_sage.analysis import pool_report
+
+    rows = [{**row, "depth": 15.0} for row in read_pool(POOL)]  # as in NAS-Bench-201: one depth for all
+    markdown = pool_report(rows, tmp_path, title="Constant depth", n_resamples=50)
+    assert "partial r given log_flops (depth left out: the same for every architecture)." in markdown
+    assert "partial ρ(TG | log_flops) = " in markdown and "partial ρ(TG | depth" not in markdown
+    partial = predictivity(rows, n_resamples=50, controls=("log_flops",))
+    tg = next(row for row in partial if row["budget"] == 15 and row["predictor"] == "TG")
+    assert f"partial ρ(TG | log_flops) = {tg['partial_r']:.3f}" in markdown

@@ -728,6 +728,25 @@ def _groups_by_sample(
     return list(groups.values())
 
 
+def varying_columns(pool: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
+    """Those of `names` that take at least two finite values over the pool's rows (`log_flops` from
+    `flops`): a control that is the same for every architecture (the depth of NAS-Bench-201's cells)
+    controls for nothing.
+
+    Example:
+
+    ```python
+    varying_columns(pool, ("depth", "log_flops"))  # ["log_flops"] for a NAS-Bench-201 pool
+    ```
+    """
+    varying = []
+    for name in names:
+        values = column(list(pool), name)
+        if len(np.unique(values[np.isfinite(values)])) >= 2:
+            varying.append(name)
+    return varying
+
+
 def _present_columns(pool: Iterable[Mapping[str, Any]]) -> list[str]:
     """The columns of a pool in first-seen order, with `log_flops` where the pool has `flops`."""
     present: dict[str, None] = {}

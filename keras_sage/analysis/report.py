@@ -32,6 +32,7 @@ from keras_sage.analysis.predictors import (
     pool_budgets,
     predictivity,
     resample_count,
+    varying_columns,
 )
 from keras_sage.analysis.records import front_trial_ids, project_records, search_summary
 from keras_sage.analysis.search_comparison import describe_comparisons
@@ -207,6 +208,8 @@ def pool_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n_resamples = resample_count(n_resamples, n_boot)
+    constant = [name for name in controls if name not in varying_columns(pool, controls)]
+    controls = [name for name in controls if name not in constant]
     rows = predictivity(
         pool, alphas=alphas, method=method, n_resamples=n_resamples, seed=seed, controls=controls
     )
@@ -241,7 +244,8 @@ def pool_report(
         f"failed: not built, or diverged); budgets (SGD steps): {', '.join(str(b) for b in budgets)}; "
         f"{method} correlations with mature accuracy; 95% percentile intervals from resampling the "
         f"architectures ({n_resamples} resamples, paired for Δ = r − r(P)); partial r given "
-        f"{', '.join(controls)}.",
+        f"{', '.join(controls) or 'nothing'}"
+        + (f" ({', '.join(constant)} left out: the same for every architecture)." if constant else "."),
         "",
     ]
     for budget in budgets:
@@ -409,7 +413,7 @@ def _answer(
     partial_low = guidance["partial_ci_low"]
     partial_above = partial_low > 0
     partial_text = (
-        f"partial {symbol}(TG | {', '.join(controls)}) = {guidance['partial_r']:.3f} "
+        f"partial {symbol}(TG | {', '.join(controls) or 'nothing'}) = {guidance['partial_r']:.3f} "
         f"[{partial_low:.3f}, {guidance['partial_ci_high']:.3f}]"
     )
     controls_text = ", ".join(
