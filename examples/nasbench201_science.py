@@ -11,9 +11,11 @@ training at all). Stages, each resumable (re-running the same command continues 
    teachers at initialisation and at ⅛, ¼ and ½ epoch of the subset, with the field's proxies at
    initialisation (`keras_sage.analysis.build_pool`), appended to `benchmarks/pools/` as it goes.
 3. report: `keras-sage report` of the pool (α chosen out of sample), committed beside it.
-4. search: the product's `TPEOracle` on `NASBench201SearchSpace` at the pool's shortest trained budget, three
+4. search: the product's `TPEOracle` on `NASBench201SearchSpace` at the pool's shortest useful budget, three
    arms at equal examples, paired by seed (the same random start-up trials): P alone (α = 0), P + α·TG (α
-   chosen on the pool out of sample), and P + β·x (x the pool's best proxy, β chosen on the pool). No
+   chosen on the pool out of sample), and P + β·x (x the pool's best proxy, β chosen on the pool); the
+   budget is the shortest at which P is shown to rank the cells (`search_budget`), all kept in a plan file
+   beside the rows. No
    reranking: the top-scored cell's mature accuracy is looked up, and its regret to the space's best is
    recorded after every trial, so the examples each arm needs to reach P's final regret can be counted.
 
@@ -56,6 +58,7 @@ from keras_sage import nasbench201
 from keras_sage._atomic import write_atomically
 from keras_sage.analysis import (
     append_rows,
+    architecture_ids,
     build_pool,
     calibrate_alpha,
     compare_searches,
@@ -63,8 +66,10 @@ from keras_sage.analysis import (
     read_pool,
 )
 from keras_sage.analysis.beyond_proxies import teacher_beyond_proxy
+from keras_sage.analysis.pool import MATURE_ACCURACY
+from keras_sage.analysis.predictors import column, resampled_correlation, rows_at_budget
 from keras_sage.analysis.records import SEARCH_EXAMPLES, TOP_SCORE_MATURE_ACCURACY, WINNER_MATURE_ACCURACY
-from keras_sage.contract import EXAMPLES_PROCESSED, SCORE
+from keras_sage.contract import EXAMPLES_PROCESSED, PREMATURE_ACCURACY, SCORE
 from keras_sage.hypermodels import NASBench201SearchSpace
 from keras_sage.proxies import PROXY_NAMES
 from keras_sage.tuners import SageTuner, TPEOracle
@@ -198,14 +203,39 @@ def main(argv: list[str] | None = None) -> None:
     print(pool_report(rows, arguments.pools / f"{name}-report", title=title, seed=arguments.seed))
 
 
-def search_arms(pool_rows: list, budget: int, path: Path) -> list[dict]:
-    """The arms: P alone, P + α·TG (α chosen on the pool out of sample), P + β·(the pool's best proxy).
+def search_budget(pool_rows: list) -> tuple[int, str]:
+    """The pool's shortest useful budget for the searches, and why: the shortest trained budget at which P,
+    the baseline arm's score, is shown to rank the cells (its ρ's 95% interval above 0); if P is shown at
+    none, the budget where ρ(P) is highest. A budget at which P ranks the cells backwards would hand the
+    guided arms a cheap win."""
+    budgets = sorted({row["budget"] for row in pool_rows if row["budget"] > 0})
+    correlations = {}
+    for budget in budgets:
+        rows = rows_at_budget(pool_rows, budget)
+        premature, target = column(rows, PREMATURE_ACCURACY), column(rows, MATURE_ACCURACY)
+        kept = np.isfinite(premature) & np.isfinite(target)
+        correlations[budget] = resampled_correlation(premature[kept], target[kept])
+    shown = [budget for budget in budgets if correlations[budget][1] > 0]
+    described = "; ".join(
+        f"{budget} steps: ρ(P) = {r:.3f} [{low:.3f}, {high:.3f}]"
+        for budget, (r, low, high) in correlations.items()
+    )
+    if shown:
+        return shown[0], f"the shortest budget at which ρ(P) is shown above 0 ({described})"
+    best = max(budgets, key=lambda budget: correlations[budget][0])
+    return best, f"ρ(P) is shown above 0 at no budget; the budget of the highest ρ(P) ({described})"
+
+
+def search_plan(pool_rows: list, path: Path) -> dict:
+    """The searches' budget and arms: P alone, P + α·TG (α chosen on the pool out of sample), and
+    P + β·(the pool's best proxy).
 
     Chosen once, on the pool as it is then, and kept in `path`: searches that resume later (the pool may
-    have grown) run the same arms.
+    have grown) run at the same budget with the same arms.
     """
     if path.exists():
-        return list(json.loads(path.read_text()))
+        return dict(json.loads(path.read_text()))
+    budget, reason = search_budget(pool_rows)
     # With α = 0 chosen on the pool the guided arm would be P's own: the paper's α = 1 instead.
     alpha = calibrate_alpha(pool_rows, budget).alpha or 1.0
     arms = [
@@ -216,21 +246,28 @@ def search_arms(pool_rows: list, budget: int, path: Path) -> list[dict]:
     if beyond is not None:
         proxy, beta = beyond.proxy, beyond.beta
         arms.append({"arm": f"P + {beta:.3g}·{proxy}", "alpha": 0.0, "proxy_weights": {proxy: beta}})
-    write_atomically(path, lambda file: file.write(json.dumps(arms, indent=2).encode()))
-    return arms
+    plan = {
+        "budget": budget,
+        "why": reason,
+        "pool_architectures": len(architecture_ids(pool_rows)),
+        "arms": arms,
+    }
+    write_atomically(path, lambda file: file.write(json.dumps(plan, indent=2).encode()))
+    return plan
 
 
 def run_searches(
     pool_rows: list, data: tuple, teacher_path: Path, path: Path, arguments, scale: Scale
 ) -> None:
     """Every arm at every seed not yet run; one row per search appended to `path` as it ends."""
-    budget = sorted({row["budget"] for row in pool_rows if row["budget"] > 0})[0]
     best = max(nasbench201.mature_accuracy(cell) for cell in nasbench201.arch_strings())
     done = {(row["arm"], row["seed"]) for row in read_pool(path)} if path.exists() else set()
     (x_train, y_train), validation = data
-    arms = search_arms(pool_rows, budget, path.with_name(f"{path.stem}-arms.json"))
+    plan = search_plan(pool_rows, path.with_name(f"{path.stem}-plan.json"))
+    budget = plan["budget"]
+    print(f"searches at {budget} steps: {plan['why']}", flush=True)
     for search_seed in arguments.search_seeds:
-        for arm in arms:
+        for arm in plan["arms"]:
             if (arm["arm"], search_seed) in done:
                 continue
             space = NASBench201SearchSpace(num_classes=10, input_shape=x_train.shape[1:])
