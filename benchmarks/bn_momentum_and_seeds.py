@@ -270,13 +270,14 @@ def seeds_report() -> list[str]:
         "",
         "| architecture | MFLOPs | pool (seed = position) | "
         + " | ".join(f"seed {s}" for s in SPREAD_SEEDS)
-        + " | sd of the new seeds |",
+        + " | sd of the four seeds |",
         "|---|---|---|" + "---|" * len(SPREAD_SEEDS) + "---|",
     ]
     runs = [mature_rows(seeds_path(seed)) for seed in SPREAD_SEEDS]
     variances = []
     for arch_id in SPREAD_ARCHITECTURES:
-        accuracies = [run[arch_id][contract.MATURE_ACCURACY] for run in runs if arch_id in run]
+        accuracies = [pool[arch_id][contract.MATURE_ACCURACY]]  # the pool's own run is one of the seeds
+        accuracies += [run[arch_id][contract.MATURE_ACCURACY] for run in runs if arch_id in run]
         accuracies = [a for a in accuracies if math.isfinite(a)]
         spread = float(np.std(accuracies, ddof=1)) if len(accuracies) >= 2 else math.nan
         if len(accuracies) >= 2:
@@ -292,7 +293,8 @@ def seeds_report() -> list[str]:
         reliability = max(0.0, 1 - within**2 / between**2)
         lines += [
             "",
-            f"Pooled within-architecture sd (seed noise) over {len(variances)} architectures: {within:.4f}; "
+            f"Pooled within-architecture sd (seed noise) over {len(variances)} architectures × 4 seeds: "
+            f"{within:.4f}; "
             f"sd of mature accuracy across the pool's {len(pool)} architectures: {between:.4f}; the share "
             f"of that spread which is not seed noise (reliability) ≈ {reliability:.2f}, so no predictor can "
             f"correlate with one seed's mature accuracy much above √{reliability:.2f} ≈ "
