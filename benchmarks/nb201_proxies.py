@@ -44,6 +44,7 @@ from cifar10_science import DEFAULT_ARCHIVE, DEFAULT_CACHE, cifar10_arrays, stan
 from keras_sage import contract, nasbench201
 from keras_sage._atomic import write_atomically
 from keras_sage.analysis.pool import append_rows, read_pool
+from keras_sage.analysis.predictors import PROXY_COLUMNS
 from keras_sage.analysis.proxy_table import CONV_COUNT, PUBLISHED_NB201_CIFAR10, conv_count, proxy_markdown
 from keras_sage.hypermodels import NASBench201SearchSpace
 from keras_sage.proxies import naswot, zero_cost_proxies
@@ -54,7 +55,6 @@ POOLS = Path(__file__).resolve().parent / "pools"
 GRADIENT_BATCH = 64
 NASWOT_BATCH = 128
 GRADIENT_PROXIES = (contract.PARAMS, contract.FLOPS, contract.SYNFLOW, contract.SNIP, contract.GRAD_NORM)
-PROXIES = (contract.SYNFLOW, contract.SNIP, contract.GRAD_NORM, contract.NASWOT)
 
 
 def score_cells(arguments: argparse.Namespace) -> None:
@@ -100,7 +100,10 @@ def score_cells(arguments: argparse.Namespace) -> None:
 
 
 def teacher_guidance_path(path: Path) -> Path:
-    return path.with_name(path.stem.replace("nb201-proxies", "nb201-tg-init") + path.suffix)
+    """The rows of TG at initialisation beside the proxies' rows `path` (never `path` itself)."""
+    if "nb201-proxies" in path.stem:
+        return path.with_name(path.stem.replace("nb201-proxies", "nb201-tg-init") + path.suffix)
+    return path.with_name(f"{path.stem}-tg-init{path.suffix}")
 
 
 def score_teacher_guidance(arguments: argparse.Namespace) -> None:
@@ -186,13 +189,16 @@ def pool_agreement(rows: list[dict], seed: int) -> list[str]:
     rank the cells it shares with these rows (a random batch of 64; naswot on 128)."""
     by_cell = {row["arch_string"]: row for row in rows}
     lines = []
-    for pool_path in sorted(POOLS.glob(f"nasbench201-cifar10-32px-*-seed{seed}-teacher*.jsonl")):
+    pools = POOLS.glob(f"nasbench201-cifar10-32px-*-seed{seed}-teacher*.jsonl")
+    for pool_path in sorted(path for path in pools if not path.stem.endswith("-searches")):
         pool = {row["arch_string"]: row for row in read_pool(pool_path) if row.get("arch_string") in by_cell}
-        cells = [cell for cell, row in pool.items() if all(np.isfinite(row.get(p, np.nan)) for p in PROXIES)]
+        cells = [
+            cell for cell, row in pool.items() if all(np.isfinite(row.get(p, np.nan)) for p in PROXY_COLUMNS)
+        ]
         if len(cells) < 3:
             continue
         agreement = []
-        for name in PROXIES:
+        for name in PROXY_COLUMNS:
             rho = stats.spearmanr([pool[c][name] for c in cells], [by_cell[c][name] for c in cells])[0]
             agreement.append(f"{name} {rho:.3f}")
         lines += [
