@@ -434,3 +434,21 @@ def test_a_pool_too_small_to_halve_has_no_out_of_sample_gain():
     calibration = calibrate_alpha(known_pool(n=5, seed=1), 100, alphas=(0, 1), n_resamples=10)
     assert calibration.splits == 0 and math.isnan(calibration.out_of_sample_delta)
     assert calibration.alpha == calibration.in_sample_alpha
+
+
+def test_resampled_difference_is_paired_and_matches_scipy_on_the_whole_sample():
+    from keras_sage.analysis.predictors import resample_indices, resampled_difference
+
+    rng = np.random.default_rng(11)
+    target = rng.normal(size=30)
+    values, reference = target + rng.normal(0, 0.5, 30), target + rng.normal(0, 2.0, 30)
+    difference, low, high = resampled_difference(values, reference, target, n_resamples=300, seed=4)
+    expected = scipy.stats.spearmanr(values, target)[0] - scipy.stats.spearmanr(reference, target)[0]
+    assert difference == pytest.approx(expected)
+    # The same resamples for both: the interval of a loop over them with scipy.
+    samples = [
+        scipy.stats.spearmanr(values[i], target[i])[0] - scipy.stats.spearmanr(reference[i], target[i])[0]
+        for i in resample_indices(30, 300, 4)
+    ]
+    assert (low, high) == pytest.approx(tuple(np.percentile(samples, [2.5, 97.5])), abs=1e-9)
+    assert low > 0  # the less noisy predictor is shown better

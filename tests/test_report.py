@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from keras_sage.analysis import predictivity, read_pool
@@ -57,13 +58,50 @@ def test_the_first_paragraph_answers_with_the_numbers_predictivity_gives(pool_re
     tg = rows["TG"]
     assert f"partial ρ(TG | depth, log_flops) = {tg['partial_r']:.3f} [{tg['partial_ci_low']:.3f}" in first
     # The score itself beside the best size count (no proxies in this pool).
-    alpha = re.search(r"The score P \+ ([\d.]+)·TG itself", first).group(1)
+    score_name = re.search(r"The score itself, (P alone|P \+ [\d.]+·TG) ", first).group(1)
+    alpha = "0" if score_name == "P alone" else score_name.split(" + ")[1].split("·")[0]
     score = rows[f"P+{alpha}TG"] if alpha != "0" else rows["P"]
     best = max(("depth", "params", "log_flops"), key=lambda name: rows[name]["r"])
     assert (
         f"ranks the architectures at ρ = {score['r']:.3f} [{score['ci_low']:.3f}, {score['ci_high']:.3f}], "
-        f"and the best size count or proxy, {best}, at ρ = {rows[best]['r']:.3f}: "
+        f"the best size count or proxy, {best}, at ρ = {rows[best]['r']:.3f}: a paired difference of "
     ) in first
+
+
+def synthetic_pool(n, seed, signal):
+    """Budgets 0 and 10; mature accuracy follows `signal` ("params" or "P"); TG is noise."""
+    rng = np.random.default_rng(seed)
+    params, premature = rng.uniform(1e4, 1e6, n), rng.uniform(0.1, 0.5, n)
+    mature = (params / 1e6 if signal == "params" else premature) + rng.normal(0, 0.02, n)
+    return [
+        {
+            "arch_id": f"{i:04d}",
+            "budget": budget,
+            "examples": budget * 32,
+            "premature_accuracy": float(premature[i]) if budget else 0.1,
+            "teacher_guidance": float(rng.uniform()),
+            "mature_accuracy": float(mature[i]),
+            "params": float(params[i]),
+            "flops": float(rng.uniform(1e6, 1e8)),
+        }
+        for i in range(n)
+        for budget in (0, 10)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("signal", "verdict"),
+    [
+        ("params", "so params ranks the architectures better."),
+        ("P", "so the score ranks the architectures better than"),
+    ],
+)
+def test_the_score_is_set_beside_the_best_control_with_a_paired_difference(tmp_path, signal, verdict):
+    from keras_sage.analysis import pool_report
+
+    pool = synthetic_pool(40, 3, signal)
+    first = pool_report(pool, tmp_path, title="Synthetic", n_resamples=200).split("\n")[2]
+    assert verdict in first
 
 
 def test_a_project_directory_gets_the_search_report(tmp_path):

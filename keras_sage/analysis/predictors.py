@@ -522,6 +522,44 @@ def resampled_correlation(
     return correlations.value(0), low, high
 
 
+def resampled_difference(
+    values: np.ndarray,
+    reference: np.ndarray,
+    target: np.ndarray,
+    *,
+    method: str = "spearman",
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """r(values, target) − r(reference, target), with the 95% percentile interval of that difference over
+    resamples of the items that draw the same items for both (paired, as `predictivity`'s Δ).
+
+    Args:
+        values: (n,) a predictor, e.g. P + α·TG.
+        reference: (n,) the predictor it is set against, e.g. log FLOPs.
+        target: (n,) mature accuracy.
+        method: `"spearman"` or `"pearson"`.
+        n_resamples: Resamples of the items, with replacement (`resample_indices(n, n_resamples, seed)`).
+        seed: Seed of the resamples.
+
+    Returns:
+        `(difference, ci_low, ci_high)`; NaN with fewer than 3 items.
+
+    Example:
+
+    ```python
+    difference, low, high = resampled_difference(p_plus_tg, log_flops, mature)
+    shown_better = low > 0
+    ```
+    """
+    _check_method(method)
+    statistic = functools.partial(_correlations, target=np.asarray(target, dtype=np.float64), method=method)
+    columns = np.stack([np.asarray(reference, dtype=np.float64), np.asarray(values, dtype=np.float64)])
+    correlations = _Resampled.of(columns, statistic, resample_count(n_resamples), seed, minimum=3)
+    low, high = correlations.delta_interval(1)
+    return correlations.value(1) - correlations.value(0), low, high
+
+
 def to_dataframe(rows: Sequence[Mapping[str, Any]] | Sequence[Any]) -> Any:
     """The rows of `predictivity` (or results such as `replay_curve`'s dataclasses) as a pandas DataFrame.
 
@@ -728,23 +766,31 @@ def _groups_by_sample(
     return list(groups.values())
 
 
-def varying_columns(pool: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
-    """Those of `names` that take at least two finite values over the pool's rows (`log_flops` from
-    `flops`): a control that is the same for every architecture (the depth of NAS-Bench-201's cells)
-    controls for nothing.
+def constant_columns(pool: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
+    """Those of `names` that take one and the same finite value in every row of the pool that has one
+    (`log_flops` from `flops`): a control the same for every architecture (the depth of NAS-Bench-201's
+    cells) controls for nothing. A column no row has is absent, not constant.
+
+    Args:
+        pool: The pool's rows.
+        names: Column names.
+
+    Returns:
+        The constant ones, in the order of `names`.
 
     Example:
 
     ```python
-    varying_columns(pool, ("depth", "log_flops"))  # ["log_flops"] for a NAS-Bench-201 pool
+    constant_columns(pool, ("depth", "log_flops"))  # ["depth"] for a NAS-Bench-201 pool
     ```
     """
-    varying = []
+    rows = list(pool)
+    constant = []
     for name in names:
-        values = column(list(pool), name)
-        if len(np.unique(values[np.isfinite(values)])) >= 2:
-            varying.append(name)
-    return varying
+        values = column(rows, name)
+        if len(np.unique(values[np.isfinite(values)])) == 1:
+            constant.append(name)
+    return constant
 
 
 def _present_columns(pool: Iterable[Mapping[str, Any]]) -> list[str]:

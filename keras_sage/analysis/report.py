@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from keras_sage import contract
 from keras_sage.analysis.beyond_proxies import BeyondProxy, teacher_beyond_proxy
 from keras_sage.analysis.plots import (
@@ -23,21 +25,26 @@ from keras_sage.analysis.plots import (
 )
 from keras_sage.analysis.pool import ARCH_ID, BUDGET, MATURE_ACCURACY, architecture_ids
 from keras_sage.analysis.predictors import (
+    CONTROL_COLUMNS,
     DEFAULT_ALPHAS,
     DEFAULT_CONTROLS,
     PROXY_COLUMNS,
     SIZE_COLUMNS,
     calibrate_alpha,
+    column,
     combined_predictor_name,
+    constant_columns,
     pool_budgets,
     predictivity,
     resample_count,
-    varying_columns,
+    resampled_difference,
+    rows_at_budget,
 )
 from keras_sage.analysis.records import front_trial_ids, project_records, search_summary
 from keras_sage.analysis.search_comparison import describe_comparisons
 from keras_sage.analysis.search_replay import efficiency_ratio, replay_curve
 from keras_sage.analysis.tables import format_table
+from keras_sage.score import combined_score
 
 REPORT_FILE = "report.md"
 # The predictors the report's tables show, besides each S_<layer>: P, TG, the calibrated P + α·TG and the
@@ -208,7 +215,7 @@ def pool_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n_resamples = resample_count(n_resamples, n_boot)
-    constant = [name for name in controls if name not in varying_columns(pool, controls)]
+    constant = constant_columns(pool, controls)
     controls = [name for name in controls if name not in constant]
     rows = predictivity(
         pool, alphas=alphas, method=method, n_resamples=n_resamples, seed=seed, controls=controls
@@ -226,9 +233,10 @@ def pool_report(
     examples = {row["budget"]: row.get("examples", math.nan) for row in pool}
 
     lines = [f"# {title}", ""]
-    lines += [_answer(rows, calibrations, shortest, examples, controls, method), ""]
+    resampling = {"pool": pool, "n_resamples": n_resamples, "seed": seed}
+    lines += [_answer(rows, calibrations, shortest, examples, controls, method, resampling), ""]
     if budgets[0] == 0 and shortest != 0:
-        lines += [_answer(rows, calibrations, 0, examples, controls, method), ""]
+        lines += [_answer(rows, calibrations, 0, examples, controls, method, resampling), ""]
     beyond = {
         budget: teacher_beyond_proxy(pool, budget, n_resamples=n_resamples, seed=seed) for budget in budgets
     }
@@ -396,6 +404,7 @@ def _answer(
     examples: Mapping[int, Any],
     controls: Sequence[str],
     method: str,
+    resampling: Mapping[str, Any],
 ) -> str:
     """The plain-words answer at one budget: does the trained teacher add information?"""
     calibration = calibrations[budget]
@@ -418,8 +427,8 @@ def _answer(
     )
     controls_text = ", ".join(
         f"{symbol}({name}) = {at_budget[name]['r']:.3f}"
-        for name in ("TG_untrained", "TG_labels", "depth", "log_flops", *PROXY_COLUMNS)
-        if name in at_budget
+        for name in CONTROL_COLUMNS
+        if name in at_budget and math.isfinite(at_budget[name]["r"])
     )
     verdict = (
         "the trained teacher adds information beyond P and the controls"
@@ -446,7 +455,8 @@ def _answer(
         f"{in_sample['delta']:+.3f} [{in_sample['delta_ci_low']:+.3f}, {in_sample['delta_ci_high']:+.3f}]"
     )
     return (
-        f"**{when}, {verdict}.** {_against_best_control(at_budget, in_sample, in_sample_alpha, symbol)}"
+        f"**{when}, {verdict}.** "
+        f"{_against_best_control(at_budget, budget, alpha, method, resampling)}"
         f"{symbol}(P) = {premature['r']:.3f} [{premature['ci_low']:.3f}, "
         f"{premature['ci_high']:.3f}]; {symbol}(TG) = {guidance['r']:.3f} [{guidance['ci_low']:.3f}, "
         f"{guidance['ci_high']:.3f}]; {held_out_text}; {in_sample_text}; {partial_text}. "
@@ -455,10 +465,15 @@ def _answer(
 
 
 def _against_best_control(
-    at_budget: Mapping[str, Mapping[str, Any]], combined: Mapping[str, Any], alpha: float, symbol: str
+    at_budget: Mapping[str, Mapping[str, Any]],
+    budget: int,
+    alpha: float,
+    method: str,
+    resampling: Mapping[str, Any],
 ) -> str:
-    """A sentence setting the score P + α·TG itself beside the best size count or proxy, which a gain over
-    P alone does not show (a gain over a P that ranks the architectures backwards is cheap)."""
+    """A sentence setting the score P + α·TG itself (α the one chosen out of sample) beside the best size
+    count or proxy, with their paired difference: a gain over P alone does not show it, and a gain over
+    a P that ranks the architectures backwards is cheap."""
     finite = [
         name
         for name in (*SIZE_COLUMNS, *PROXY_COLUMNS)
@@ -467,16 +482,33 @@ def _against_best_control(
     if not finite:
         return ""
     best = max(finite, key=lambda name: at_budget[name]["r"])
-    control = at_budget[best]
-    comparison = (
-        "below it: the control ranks the architectures better"
-        if combined["ci_high"] < control["r"]
-        else "not shown above it"
-        if combined["r"] <= control["r"] or combined["ci_low"] <= control["r"]
-        else "above it"
+    rows = rows_at_budget(resampling["pool"], budget)
+    premature, guidance = column(rows, contract.PREMATURE_ACCURACY), column(rows, contract.TEACHER_GUIDANCE)
+    score = combined_score(premature, guidance, alpha)
+    control, target = column(rows, best), column(rows, MATURE_ACCURACY)
+    kept = np.isfinite(score) & np.isfinite(control) & np.isfinite(target)
+    difference, low, high = resampled_difference(
+        score[kept],
+        control[kept],
+        target[kept],
+        method=method,
+        n_resamples=resampling["n_resamples"],
+        seed=resampling["seed"],
     )
+    symbol = "ρ" if method == "spearman" else "r"
+    verdict = (
+        f"{best} ranks the architectures better"
+        if high < 0
+        else f"the score ranks the architectures better than {best}"
+        if low > 0
+        else "neither is shown to rank the architectures better"
+    )
+    combined = at_budget.get(combined_predictor_name(alpha), at_budget["P"]) if alpha else at_budget["P"]
     return (
-        f"The score P + {alpha:g}·TG itself ranks the architectures at {symbol} = {combined['r']:.3f} "
-        f"[{combined['ci_low']:.3f}, {combined['ci_high']:.3f}], and the best size count or proxy, {best}, "
-        f"at {symbol} = {control['r']:.3f}: {comparison}. "
+        f"The score itself, {f'P + {alpha:g}·TG' if alpha else 'P alone'} (α the one chosen most often "
+        f"out of sample), ranks the architectures at {symbol} = {combined['r']:.3f} "
+        f"[{combined['ci_low']:.3f}, {combined['ci_high']:.3f}], the best size count or proxy, {best}, at "
+        f"{symbol} = {at_budget[best]['r']:.3f}: a paired difference of {difference:+.3f} [{low:+.3f}, "
+        f"{high:+.3f}], so "
+        f"{verdict}. "
     )
