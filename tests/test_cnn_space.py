@@ -236,8 +236,27 @@ def test_batch_norm_moving_statistics_follow_the_momentum(momentum):
     normalization(features, training=True)  # one training step's update of the moving statistics
     expected = (1 - momentum) * features.mean(axis=(0, 1, 2))  # from the initial moving mean of 0
     np.testing.assert_allclose(keras.ops.convert_to_numpy(normalization.moving_mean), expected, atol=1e-6)
-    for bad in (1.0, -0.1, "0.9", True):
-        with pytest.raises(ValueError, match="batch_norm_momentum"):
+
+
+def test_every_space_and_teacher_uses_one_batch_norm_momentum_by_default():
+    from keras_sage.hypermodels import NASBench201SearchSpace, resnet_cifar
+    from keras_sage.hypermodels.base import BATCH_NORM_MOMENTUM
+
+    space = CNNSearchSpace(1, num_classes=2, input_shape=(8, 8, 1))
+    models = [
+        space.build(hand_set(space, {"num_layers": 1, "normalization_1": "batchnorm"})),
+        resnet_cifar(depth=8, num_classes=2, input_shape=(8, 8, 1)),
+        NASBench201SearchSpace(num_classes=2, input_shape=(8, 8, 1), num_repeats=1, filters=4).build(
+            keras_tuner.HyperParameters()
+        ),
+    ]
+    for model in models:
+        normalizations = [x for x in model.layers if isinstance(x, keras.layers.BatchNormalization)]
+        momenta = {normalization.momentum for normalization in normalizations}
+        assert momenta == {BATCH_NORM_MOMENTUM} == {0.9}, model.name
+    assert CNNSearchSpace(num_classes=2, input_shape=(4, 4, 1), batch_norm_momentum=np.float64(0.99))
+    for bad, error in ((1.0, ValueError), (-0.1, ValueError), ("0.9", TypeError), (True, TypeError)):
+        with pytest.raises(error, match="batch_norm_momentum"):
             CNNSearchSpace(num_classes=2, input_shape=(4, 4, 1), batch_norm_momentum=bad)
 
 

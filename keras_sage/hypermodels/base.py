@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import keras
 import keras_tuner
 
-from keras_sage._validation import check_positive_int
+from keras_sage._validation import check_non_negative_number, check_positive_int
 
 # Candidates train with SGD and Nesterov momentum 0.9, as in the paper (supplement, "CIFAR Training").
 DEFAULT_MOMENTUM = 0.9
@@ -145,14 +145,28 @@ def new_optimizer(
 
 
 def check_batch_norm_momentum(momentum: Any) -> float:
-    """Returns `momentum` as a float if it is a batch normalization momentum in [0, 1).
+    """`momentum` as a float if it is a batch normalization momentum: a real number in [0, 1).
+
+    Args:
+        momentum: The momentum a search space was given (Keras's convention: the weight of the old value).
+
+    Returns:
+        It, as a Python `float`.
 
     Raises:
-        ValueError: naming `batch_norm_momentum` and the value, otherwise.
+        TypeError: If it is not a real number.
+        ValueError: If it is outside [0, 1), naming `batch_norm_momentum`.
+
+    Example:
+
+    ```python
+    check_batch_norm_momentum(np.float32(0.9))  # 0.9 (as a float32 rounds it)
+    ```
     """
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-        raise ValueError(f"batch_norm_momentum must be a number in [0, 1); got {momentum!r}")
-    return float(momentum)
+    value = check_non_negative_number("batch_norm_momentum", momentum)
+    if value >= 1:
+        raise ValueError(f"batch_norm_momentum must lie in [0, 1); got {momentum!r}")
+    return value
 
 
 def check_num_classes(num_classes: Any) -> int:
