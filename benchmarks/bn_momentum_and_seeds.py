@@ -37,7 +37,6 @@ from cifar10_science import (
     DEFAULT_ARCHIVE,
     DEFAULT_CACHE,
     DEFAULT_POOLS,
-    POOL_BATCH_NORM_MOMENTUM,
     SCALES,
     cifar10_arrays,
     split,
@@ -112,7 +111,7 @@ def train(part: str) -> None:
         runs = [(momentum, momentum_path(momentum), 0, MOMENTUM_BUDGETS, 1) for momentum in MOMENTA]
     else:
         chosen = list(SPREAD_ARCHITECTURES)
-        momentum = POOL_BATCH_NORM_MOMENTUM
+        momentum = scale.batch_norm_momentum  # the pool's
         runs = [
             (momentum, seeds_path(seed), seed, SPREAD_BUDGETS, scale.mature_epochs) for seed in SPREAD_SEEDS
         ]

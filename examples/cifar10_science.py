@@ -58,6 +58,7 @@ from keras_sage.analysis import (
 from keras_sage.contract import SCORE
 from keras_sage.datasets import standardize
 from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
+from keras_sage.hypermodels.base import BATCH_NORM_MOMENTUM
 from keras_sage.teachers import register_teacher
 from keras_sage.tuners import TPEOracle
 from keras_sage.tuners.sage_tuner import DEFAULT_MAX_CONSECUTIVE_FAILED_TRIALS, SageTuner
@@ -81,9 +82,6 @@ CIFAR10_CLASSES = (
     "truck",
 )
 CIFAR_SIDE = 32
-# The committed 16 px pools and their searches were built with Keras's default batch-norm momentum, before
-# every space moved to `hypermodels.base.BATCH_NORM_MOMENTUM` (0.9); extending them keeps theirs.
-POOL_BATCH_NORM_MOMENTUM = 0.99
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +102,8 @@ class Scale:
     search_trials: int = 30
     search_seeds: tuple[int, ...] = (1, 2)
     rerank_top_k: int = 3
+    # The students' batch-norm momentum (written into each pool's description).
+    batch_norm_momentum: float = BATCH_NORM_MOMENTUM
 
 
 SCALES = {
@@ -135,6 +135,9 @@ SCALES = {
         architectures=40,
         mature_epochs=10,
         batch_size=64,
+        # The committed 16 px pools and their searches were built with Keras's default, before every space
+        # moved to `hypermodels.base.BATCH_NORM_MOMENTUM` (0.9); extending them keeps theirs.
+        batch_norm_momentum=0.99,
     ),
     # The paper's setting on one GPU (CIFAR-10 here; CIFAR-100 goes through `keras_sage.cifar100`).
     "gpu": Scale(
@@ -357,7 +360,7 @@ def pool(splits: Splits, scale: Scale, teacher_path: Path, controls: dict, path:
         max_layers=scale.max_layers,
         num_classes=10,
         input_shape=splits.x_student_train.shape[1:],
-        batch_norm_momentum=POOL_BATCH_NORM_MOMENTUM,
+        batch_norm_momentum=scale.batch_norm_momentum,
     )
     data = (
         (standardized(splits.x_student_train), splits.y_student_train),
@@ -402,7 +405,7 @@ def run_searches(
                     max_layers=scale.max_layers,
                     num_classes=10,
                     input_shape=probe[0].shape[1:],
-                    batch_norm_momentum=POOL_BATCH_NORM_MOMENTUM,
+                    batch_norm_momentum=scale.batch_norm_momentum,
                 ),
                 teacher=teacher_path,
                 alpha=alpha,
