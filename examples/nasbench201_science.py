@@ -15,9 +15,9 @@ training at all). Stages, each resumable (re-running the same command continues 
    arms at equal examples, paired by seed (the same random start-up trials): P alone (α = 0), P + α·TG (α
    chosen on the pool out of sample), and P + β·x (x the pool's best proxy, β chosen on the pool); the
    budget is the shortest at which P is shown to rank the cells (`search_budget`), all kept in a plan file
-   beside the rows. No
-   reranking: the top-scored cell's mature accuracy is looked up, and its regret to the space's best is
-   recorded after every trial, so the examples each arm needs to reach P's final regret can be counted.
+   beside the rows. No reranking: the top-scored cell's mature accuracy is looked up, and its regret to
+   the space's best is recorded after every trial, so the examples each arm needs to reach P's final
+   regret can be counted.
 
 `--scale cpu` fits a 2-core CPU (a ResNet-8 teacher for 10 epochs; students on 10,000 images);
 `--scale gpu` is the paper's budget (2 epochs of 45,000 at 32×32) and a ResNet-56 teacher, sized to run in
@@ -209,6 +209,8 @@ def search_budget(pool_rows: list) -> tuple[int, str]:
     none, the budget where ρ(P) is highest. A budget at which P ranks the cells backwards would hand the
     guided arms a cheap win."""
     budgets = sorted({row["budget"] for row in pool_rows if row["budget"] > 0})
+    if not budgets:
+        raise ValueError("the pool has no trained budget (only initialisation): no search budget to choose")
     correlations = {}
     for budget in budgets:
         rows = rows_at_budget(pool_rows, budget)
@@ -222,7 +224,7 @@ def search_budget(pool_rows: list) -> tuple[int, str]:
     )
     if shown:
         return shown[0], f"the shortest budget at which ρ(P) is shown above 0 ({described})"
-    best = max(budgets, key=lambda budget: correlations[budget][0])
+    best = max(budgets, key=lambda budget: np.nan_to_num(correlations[budget][0], nan=-np.inf))
     return best, f"ρ(P) is shown above 0 at no budget; the budget of the highest ρ(P) ({described})"
 
 
@@ -261,10 +263,11 @@ def run_searches(
 ) -> None:
     """Every arm at every seed not yet run; one row per search appended to `path` as it ends."""
     best = max(nasbench201.mature_accuracy(cell) for cell in nasbench201.arch_strings())
-    done = {(row["arm"], row["seed"]) for row in read_pool(path)} if path.exists() else set()
     (x_train, y_train), validation = data
     plan = search_plan(pool_rows, path.with_name(f"{path.stem}-plan.json"))
     budget = plan["budget"]
+    rows = read_pool(path) if path.exists() else []
+    done = {(row["arm"], row["seed"]) for row in rows if row["budget"] == budget}
     print(f"searches at {budget} steps: {plan['why']}", flush=True)
     for search_seed in arguments.search_seeds:
         for arm in plan["arms"]:
@@ -285,7 +288,9 @@ def run_searches(
                 ),
                 seed=search_seed,
                 directory=arguments.cache / "nasbench201-searches",
-                project_name=f"seed{arguments.seed}-{arm['arm']}-search{search_seed}".replace(" ", ""),
+                project_name=f"seed{arguments.seed}-{arm['arm']}-{budget}steps-search{search_seed}".replace(
+                    " ", ""
+                ),
                 overwrite=False,
             )
             tuner.search(x_train, y_train, validation_data=validation, batch_size=scale.batch_size, verbose=0)
