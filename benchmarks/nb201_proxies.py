@@ -179,9 +179,23 @@ def report(path: Path, n_resamples: int, seed: int) -> str:
             "cells than the published figures used.",
             "",
             proxy_markdown(rows, names, n_resamples=n_resamples, seed=seed),
+            *teacher_guidance_note(path),
             *pool_agreement(rows, seed),
         ]
     )
+
+
+def teacher_guidance_note(path: Path) -> list[str]:
+    """What the `teacher_guidance` row of the table is, where it has been scored."""
+    if not teacher_guidance_path(path).exists():
+        return []
+    rows = read_pool(teacher_guidance_path(path))
+    return [
+        f"`teacher_guidance` is TG at initialisation (DisWOT's regime: the untrained cell against a trained "
+        f"teacher), scored by `--teacher-guidance` on the first {len(rows)} cells with the same seeds; "
+        f"teacher {rows[0]['teacher']}. No published NAS-Bench-201 CIFAR-10 value is set beside it.",
+        "",
+    ]
 
 
 def pool_agreement(rows: list[dict], seed: int) -> list[str]:
