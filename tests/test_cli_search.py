@@ -395,7 +395,7 @@ def test_bad_config_is_one_line_naming_the_culprit(folder, capsys, old, new, mes
             "max_layers = 2",
             "max_layers = 2\ndepth = 3",
             "[hypermodel] unknown key(s) depth for 'cnn'; valid keys: name, max_layers, optimizer, "
-            "learning_rate, tunable",
+            "learning_rate, batch_norm_momentum, tunable",
         ),
         (
             "max_layers = 2",
