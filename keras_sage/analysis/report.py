@@ -383,6 +383,8 @@ def _beyond_proxy_row(result: BeyondProxy) -> dict[str, Any]:
         "ρ(proxy)": result.proxy_r,
         "β": result.beta,
         "ρ(P + β·proxy), β in sample": result.combined_r[0],
+        "ρ low": result.combined_r[1],
+        "ρ high": result.combined_r[2],
         "proxy's gain over P, held out": result.proxy_gain,
         "gain low": result.proxy_gain_interval[0],
         "gain high": result.proxy_gain_interval[1],
