@@ -22,6 +22,7 @@ Run: `python examples/tg_sage_demo.py` (a few minutes on 2 CPU cores); `--help` 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -287,13 +288,20 @@ def print_committed_nasbench201(output: Path) -> None:
         print(proxy_markdown(read_pool(PROXY_ROWS)))
     else:
         print(f"no proxy rows yet ({PROXY_ROWS}: `python benchmarks/nb201_proxies.py` makes them)")
-    pools = sorted(POOLS.glob("nasbench201-cifar10-*.jsonl"))
+    pools = sorted(
+        path for path in POOLS.glob("nasbench201-cifar10-*.jsonl") if not path.stem.endswith("-searches")
+    )
     if not pools:
         print("no NAS-Bench-201 pool yet (`python examples/nasbench201_science.py --stage pool` builds it)")
         return
     rows = read_pool(pools[-1])
     cells = len({row["arch_id"] for row in rows})
-    print(f"The NAS-Bench-201 pool so far: {cells} cells (it resumes; a verdict on few cells is weak).")
+    description = pools[-1].with_suffix(".json")
+    planned = json.loads(description.read_text())["scale"]["architectures"] if description.exists() else cells
+    if cells >= planned:
+        print(f"The NAS-Bench-201 pool: {cells} cells, complete.")
+    else:
+        print(f"The NAS-Bench-201 pool so far: {cells} of {planned} cells (it resumes; a weak verdict yet).")
     title = f"NAS-Bench-201 pool ({pools[-1].name})"
     report = pool_report(rows, output / "nasbench201-pool-report", title=title)
     print(report.split("\n")[2])
