@@ -8,7 +8,10 @@ an oracle in this process.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -192,6 +195,42 @@ def test_a_worker_without_a_chief_gives_up_with_one_line(tmp_path, teacher_path,
     assert "\n" not in message
     assert f"worker7: no chief answered at 127.0.0.1:{port} within 1.5 s" in message
     assert distributed.CHIEF_WAIT_VARIABLE in message
+
+
+def test_a_worker_waiting_for_its_chief_tries_again_every_second(tmp_path, teacher_path, monkeypatch):
+    # Something listens at the chief's address but is no chief: it hangs up on every connection. gRPC's
+    # own backoff (1 s, then x1.6 up to 120 s) tries 3 times in 5 s and ever more rarely after.
+    listener = socket.create_server(("127.0.0.1", 0))
+    attempts: list[float] = []
+
+    def hang_up() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                attempts.append(time.monotonic())
+                connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker0")
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(listener.getsockname()[1]))
+    monkeypatch.setenv(distributed.CHIEF_WAIT_VARIABLE, "5")
+    tuner = SageTuner(
+        CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1)),
+        teacher=teacher_path,
+        premature_steps=1,
+        oracle=TPEOracle(max_trials=1, seed=1),
+        directory=tmp_path,
+    )
+    splits = digits(image_size=8, probe_size=20)
+    try:
+        with pytest.raises(distributed.ChiefUnreachableError):
+            tuner.search(
+                splits.x_train[:8], splits.y_train[:8], validation_data=(splits.x_val[:8], splits.y_val[:8])
+            )
+    finally:
+        listener.close()
+    assert len(attempts) >= 6, [round(later - attempts[0], 2) for later in attempts]
 
 
 @pytest.mark.parametrize(

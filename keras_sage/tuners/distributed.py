@@ -13,6 +13,8 @@ workers train candidates. On top of KerasTuner's protocol (its messages are unch
   the chief does not wait for it at the end. While trials still run, a worker that asks for a new trial
   after the last one was handed out is told to wait (IDLE) rather than to stop, so that someone is left
   to re-run a trial whose worker dies. A trial ends once: a second report of it is ignored.
+- A worker waiting for its chief tries again at least every second (`RECONNECT_BACKOFF_S`; gRPC's own
+  backoff grows to two minutes), so workers started before their chief all join within a second of it.
 - A worker that cannot reach its chief gives up with one line (`ChiefUnreachableError`) instead of
   KerasTuner's hour-long gRPC wait: at start-up after `chief_wait` seconds (a worker may be started
   before its chief), later after `chief_timeout` seconds without an answer (so within
@@ -68,6 +70,11 @@ CHIEF_LOST_EXIT_STATUS = 3
 
 # How long the chief lets requests in flight finish when it stops.
 _STOP_GRACE_S = 5.0
+
+# A worker that cannot reach its chief tries again at least this often. gRPC's default backoff grows to
+# 120 s, so a worker started minutes before its chief would join up to two minutes late (and, in a small
+# search, find every trial taken by a worker that happened to try first).
+RECONNECT_BACKOFF_S = 1.0
 
 _TrialStatus = keras_tuner.engine.trial.TrialStatus
 
@@ -401,12 +408,30 @@ def lost_message(tuner_id: str, seconds: float, joined: bool) -> str:
     )
 
 
-def bound_worker_client(client: Any, timeouts: Timeouts, tuner_id: str) -> None:
-    """Makes a worker's KerasTuner `OracleClient` wait for its chief a bounded time (see the module doc)."""
-    _compat.install_quiet_condition_protos()
-    _compat.set_oracle_client_stub(
-        client, _BoundedStub(_compat.oracle_client_stub(client), timeouts, tuner_id)
+def worker_channel(address: str) -> grpc.Channel:
+    """A worker's channel to its chief at `address`, trying again every `RECONNECT_BACKOFF_S` at most."""
+    milliseconds = int(RECONNECT_BACKOFF_S * 1000)
+    return grpc.insecure_channel(
+        address,
+        options=[
+            ("grpc.initial_reconnect_backoff_ms", milliseconds // 5),
+            ("grpc.min_reconnect_backoff_ms", milliseconds // 5),
+            ("grpc.max_reconnect_backoff_ms", milliseconds),
+        ],
     )
+
+
+def bound_worker_client(client: Any, timeouts: Timeouts, tuner_id: str) -> None:
+    """Makes a worker's KerasTuner `OracleClient` wait for its chief a bounded time (see the module doc).
+
+    Its requests go through a new channel (`worker_channel`) to the same chief: KerasTuner's own channel
+    is left unused.
+    """
+    _compat.install_quiet_condition_protos()
+    _compat.oracle_client_stub(client)
+    _, service_grpc = _compat.oracle_service()
+    stub = service_grpc.OracleStub(worker_channel(chief_address()))
+    _compat.set_oracle_client_stub(client, _BoundedStub(stub, timeouts, tuner_id))
 
 
 def present_config(client: Any, tuner_id: str, fingerprint: Mapping[str, str]) -> None:
