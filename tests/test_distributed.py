@@ -170,28 +170,34 @@ def test_an_idle_worker_silent_for_the_timeout_is_forgotten(tmp_path):
     assert not oracle.tuner_ids
 
 
-def test_a_worker_without_a_chief_gives_up_with_one_line(tmp_path, teacher_path, monkeypatch):
-    port = free_port()
-    monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker7")
+def search_as_a_worker(directory: Path, teacher_path: Path, monkeypatch, tuner_id: str, port: int, wait: str):
+    """A worker's search with its chief at 127.0.0.1:`port`; returns the error it ends with."""
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
-    monkeypatch.setenv(distributed.CHIEF_WAIT_VARIABLE, "1.5")
+    monkeypatch.setenv(distributed.CHIEF_WAIT_VARIABLE, wait)
     tuner = SageTuner(
         CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1)),
         teacher=teacher_path,
         premature_steps=1,
         oracle=TPEOracle(max_trials=1, seed=1),
-        directory=tmp_path,
+        directory=directory,
     )
     splits = digits(image_size=8, probe_size=20)
-    started = time.monotonic()
     with pytest.raises(distributed.ChiefUnreachableError) as raised:
         tuner.search(
             splits.x_train[:8], splits.y_train[:8], validation_data=(splits.x_val[:8], splits.y_val[:8])
         )
+    return raised.value
+
+
+def test_a_worker_without_a_chief_gives_up_with_one_line(tmp_path, teacher_path, monkeypatch):
+    port = free_port()
+    started = time.monotonic()
+    error = search_as_a_worker(tmp_path, teacher_path, monkeypatch, "worker7", port, wait="1.5")
     waited = time.monotonic() - started
     assert 1.4 < waited < 10
-    message = str(raised.value)
+    message = str(error)
     assert "\n" not in message
     assert f"worker7: no chief answered at 127.0.0.1:{port} within 1.5 s" in message
     assert distributed.CHIEF_WAIT_VARIABLE in message
@@ -211,23 +217,9 @@ def test_a_worker_waiting_for_its_chief_tries_again_every_second(tmp_path, teach
                 connection.close()
 
     threading.Thread(target=hang_up, daemon=True).start()
-    monkeypatch.setenv("KERASTUNER_TUNER_ID", "worker0")
-    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
-    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(listener.getsockname()[1]))
-    monkeypatch.setenv(distributed.CHIEF_WAIT_VARIABLE, "5")
-    tuner = SageTuner(
-        CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1)),
-        teacher=teacher_path,
-        premature_steps=1,
-        oracle=TPEOracle(max_trials=1, seed=1),
-        directory=tmp_path,
-    )
-    splits = digits(image_size=8, probe_size=20)
+    port = listener.getsockname()[1]
     try:
-        with pytest.raises(distributed.ChiefUnreachableError):
-            tuner.search(
-                splits.x_train[:8], splits.y_train[:8], validation_data=(splits.x_val[:8], splits.y_val[:8])
-            )
+        search_as_a_worker(tmp_path, teacher_path, monkeypatch, "worker0", port, wait="5")
     finally:
         listener.close()
     assert len(attempts) >= 6, [round(later - attempts[0], 2) for later in attempts]
