@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from keras_sage.analysis import predictivity, read_pool
 
@@ -166,6 +167,58 @@ def test_a_search_comparison_gets_its_paired_report(tmp_path):
         in first
     )
     assert (tmp_path / "searches-report" / "report.md").read_text() + "\n" == result.stdout
+
+
+def test_searches_with_looked_up_accuracies_report_regret_and_efficiency(tmp_path):
+    def row(arm, alpha, seed, curve, proxy_weights=None):
+        regret = curve[-1][1]
+        return {
+            "arm": arm,
+            "alpha": alpha,
+            "proxy_weights": proxy_weights or {},
+            "seed": seed,
+            "regret": regret,
+            "winner mature acc": 0.94 - regret,
+            "top-score mature acc": 0.94 - regret,
+            "examples (M1·E1)": curve[-1][0],
+            "curve": curve,
+            "mature_accuracy_source": "a table",
+        }
+
+    guided = "P + 8·TG"
+    rows = [
+        row("P", 0.0, 1, [[100, 0.08], [200, 0.05]]),
+        row("P", 0.0, 2, [[100, 0.03], [200, 0.03]]),
+        row("P", 0.0, 3, [[100, 0.06], [200, 0.06]]),
+        row(guided, 8.0, 1, [[100, 0.05], [200, 0.02]]),
+        row(guided, 8.0, 2, [[100, 0.04], [200, 0.03]]),
+        row(guided, 8.0, 3, [[100, 0.07], [200, 0.07]]),
+        row("P + 0.1·naswot", 0.0, 1, [[100, 0.05], [200, 0.05]], {"naswot": 0.1}),
+        row("P + 0.1·naswot", 0.0, 2, [[100, 0.03], [200, 0.03]], {"naswot": 0.1}),
+    ]
+    source = tmp_path / "searches.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = keras_sage("report", str(source))
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[2]
+    differences = [0.02 - 0.05, 0.03 - 0.03, 0.07 - 0.06]
+    interval = stats.ttest_1samp(differences, 0.0).confidence_interval(0.95)
+    assert (
+        f"{guided}: the top-scored cell's regret to the space's best is 0.0400 on average against P's "
+        f"0.0467, a difference of -0.0067 paired over 3 seed(s) (95% t interval [{interval.low:+.4f}, "
+        f"{interval.high:+.4f}]; lower at 1, equal at 1, higher at 1), at 1.000× P's search examples."
+    ) in first
+    # P reached its final regrets after 200, 100 and 100 examples; the guided arm after 100 and 200, and
+    # never at seed 3.
+    assert f"{guided} reached P's final regret at 2 of 3 seed(s); the examples P needed" in first
+    assert "over those P + 8·TG needed: 0.00 [" in first
+    # The proxy arm shares P's α but is its own arm, over the 2 seeds it ran: regret 0.04 against 0.04.
+    assert "P + 0.1·naswot: the top-scored cell's regret to the space's best is 0.0400 on average" in first
+    assert "a difference of +0.0000 paired over 2 seed(s) (no interval" in first
+    assert "P + 0.1·naswot reached P's final regret at 2 of 2 seed(s)" in first
+    assert "curve" not in result.stdout and "[[100" not in result.stdout
+    assert result.stdout.count("a table") == 1 and "mature_accuracy_source: a table" in result.stdout
+    assert result.stdout.count("P + 8·TG  ") >= 3  # the table lists every search
 
 
 def test_a_control_the_same_for_every_architecture_is_left_out_and_said(tmp_path):

@@ -147,8 +147,9 @@ def searches_report(
         title: The report's title.
 
     Returns:
-        The markdown written to `out/report.md`: a first paragraph comparing each guided α with α = 0,
-        paired by seed (`compare_searches`), then the searches' table.
+        The markdown written to `out/report.md`: a first paragraph comparing each guided arm with P
+        alone, paired by seed (`describe_comparisons`: regret and search efficiency where the rows hold
+        them), then the searches' table (without the curves, which stay in the rows).
 
     Example:
 
@@ -159,16 +160,26 @@ def searches_report(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ordered = sorted(rows, key=lambda row: (row["seed"], row["alpha"]))
-    sentences = describe_comparisons(rows) or ["The searches do not hold both α = 0 and a guided arm yet."]
+    sentences = describe_comparisons(rows) or ["The searches do not hold both P alone and a guided arm yet."]
+    # A search's curve (and its proxy weights, which its arm names) stay in the rows file; a text the same
+    # in every row (the mature accuracies' source) is written once, below the table.
+    nested = {column for row in rows for column, value in row.items() if isinstance(value, (list, dict))}
+    shared = {
+        column: value
+        for column, value in rows[0].items()
+        if isinstance(value, str) and all(row.get(column) == value for row in rows) and column != "arm"
+    }
+    table = [{k: v for k, v in row.items() if k not in nested and k not in shared} for row in ordered]
     lines = [
         f"# {title}",
         "",
         " ".join(sentences),
         "",
         "```",
-        format_table([dict(row) for row in ordered]),
+        format_table(table),
         "```",
         "",
+        *(f"{column}: {value}" for column, value in shared.items()),
     ]
     markdown = "\n".join(lines)
     (out / REPORT_FILE).write_text(markdown, encoding="utf-8")

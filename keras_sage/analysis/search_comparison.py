@@ -141,34 +141,86 @@ def is_search_comparison(rows: Sequence[Mapping[str, Any]]) -> bool:
 
 
 def describe_comparisons(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> list[str]:
-    """One plain sentence per guided α and compared value: its searches against α = 0's, paired by seed.
+    """Plain sentences comparing each guided arm's searches with P alone's, paired by seed.
 
-    The winner after reranking is always compared; the top-scored candidate where every row records it.
-    Empty when the rows do not hold both α = 0 and a guided arm.
+    The baseline is P alone (α = 0, no proxy term). Arms are named by their `arm` where the rows name
+    them (NAS-Bench-201's searches: P + α·TG and P + β·proxy), else by their α. Where the rows hold the
+    top-scored cell's `regret` to the space's best and its `curve` (searches with looked-up mature
+    accuracies), each arm gets one sentence on regret and one on `search_efficiency`; otherwise one on the
+    winner after reranking and, where every row records it, one on the top-scored candidate.
+
+    Returns:
+        The sentences; empty when the rows do not hold both P alone and a guided arm.
     """
-    guided = sorted({float(row["alpha"]) for row in rows if float(row["alpha"]) != 0})
-    if not guided or not any(float(row["alpha"]) == 0 for row in rows):
+    arms = sorted({_arm_of(row) for row in rows}, key=lambda arm: (_uses_proxy(rows, arm), str(arm)))
+    baseline = next((arm for arm in arms if _is_p_alone(rows, arm)), None)
+    guided = [arm for arm in arms if arm != baseline]
+    if baseline is None or not guided:
         return []
     sentences = []
-    for alpha in guided:
+    for arm in guided:
+        if all("regret" in row and "curve" in row for row in rows):
+            sentences.extend(_describe_regret(rows, arm, baseline, confidence))
+            continue
         for value, what in _COMPARED:
             if not all(value in row for row in rows):
                 continue
-            comparison = compare_searches(rows, alpha=alpha, value=value, confidence=confidence)
-            interval = (
-                f"{confidence:.0%} t interval [{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]"
-                if not math.isnan(comparison.ci_low)
-                else "no interval: fewer than 2 seeds or no spread"
-            )
+            comparison = compare_searches(rows, alpha=arm, baseline_alpha=baseline, value=value)
             sentences.append(
-                f"With α = {alpha:g}, {what} matures at {np.mean(comparison.arm_values):.4f} on average "
-                f"against α = 0's {np.mean(comparison.baseline_values):.4f}: a difference of "
-                f"{comparison.mean_difference:+.4f}, paired over {len(comparison.seeds)} seed(s) "
-                f"({interval}; better at {comparison.wins}, equal at {comparison.ties}, worse at "
-                f"{comparison.losses}), at "
-                f"{comparison.examples_ratio:.3f}× α = 0's search examples."
+                f"With {_arm_name(arm)}, {what} matures at {np.mean(comparison.arm_values):.4f} on average "
+                f"against {_arm_name(baseline)}'s {np.mean(comparison.baseline_values):.4f}: a difference "
+                f"of {comparison.mean_difference:+.4f}, paired over {len(comparison.seeds)} seed(s) "
+                f"({_interval(comparison.ci_low, comparison.ci_high, confidence)}; better at "
+                f"{comparison.wins}, equal at {comparison.ties}, worse at {comparison.losses}), at "
+                f"{comparison.examples_ratio:.3f}× {_arm_name(baseline)}'s search examples."
             )
     return sentences
+
+
+def _describe_regret(
+    rows: Sequence[Mapping[str, Any]], arm: float | str, baseline: float | str, confidence: float
+) -> list[str]:
+    """The regret sentence and the efficiency sentence of one arm against the baseline."""
+    # Lower is better: compare_searches's "wins" (arm − baseline > 0) are seeds where the regret is higher.
+    comparison = compare_searches(
+        rows, alpha=arm, baseline_alpha=baseline, value="regret", confidence=confidence
+    )
+    efficiency = search_efficiency(rows, arm, baseline)
+    name, base = _arm_name(arm), _arm_name(baseline)
+    return [
+        f"{name}: the top-scored cell's regret to the space's best is {np.mean(comparison.arm_values):.4f} "
+        f"on average against {base}'s {np.mean(comparison.baseline_values):.4f}, a difference of "
+        f"{comparison.mean_difference:+.4f} paired over {len(comparison.seeds)} seed(s) "
+        f"({_interval(comparison.ci_low, comparison.ci_high, confidence)}; lower at {comparison.losses}, "
+        f"equal at {comparison.ties}, higher at {comparison.wins}), at {comparison.examples_ratio:.3f}× "
+        f"{base}'s search examples.",
+        f"{name} reached {base}'s final regret at {efficiency.reached} of {len(efficiency.seeds)} seed(s); "
+        f"the examples {base} needed to reach it over those {name} needed: {efficiency.ratio:.2f} "
+        f"[{efficiency.ci_low:.2f}, {efficiency.ci_high:.2f}] (seeds resampled; 0 where {name} never "
+        "reached it).",
+    ]
+
+
+def _interval(low: float, high: float, confidence: float) -> str:
+    if math.isnan(low):
+        return "no interval: fewer than 2 seeds or no spread"
+    return f"{confidence:.0%} t interval [{low:+.4f}, {high:+.4f}]"
+
+
+def _arm_of(row: Mapping[str, Any]) -> float | str:
+    """A row's arm: its `arm` name where it has one, else its α."""
+    return str(row["arm"]) if "arm" in row else float(row["alpha"])
+
+
+def _is_p_alone(rows: Sequence[Mapping[str, Any]], arm: float | str) -> bool:
+    """Whether the arm's rows score by P alone: α = 0 and no proxy term."""
+    own = [row for row in rows if _arm_of(row) == arm]
+    return all(float(row["alpha"]) == 0 for row in own) and not _uses_proxy(rows, arm)
+
+
+def _uses_proxy(rows: Sequence[Mapping[str, Any]], arm: float | str) -> bool:
+    """Whether the arm's score has a proxy term (P + β·proxy)."""
+    return any(row.get("proxy_weights") for row in rows if _arm_of(row) == arm)
 
 
 def _arm_name(arm: float | str) -> str:
