@@ -40,6 +40,7 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from cifar10_science import DEFAULT_ARCHIVE, DEFAULT_CACHE, cifar10_arrays, standardized
+from nasbench201_science import pool_files
 
 from keras_sage import contract, nasbench201
 from keras_sage._atomic import write_atomically
@@ -203,8 +204,7 @@ def pool_agreement(rows: list[dict], seed: int) -> list[str]:
     rank the cells it shares with these rows (a random batch of 64; naswot on 128)."""
     by_cell = {row["arch_string"]: row for row in rows}
     lines = []
-    pools = POOLS.glob(f"nasbench201-cifar10-32px-*-seed{seed}-teacher*.jsonl")
-    for pool_path in sorted(path for path in pools if not path.stem.endswith("-searches")):
+    for pool_path in pool_files(POOLS, f"nasbench201-cifar10-32px-*-seed{seed}-teacher*.jsonl"):
         pool = {row["arch_string"]: row for row in read_pool(pool_path) if row.get("arch_string") in by_cell}
         cells = [
             cell for cell, row in pool.items() if all(np.isfinite(row.get(p, np.nan)) for p in PROXY_COLUMNS)

@@ -61,9 +61,9 @@ from keras_sage.analysis import (
     architecture_ids,
     build_pool,
     calibrate_alpha,
-    compare_searches,
     pool_report,
     read_pool,
+    searches_report,
 )
 from keras_sage.analysis.beyond_proxies import teacher_beyond_proxy
 from keras_sage.analysis.pool import MATURE_ACCURACY
@@ -76,6 +76,8 @@ from keras_sage.tuners import SageTuner, TPEOracle
 
 # Budgets in epochs of the students' training subset: at initialisation, ⅛, ¼ and ½ epoch.
 BUDGET_EPOCHS = (0, 0.125, 0.25, 0.5)
+# The searches' rows, plan and report lie beside their pool, named `<pool>-searches...`.
+SEARCHES = "-searches"
 SCALES = {
     # A minute's check that every stage runs (not a result).
     "smoke": Scale(
@@ -191,16 +193,25 @@ def main(argv: list[str] | None = None) -> None:
         return
     rows = read_pool(pool_path)
     if arguments.stage == "search":
-        searches_path = arguments.pools / f"{name}-searches.jsonl"
+        searches_path = arguments.pools / f"{name}{SEARCHES}.jsonl"
         data = (
             (standardized(splits.x_student_train), splits.y_student_train),
             (standardized(splits.x_student_validation), splits.y_student_validation),
         )
         run_searches(rows, data, teacher_path, searches_path, arguments, scale)
-        print("\n".join(describe_searches(read_pool(searches_path))))
+        size = f"{scale.image_size}×{scale.image_size}"
+        title = f"NAS-Bench-201 searches ({arguments.scale} scale, CIFAR-10 {size})"
+        out = searches_path.with_name(f"{name}{SEARCHES}-report")
+        print(searches_report(read_pool(searches_path), out, title=title))
         return
     title = f"NAS-Bench-201 pool ({arguments.scale} scale, CIFAR-10 {scale.image_size}×{scale.image_size})"
     print(pool_report(rows, arguments.pools / f"{name}-report", title=title, seed=arguments.seed))
+
+
+def pool_files(pools: Path, pattern: str = "nasbench201-cifar10-*.jsonl") -> list[Path]:
+    """The NAS-Bench-201 pools' rows files in `pools` matching `pattern`, by name: not the searches' rows
+    that lie beside them."""
+    return sorted(path for path in pools.glob(pattern) if not path.stem.endswith(SEARCHES))
 
 
 def search_budget(pool_rows: list) -> tuple[int, str]:
@@ -326,26 +337,6 @@ def search_row(tuner: SageTuner, space: NASBench201SearchSpace, best: float) -> 
         "curve": curve,
         "mature_accuracy_source": nasbench201.MATURE_ACCURACY_SOURCE,
     }
-
-
-def describe_searches(rows: list) -> list[str]:
-    """Each guided arm against P, paired by seed: the top-scored cell's mature accuracy (no reranking)."""
-    sentences = []
-    for arm in sorted({row["arm"] for row in rows} - {"P"}):
-        try:
-            comparison = compare_searches(rows, alpha=arm, baseline_alpha="P")
-        except ValueError as error:
-            sentences.append(f"{arm}: {error}")
-            continue
-        sentences.append(
-            f"{arm} against P over {len(comparison.seeds)} paired seeds: mature accuracy of the top-scored "
-            f"cell {np.mean(comparison.arm_values):.4f} against {np.mean(comparison.baseline_values):.4f}, "
-            f"difference {comparison.mean_difference:+.4f} "
-            f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}] (t interval; better {comparison.wins}, "
-            f"equal {comparison.ties}, worse {comparison.losses}), "
-            f"at {comparison.examples_ratio:.3f}× P's examples"
-        )
-    return sentences
 
 
 if __name__ == "__main__":

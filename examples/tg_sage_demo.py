@@ -34,6 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+from nasbench201_science import pool_files
 
 from keras_sage.analysis import (
     build_pool,
@@ -288,9 +289,7 @@ def print_committed_nasbench201(output: Path) -> None:
         print(proxy_markdown(read_pool(PROXY_ROWS)))
     else:
         print(f"no proxy rows yet ({PROXY_ROWS}: `python benchmarks/nb201_proxies.py` makes them)")
-    pools = sorted(
-        path for path in POOLS.glob("nasbench201-cifar10-*.jsonl") if not path.stem.endswith("-searches")
-    )
+    pools = pool_files(POOLS)
     if not pools:
         print("no NAS-Bench-201 pool yet (`python examples/nasbench201_science.py --stage pool` builds it)")
         return
