@@ -34,11 +34,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
-from nasbench201_science import pool_files
+from nasbench201_science import SEARCHES, pool_files
 
 from keras_sage.analysis import (
     build_pool,
     calibrate_alpha,
+    describe_comparisons,
     format_table,
     labels_teacher,
     plot_search,
@@ -283,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def print_committed_nasbench201(output: Path) -> None:
     """The field's common ground, from the rows committed in benchmarks/ (no training, seconds): the
-    proxies against their published NAS-Bench-201 correlations, and the NAS-Bench-201 pool's verdict."""
+    proxies against their published NAS-Bench-201 correlations, the NAS-Bench-201 pool's verdict, and its
+    searches' so far."""
     print("\nOn NAS-Bench-201 (CIFAR-10 32×32, mature accuracies looked up; rows committed in benchmarks/):")
     if PROXY_ROWS.exists():
         print(proxy_markdown(read_pool(PROXY_ROWS)))
@@ -304,6 +306,12 @@ def print_committed_nasbench201(output: Path) -> None:
     title = f"NAS-Bench-201 pool ({pools[-1].name})"
     report = pool_report(rows, output / "nasbench201-pool-report", title=title)
     print(report.split("\n")[2])
+    searches = pools[-1].with_name(f"{pools[-1].stem}{SEARCHES}.jsonl")
+    if searches.exists():
+        search_rows = read_pool(searches)
+        arms = {row["arm"] for row in search_rows}
+        comparison = describe_comparisons(search_rows) or ["not every arm has run a seed yet."]
+        print(f"Its searches so far ({len(search_rows)} searches, {len(arms)} arms): " + " ".join(comparison))
 
 
 def _meaning(alpha: float, guided_alpha: float, answer: str, arms: list[dict]) -> str:
