@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from keras_sage.analysis import predictivity, read_pool
+from keras_sage.analysis import describe_comparisons, predictivity, read_pool
 
 POOL = Path(__file__).parent / "data" / "digits_pool.jsonl"
 N_BOOT = 300
@@ -218,6 +218,9 @@ def test_searches_with_looked_up_accuracies_report_regret_and_efficiency(tmp_pat
     assert "P + 0.1·naswot reached P's final regret at 2 of 2 seed(s)" in first
     assert "curve" not in result.stdout and "[[100" not in result.stdout
     assert result.stdout.count("a table") == 1 and "mature_accuracy_source: a table" in result.stdout
+    # A search stopped mid-way: a guided arm with a seed P has not run is said, not an error.
+    unpaired = describe_comparisons([*rows[:2], row(guided, 8.0, 3, [[100, 0.07]])])
+    assert unpaired == [f"{guided}: no seed searched by P too, yet."]
     assert result.stdout.count("P + 8·TG  ") >= 3  # the table lists every search
 
 

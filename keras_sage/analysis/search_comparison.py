@@ -158,14 +158,20 @@ def describe_comparisons(rows: Sequence[Mapping[str, Any]], confidence: float = 
     if baseline is None or not guided:
         return []
     sentences = []
+    baseline_seeds = {int(row["seed"]) for row in rows if _arm_of(row) == baseline}
     for arm in guided:
+        if not baseline_seeds & {int(row["seed"]) for row in rows if _arm_of(row) == arm}:
+            sentences.append(f"{_arm_name(arm)}: no seed searched by {_arm_name(baseline)} too, yet.")
+            continue
         if all("regret" in row and "curve" in row for row in rows):
             sentences.extend(_describe_regret(rows, arm, baseline, confidence))
             continue
         for value, what in _COMPARED:
             if not all(value in row for row in rows):
                 continue
-            comparison = compare_searches(rows, alpha=arm, baseline_alpha=baseline, value=value)
+            comparison = compare_searches(
+                rows, alpha=arm, baseline_alpha=baseline, value=value, confidence=confidence
+            )
             sentences.append(
                 f"With {_arm_name(arm)}, {what} matures at {np.mean(comparison.arm_values):.4f} on average "
                 f"against {_arm_name(baseline)}'s {np.mean(comparison.baseline_values):.4f}: a difference "
