@@ -66,7 +66,7 @@ from keras_sage.analysis import (
     searches_report,
 )
 from keras_sage.analysis.beyond_proxies import teacher_beyond_proxy
-from keras_sage.analysis.pool import MATURE_ACCURACY
+from keras_sage.analysis.pool import MATURE_ACCURACY, MATURE_ACCURACY_SOURCE
 from keras_sage.analysis.predictors import column, resampled_correlation, rows_at_budget
 from keras_sage.analysis.records import SEARCH_EXAMPLES, TOP_SCORE_MATURE_ACCURACY, WINNER_MATURE_ACCURACY
 from keras_sage.contract import EXAMPLES_PROCESSED, PREMATURE_ACCURACY, SCORE
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     rows = read_pool(pool_path)
     if arguments.stage == "search":
-        searches_path = arguments.pools / f"{name}{SEARCHES}.jsonl"
+        searches_path = searches_file(pool_path)
         data = (
             (standardized(splits.x_student_train), splits.y_student_train),
             (standardized(splits.x_student_validation), splits.y_student_validation),
@@ -201,11 +201,16 @@ def main(argv: list[str] | None = None) -> None:
         run_searches(rows, data, teacher_path, searches_path, arguments, scale)
         size = f"{scale.image_size}×{scale.image_size}"
         title = f"NAS-Bench-201 searches ({arguments.scale} scale, CIFAR-10 {size})"
-        out = searches_path.with_name(f"{name}{SEARCHES}-report")
+        out = searches_path.with_name(f"{searches_path.stem}-report")
         print(searches_report(read_pool(searches_path), out, title=title))
         return
     title = f"NAS-Bench-201 pool ({arguments.scale} scale, CIFAR-10 {scale.image_size}×{scale.image_size})"
     print(pool_report(rows, arguments.pools / f"{name}-report", title=title, seed=arguments.seed))
+
+
+def searches_file(pool_path: Path) -> Path:
+    """The rows file of the searches run on the pool at `pool_path`, beside it."""
+    return pool_path.with_name(f"{pool_path.stem}{SEARCHES}.jsonl")
 
 
 def pool_files(pools: Path, pattern: str = "nasbench201-cifar10-*.jsonl") -> list[Path]:
@@ -335,7 +340,7 @@ def search_row(tuner: SageTuner, space: NASBench201SearchSpace, best: float) -> 
         "regret": best - accuracy,
         SEARCH_EXAMPLES: tuner.search_examples,
         "curve": curve,
-        "mature_accuracy_source": nasbench201.MATURE_ACCURACY_SOURCE,
+        MATURE_ACCURACY_SOURCE: nasbench201.MATURE_ACCURACY_SOURCE,
     }
 
 

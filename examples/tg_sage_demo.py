@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
-from nasbench201_science import SEARCHES, pool_files
+from nasbench201_science import pool_files, searches_file
 
 from keras_sage.analysis import (
     build_pool,
@@ -306,7 +306,7 @@ def print_committed_nasbench201(output: Path) -> None:
     title = f"NAS-Bench-201 pool ({pools[-1].name})"
     report = pool_report(rows, output / "nasbench201-pool-report", title=title)
     print(report.split("\n")[2])
-    searches = pools[-1].with_name(f"{pools[-1].stem}{SEARCHES}.jsonl")
+    searches = searches_file(pools[-1])
     if searches.exists():
         search_rows = read_pool(searches)
         arms = {row["arm"] for row in search_rows}

@@ -150,3 +150,11 @@ def test_search_efficiency_counts_the_examples_to_reach_the_baselines_final_regr
     ]
     stalled = search_efficiency(never, "TG", "P", n_resamples=50)
     assert stalled.ratio == 0.0 and stalled.reached == 1
+    # A curve follows the top-scored candidate, whose regret can rise again: a regret is reached only once
+    # it is kept. P's seed 1 dips to 0.01 at 100 examples, ends at 0.05, and keeps 0.05 from 300.
+    dipping = [
+        nb201_row("P", 1, 0.05, [[100, 0.01], [200, 0.09], [300, 0.05]], 300),
+        nb201_row("TG", 1, 0.04, [[100, 0.06], [200, 0.04], [300, 0.04]], 300, alpha=2.0),
+    ]
+    kept = search_efficiency(dipping, "TG", "P", n_resamples=50)
+    assert kept.ratio == pytest.approx(300 / 200) and kept.reached == 1

@@ -23,7 +23,13 @@ from keras_sage.analysis.plots import (
     plot_replay,
     plot_search,
 )
-from keras_sage.analysis.pool import ARCH_ID, BUDGET, MATURE_ACCURACY, architecture_ids
+from keras_sage.analysis.pool import (
+    ARCH_ID,
+    BUDGET,
+    MATURE_ACCURACY,
+    MATURE_ACCURACY_SOURCE,
+    architecture_ids,
+)
 from keras_sage.analysis.predictors import (
     CONTROL_COLUMNS,
     DEFAULT_ALPHAS,
@@ -161,14 +167,15 @@ def searches_report(
     out.mkdir(parents=True, exist_ok=True)
     ordered = sorted(rows, key=lambda row: (row["seed"], row["alpha"]))
     sentences = describe_comparisons(rows) or ["The searches do not hold both P alone and a guided arm yet."]
-    # A search's curve (and its proxy weights, which its arm names) stay in the rows file; a text the same
-    # in every row (the mature accuracies' source) is written once, below the table.
+    # A search's curve (and its proxy weights, which its arm names) stay in the rows file; the source of the
+    # mature accuracies, the same in every row, is written once below the table.
     nested = {column for row in rows for column, value in row.items() if isinstance(value, (list, dict))}
-    shared = {
-        column: value
-        for column, value in rows[0].items()
-        if isinstance(value, str) and all(row.get(column) == value for row in rows) and column != "arm"
-    }
+    sources = {row[MATURE_ACCURACY_SOURCE] for row in rows if MATURE_ACCURACY_SOURCE in row}
+    shared = (
+        {MATURE_ACCURACY_SOURCE: sources.pop()}
+        if len(sources) == 1 and all(MATURE_ACCURACY_SOURCE in row for row in rows)
+        else {}
+    )
     table = [{k: v for k, v in row.items() if k not in nested and k not in shared} for row in ordered]
     lines = [
         f"# {title}",

@@ -149,10 +149,29 @@ def describe_comparisons(rows: Sequence[Mapping[str, Any]], confidence: float = 
     accuracies), each arm gets one sentence on regret and one on `search_efficiency`; otherwise one on the
     winner after reranking and, where every row records it, one on the top-scored candidate.
 
+    Searches run at several premature budgets (rows with different `budget`s) are compared one budget at a
+    time, each sentence led by its budget.
+
+    Args:
+        rows: `search_summary` rows (or NAS-Bench-201 search rows), each with `alpha` and `seed`.
+        confidence: The confidence level of the t intervals.
+
     Returns:
         The sentences; empty when the rows do not hold both P alone and a guided arm.
     """
-    arms = sorted({_arm_of(row) for row in rows}, key=lambda arm: (_uses_proxy(rows, arm), str(arm)))
+    budgets = sorted({row["budget"] for row in rows if "budget" in row})
+    if len(budgets) > 1:
+        return [
+            f"At {budget} steps: {sentence}"
+            for budget in budgets
+            for sentence in describe_comparisons(
+                [row for row in rows if row.get("budget") == budget], confidence
+            )
+        ]
+    arms = sorted(
+        {_arm_of(row) for row in rows},
+        key=lambda arm: (_uses_proxy(rows, arm), _arm_alpha(rows, arm), str(arm)),
+    )
     baseline = next((arm for arm in arms if _is_p_alone(rows, arm)), None)
     guided = [arm for arm in arms if arm != baseline]
     if baseline is None or not guided:
@@ -175,7 +194,7 @@ def describe_comparisons(rows: Sequence[Mapping[str, Any]], confidence: float = 
             sentences.append(
                 f"With {_arm_name(arm)}, {what} matures at {np.mean(comparison.arm_values):.4f} on average "
                 f"against {_arm_name(baseline)}'s {np.mean(comparison.baseline_values):.4f}: a difference "
-                f"of {comparison.mean_difference:+.4f}, paired over {len(comparison.seeds)} seed(s) "
+                f"of {_signed(comparison.mean_difference)}, paired over {len(comparison.seeds)} seed(s) "
                 f"({_interval(comparison.ci_low, comparison.ci_high, confidence)}; better at "
                 f"{comparison.wins}, equal at {comparison.ties}, worse at {comparison.losses}), at "
                 f"{comparison.examples_ratio:.3f}× {_arm_name(baseline)}'s search examples."
@@ -196,26 +215,37 @@ def _describe_regret(
     return [
         f"{name}: the top-scored cell's regret to the space's best is {np.mean(comparison.arm_values):.4f} "
         f"on average against {base}'s {np.mean(comparison.baseline_values):.4f}, a difference of "
-        f"{comparison.mean_difference:+.4f} paired over {len(comparison.seeds)} seed(s) "
+        f"{_signed(comparison.mean_difference)} paired over {len(comparison.seeds)} seed(s) "
         f"({_interval(comparison.ci_low, comparison.ci_high, confidence)}; lower at {comparison.losses}, "
         f"equal at {comparison.ties}, higher at {comparison.wins}), at {comparison.examples_ratio:.3f}× "
         f"{base}'s search examples.",
         f"{name} reached {base}'s final regret at {efficiency.reached} of {len(efficiency.seeds)} seed(s); "
         f"the examples {base} needed to reach it over those {name} needed: {efficiency.ratio:.2f} "
-        f"[{efficiency.ci_low:.2f}, {efficiency.ci_high:.2f}] (seeds resampled; 0 where {name} never "
-        "reached it).",
+        f"[{efficiency.ci_low:.2f}, {efficiency.ci_high:.2f}] (seeds resampled; 0 if {name} never reached "
+        "it at some seed; a search reaches a regret once its top-scored cell keeps it).",
     ]
 
 
 def _interval(low: float, high: float, confidence: float) -> str:
+    """A t interval as a sentence's words, or why there is none."""
     if math.isnan(low):
         return "no interval: fewer than 2 seeds or no spread"
-    return f"{confidence:.0%} t interval [{low:+.4f}, {high:+.4f}]"
+    return f"{confidence:.0%} t interval [{_signed(low)}, {_signed(high)}]"
+
+
+def _signed(value: float) -> str:
+    """`value` with its sign to 4 decimals, a difference that rounds to 0 written +0.0000, never -0.0000."""
+    return f"{round(value, 4) + 0.0:+.4f}"
 
 
 def _arm_of(row: Mapping[str, Any]) -> float | str:
     """A row's arm: its `arm` name where it has one, else its α."""
     return str(row["arm"]) if "arm" in row else float(row["alpha"])
+
+
+def _arm_alpha(rows: Sequence[Mapping[str, Any]], arm: float | str) -> float:
+    """The α of the arm's rows."""
+    return next(float(row["alpha"]) for row in rows if _arm_of(row) == arm)
 
 
 def _is_p_alone(rows: Sequence[Mapping[str, Any]], arm: float | str) -> bool:
@@ -267,7 +297,7 @@ class SearchEfficiency:
             there). An arm that searches exactly as the baseline does has a ratio of 1.
         ci_low: The 2.5th percentile of the ratio over resamples of the seeds (with replacement).
         ci_high: The 97.5th percentile.
-        reached: Seeds where the arm reached the baseline's final regret.
+        reached: Seeds where the arm reached the baseline's final regret (and kept it to its end).
         seeds: The paired seeds.
     """
 
@@ -307,8 +337,8 @@ def search_efficiency(
     seeds = tuple(sorted(set(guided) & set(reference)))
     if not seeds:
         raise ValueError(f"no seed was searched with both {_arm_name(arm)} and {_arm_name(baseline)}")
-    # Both from the curves: the examples each arm had processed when it first reached the baseline's
-    # final regret (the baseline's own, at the latest, at its end).
+    # Both from the curves: the examples each arm had processed from when its top-scored candidate kept the
+    # baseline's final regret (`_examples_to_reach`; the baseline's own, at the latest, at its end).
     finals = [reference[s]["curve"][-1][1] for s in seeds]
     baseline_examples = np.array(
         [_examples_to_reach(reference[s]["curve"], final) for s, final in zip(seeds, finals, strict=True)]
@@ -333,5 +363,13 @@ def search_efficiency(
 
 
 def _examples_to_reach(curve: Sequence[Sequence[float]], regret: float) -> float:
-    """The examples processed when a search's curve first reached `regret` (inf if it never did)."""
-    return next((float(examples) for examples, reached in curve if reached <= regret), math.inf)
+    """The examples processed from which a search's curve stays at or below `regret` (inf if its end is
+    above it). The curve follows the top-scored candidate, whose regret can rise again when a new
+    candidate scores higher: a search "reaches" a regret only once it keeps it."""
+    reached = math.inf
+    for examples, current in curve:
+        if current > regret:
+            reached = math.inf
+        elif math.isinf(reached):
+            reached = float(examples)
+    return reached

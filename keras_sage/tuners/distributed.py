@@ -13,8 +13,9 @@ workers train candidates. On top of KerasTuner's protocol (its messages are unch
   the chief does not wait for it at the end. While trials still run, a worker that asks for a new trial
   after the last one was handed out is told to wait (IDLE) rather than to stop, so that someone is left
   to re-run a trial whose worker dies. A trial ends once: a second report of it is ignored.
-- A worker waiting for its chief tries again at least every second (`RECONNECT_BACKOFF_S`; gRPC's own
-  backoff grows to two minutes), so workers started before their chief all join within a second of it.
+- A worker waiting for its chief tries again about every second (`RECONNECT_BACKOFF_S`, with gRPC's ±20%
+  jitter; gRPC's own backoff grows to two minutes), so workers started before their chief all join within
+  about a second of it.
 - A worker that cannot reach its chief gives up with one line (`ChiefUnreachableError`) instead of
   KerasTuner's hour-long gRPC wait: at start-up after `chief_wait` seconds (a worker may be started
   before its chief), later after `chief_timeout` seconds without an answer (so within
@@ -428,7 +429,6 @@ def bound_worker_client(client: Any, timeouts: Timeouts, tuner_id: str) -> None:
     is left unused.
     """
     _compat.install_quiet_condition_protos()
-    _compat.oracle_client_stub(client)
     _, service_grpc = _compat.oracle_service()
     stub = service_grpc.OracleStub(worker_channel(chief_address()))
     _compat.set_oracle_client_stub(client, _BoundedStub(stub, timeouts, tuner_id))
