@@ -25,7 +25,6 @@ a bug until shown otherwise. The conv count 9·#3×3 + #1×1 is a control comput
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -46,7 +45,13 @@ from keras_sage import contract, nasbench201
 from keras_sage._atomic import write_atomically
 from keras_sage.analysis.pool import append_rows, read_pool
 from keras_sage.analysis.predictors import PROXY_COLUMNS
-from keras_sage.analysis.proxy_table import CONV_COUNT, PUBLISHED_NB201_CIFAR10, conv_count, proxy_markdown
+from keras_sage.analysis.proxy_table import (
+    CONV_COUNT,
+    conv_count,
+    proxy_markdown,
+    read_proxy_rows,
+    teacher_guidance_rows_path,
+)
 from keras_sage.hypermodels import NASBench201SearchSpace
 from keras_sage.proxies import naswot, zero_cost_proxies
 
@@ -100,13 +105,6 @@ def score_cells(arguments: argparse.Namespace) -> None:
         )
 
 
-def teacher_guidance_path(path: Path) -> Path:
-    """The rows of TG at initialisation beside the proxies' rows `path` (never `path` itself)."""
-    if "nb201-proxies" in path.stem:
-        return path.with_name(path.stem.replace("nb201-proxies", "nb201-tg-init") + path.suffix)
-    return path.with_name(f"{path.stem}-tg-init{path.suffix}")
-
-
 def score_teacher_guidance(arguments: argparse.Namespace) -> None:
     """TG at initialisation of every cell of the proxies' rows, appended one row per cell (resumable)."""
     from nasbench201_science import SCALES, split, teacher_files, teacher_model
@@ -122,7 +120,7 @@ def score_teacher_guidance(arguments: argparse.Namespace) -> None:
     )
     scorer = TeacherGuidedScorer(teacher_path, ScoringConfig(seed=arguments.seed))
     space = NASBench201SearchSpace(num_classes=10, input_shape=(32, 32, 3))
-    path = teacher_guidance_path(arguments.out)
+    path = teacher_guidance_rows_path(arguments.out)
     done = {row["arch_string"] for row in read_pool(path)} if path.exists() else set()
     cells = read_pool(arguments.out)
     started, scored = time.perf_counter(), 0
@@ -152,24 +150,10 @@ def score_teacher_guidance(arguments: argparse.Namespace) -> None:
         )
 
 
-def with_teacher_guidance(rows: list[dict], path: Path) -> list[dict]:
-    """The proxies' rows, each with its cell's TG at initialisation where it has been scored."""
-    if not teacher_guidance_path(path).exists():
-        return rows
-    guidance = {
-        row["arch_string"]: row[contract.TEACHER_GUIDANCE] for row in read_pool(teacher_guidance_path(path))
-    }
-    return [{**row, contract.TEACHER_GUIDANCE: guidance.get(row["arch_string"], math.nan)} for row in rows]
-
-
 def report(path: Path, n_resamples: int, seed: int) -> str:
     """The Spearman ρ of each proxy with the mature accuracy, with its interval, as markdown."""
-    rows = with_teacher_guidance(read_pool(path), path)
+    rows = read_proxy_rows(path)
     seconds = [row["seconds"] for row in rows]
-    names = [
-        *PUBLISHED_NB201_CIFAR10,
-        *([contract.TEACHER_GUIDANCE] if contract.TEACHER_GUIDANCE in rows[0] else []),
-    ]
     return "\n".join(
         [
             f"# Zero-cost proxies on NAS-Bench-201 (CIFAR-10, 32×32): {len(rows)} cells",
@@ -179,7 +163,7 @@ def report(path: Path, n_resamples: int, seed: int) -> str:
             f"Mature accuracy: {nasbench201.MATURE_ACCURACY_SOURCE}, another 200-epoch training of the "
             "cells than the published figures used.",
             "",
-            proxy_markdown(rows, names, n_resamples=n_resamples, seed=seed),
+            proxy_markdown(rows, n_resamples=n_resamples, seed=seed),
             *teacher_guidance_note(path),
             *pool_agreement(rows, seed),
         ]
@@ -188,9 +172,9 @@ def report(path: Path, n_resamples: int, seed: int) -> str:
 
 def teacher_guidance_note(path: Path) -> list[str]:
     """What the `teacher_guidance` row of the table is, where it has been scored."""
-    if not teacher_guidance_path(path).exists():
+    if not teacher_guidance_rows_path(path).exists():
         return []
-    rows = read_pool(teacher_guidance_path(path))
+    rows = read_pool(teacher_guidance_rows_path(path))
     return [
         f"`teacher_guidance` is TG at initialisation (DisWOT's regime: the untrained cell against a trained "
         f"teacher), scored by `--teacher-guidance` on the first {len(rows)} cells with the same seeds; "

@@ -50,7 +50,7 @@ from keras_sage.analysis import (
     trial_records,
 )
 from keras_sage.analysis.predictors import combined_predictor_name
-from keras_sage.analysis.proxy_table import proxy_markdown
+from keras_sage.analysis.proxy_table import proxy_markdown, read_proxy_rows
 from keras_sage.datasets import digits
 from keras_sage.hypermodels import CNNSearchSpace, resnet_cifar
 from keras_sage.teachers import register_teacher as register_model_teacher
@@ -288,7 +288,7 @@ def print_committed_nasbench201(output: Path) -> None:
     searches' so far."""
     print("\nOn NAS-Bench-201 (CIFAR-10 32×32, mature accuracies looked up; rows committed in benchmarks/):")
     if PROXY_ROWS.exists():
-        print(proxy_markdown(read_pool(PROXY_ROWS)))
+        print(proxy_markdown(read_proxy_rows(PROXY_ROWS)))
     else:
         print(f"no proxy rows yet ({PROXY_ROWS}: `python benchmarks/nb201_proxies.py` makes them)")
     pools = pool_files(POOLS)

@@ -7,11 +7,14 @@ import pytest
 import scipy.stats
 
 from keras_sage import nasbench201
+from keras_sage.analysis import append_rows
 from keras_sage.analysis.predictors import percentile_interval, resample_indices
 from keras_sage.analysis.proxy_table import (
     conv_count,
     proxy_markdown,
     proxy_table,
+    read_proxy_rows,
+    teacher_guidance_rows_path,
     whole_table_conv_count_correlation,
 )
 
@@ -72,3 +75,20 @@ def test_the_markdown_flags_only_a_proxy_far_from_its_published_value_with_an_in
     flagged = markdown.split("interval excluding it: ")[1].split(".")[0].split(", ")
     assert "synflow" in flagged and "snip" in flagged
     assert "| conv_count |" in markdown and "NAS-Bench-Suite-Zero" in markdown
+
+
+def test_tg_at_initialisation_is_joined_from_its_own_rows_and_shown_in_the_table(rows, tmp_path):
+    path = tmp_path / "nb201-proxies-cifar10-32px-seed0.jsonl"
+    append_rows(path, rows)
+    assert teacher_guidance_rows_path(path) == tmp_path / "nb201-tg-init-cifar10-32px-seed0.jsonl"
+    assert "teacher_guidance" not in proxy_markdown(read_proxy_rows(path), n_resamples=50)
+    # TG scored on the first 40 cells so far, in another order.
+    scored = [{"arch_string": row["arch_string"], "teacher_guidance": -row["params"]} for row in rows[:40]]
+    append_rows(teacher_guidance_rows_path(path), scored[::-1])
+    joined = read_proxy_rows(path)
+    assert [row["teacher_guidance"] for row in joined[:40]] == [-row["params"] for row in rows[:40]]
+    assert all(math.isnan(row["teacher_guidance"]) for row in joined[40:])
+    markdown = proxy_markdown(joined, n_resamples=50)
+    mature = [row["mature_accuracy"] for row in rows[:40]]
+    expected = scipy.stats.spearmanr([-row["params"] for row in rows[:40]], mature).statistic
+    assert f"| teacher_guidance | {expected:.3f} | [" in markdown and "| — | — | — | 40 |" in markdown

@@ -9,10 +9,13 @@ value, is a bug until shown otherwise (a sample's ρ differs from a population's
 says by how much). `conv_count` ranks like `params` and `flops` (a cell's weights are 9·#3×3 + #1×1 per
 channel pair), and over all 15,625 cells it needs no network: its ρ over the whole table is reported too.
 
+TG at initialisation (DisWOT's regime) is scored into a rows file of its own beside the proxies'
+(`teacher_guidance_rows_path`); `read_proxy_rows` joins it, so the table shows it beside the proxies.
+
 Example:
 
 ```python
-rows = read_pool("benchmarks/results/nb201-proxies-cifar10-32px-seed0.jsonl")
+rows = read_proxy_rows("benchmarks/results/nb201-proxies-cifar10-32px-seed0.jsonl")
 print(proxy_markdown(rows))
 ```
 """
@@ -20,13 +23,16 @@ print(proxy_markdown(rows))
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
 
 from keras_sage import contract, nasbench201
+from keras_sage.analysis.pool import read_pool
 from keras_sage.analysis.predictors import resampled_correlation
 
 __all__ = [
@@ -36,6 +42,8 @@ __all__ = [
     "conv_count",
     "proxy_markdown",
     "proxy_table",
+    "read_proxy_rows",
+    "teacher_guidance_rows_path",
     "whole_table_conv_count_correlation",
 ]
 
@@ -70,6 +78,25 @@ def conv_count(arch_string: str) -> int:
     """9·#nor_conv_3x3 + #nor_conv_1x1: the weights per channel pair of a cell's convolutions."""
     operations = nasbench201.parse_arch_string(arch_string)
     return 9 * operations.count("nor_conv_3x3") + operations.count("nor_conv_1x1")
+
+
+def teacher_guidance_rows_path(path: str | os.PathLike[str]) -> Path:
+    """The rows of TG at initialisation beside the proxies' rows at `path` (never `path` itself)."""
+    path = Path(path)
+    if "nb201-proxies" in path.stem:
+        return path.with_name(path.stem.replace("nb201-proxies", "nb201-tg-init") + path.suffix)
+    return path.with_name(f"{path.stem}-tg-init{path.suffix}")
+
+
+def read_proxy_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The proxies' rows at `path`, each with its cell's TG at initialisation (`teacher_guidance`) where the
+    rows beside them (`teacher_guidance_rows_path`) have scored it, NaN where not yet."""
+    rows = read_pool(path)
+    guidance_path = teacher_guidance_rows_path(path)
+    if not guidance_path.exists():
+        return rows
+    guidance = {row["arch_string"]: row[contract.TEACHER_GUIDANCE] for row in read_pool(guidance_path)}
+    return [{**row, contract.TEACHER_GUIDANCE: guidance.get(row["arch_string"], math.nan)} for row in rows]
 
 
 def proxy_table(
@@ -126,12 +153,19 @@ def proxy_table(
 
 def proxy_markdown(
     rows: Sequence[Mapping[str, Any]],
-    names: Sequence[str] = tuple(PUBLISHED_NB201_CIFAR10),
+    names: Sequence[str] | None = None,
     *,
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> str:
-    """`proxy_table` as a markdown table with its sources and a plain sentence on the differences."""
+    """`proxy_table` as a markdown table with its sources and a plain sentence on the differences.
+
+    `names` defaults to the published proxies and `conv_count`, and TG at initialisation where the rows
+    hold it (`read_proxy_rows`).
+    """
+    if names is None:
+        scored = any(contract.TEACHER_GUIDANCE in row for row in rows)
+        names = [*PUBLISHED_NB201_CIFAR10, *([contract.TEACHER_GUIDANCE] if scored else [])]
     table = proxy_table(rows, names, n_resamples=n_resamples, seed=seed)
     lines = [
         f"Spearman ρ with mature accuracy over {len(rows)} NAS-Bench-201 cells at initialisation; 95% "
