@@ -47,7 +47,7 @@ from keras_sage.analysis.predictors import (
 )
 from keras_sage.score import combined_score, proxy_term
 
-__all__ = ["BeyondProxy", "teacher_beyond_proxy"]
+__all__ = ["BeyondProxy", "describe_beyond_proxy", "teacher_beyond_proxy"]
 
 # The field's zero-cost proxies a pool may carry, in the order ties are broken; params and FLOPs are the
 # size controls of the partial correlation instead.
@@ -65,9 +65,9 @@ class BeyondProxy:
         beta: β of the P + β·proxy_term(x) that correlates best with mature accuracy on the whole pool (in
             the proxy term's units: what `SageTuner(proxy_weights={proxy: beta})` searches by).
         combined_r: ρ(P + β·x) at that β, with its 95% interval: `(r, low, high)` (β chosen in sample).
-        proxy_gain: The mean held-out r(P + β·x) − r(P), β chosen on the other half.
+        proxy_gain: The median held-out r(P + β·x) − r(P), β chosen on the other half.
         proxy_gain_interval: The central 95% of that difference over the splits.
-        delta: The mean held-out r(P + α·TG + β·x) − r(P + β·x), each chosen on the other half.
+        delta: The median held-out r(P + α·TG + β·x) − r(P + β·x), each chosen on the other half.
         interval: The central 95% of that difference over the splits.
         splits: The number of splits.
         partial_given_size: Partial ρ(TG | params, log FLOPs) with its 95% interval: `(r, low, high)`, on
@@ -89,6 +89,29 @@ class BeyondProxy:
     partial_given_size: tuple[float, float, float]
     partial_given_proxy: tuple[float, float, float]
     n: int
+
+    def table_row(self) -> dict[str, Any]:
+        """The result as one row of the report's table "TG beyond the field's best proxy"."""
+        return {
+            "budget": self.budget,
+            "best proxy": self.proxy,
+            "ρ(proxy)": self.proxy_r,
+            "β": self.beta,
+            "ρ(P + β·proxy), β in sample": self.combined_r[0],
+            "ρ low": self.combined_r[1],
+            "ρ high": self.combined_r[2],
+            "proxy's gain over P, held out": self.proxy_gain,
+            "gain low": self.proxy_gain_interval[0],
+            "gain high": self.proxy_gain_interval[1],
+            "Δ held out": self.delta,
+            "Δ low": self.interval[0],
+            "Δ high": self.interval[1],
+            "partial ρ(TG | proxy)": self.partial_given_proxy[0],
+            "low": self.partial_given_proxy[1],
+            "high": self.partial_given_proxy[2],
+            "partial ρ(TG | size)": self.partial_given_size[0],
+            "n": self.n,
+        }
 
 
 def teacher_beyond_proxy(
@@ -172,6 +195,35 @@ def teacher_beyond_proxy(
             guidance, target, controls=[term], n_resamples=n_resamples, seed=seed
         ),
         n=int(kept.sum()),
+    )
+
+
+def describe_beyond_proxy(result: BeyondProxy, examples: Mapping[int, Any]) -> str:
+    """The plain-words answer against the field's best proxy at one budget, as the pool report gives it.
+
+    Args:
+        result: `teacher_beyond_proxy`'s result at that budget.
+        examples: Training examples by budget, to name the budget in both units.
+
+    Returns:
+        One markdown paragraph, its verdict in bold.
+    """
+    low, high = result.interval
+    verdict = (
+        f"TG adds to the field's best proxy here ({result.proxy})"
+        if low > 0
+        else f"TG is not shown to add to the field's best proxy here ({result.proxy})"
+    )
+    proxy, shown_examples = result.proxy, examples.get(result.budget, math.nan)
+    partial, partial_low, partial_high = result.partial_given_proxy
+    return (
+        f"**Against the proxies at {result.budget} steps ({shown_examples:,} examples), {verdict}.** "
+        f"ρ({proxy}) = {result.proxy_r:.3f} at initialisation; P + α·TG + β·{proxy} against P + β·{proxy}, "
+        f"each chosen on one half of the architectures and measured on the "
+        f"other ({result.splits} splits): Δρ = {result.delta:+.3f} [{low:+.3f}, {high:+.3f}]; partial "
+        f"ρ(TG | {result.proxy}) = {partial:.3f} [{partial_low:.3f}, {partial_high:.3f}]; partial ρ(TG | "
+        f"params, log FLOPs) = {result.partial_given_size[0]:.3f} [{result.partial_given_size[1]:.3f}, "
+        f"{result.partial_given_size[2]:.3f}]."
     )
 
 

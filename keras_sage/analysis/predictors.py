@@ -59,7 +59,9 @@ PROXY_COLUMNS = (contract.SYNFLOW, contract.SNIP, contract.GRAD_NORM, contract.N
 SIZE_COLUMNS = (DEPTH, contract.PARAMS, LOG_FLOPS)
 CONTROL_COLUMNS = (TG_UNTRAINED, TG_LABELS, *SIZE_COLUMNS, *PROXY_COLUMNS)
 
-DEFAULT_ALPHAS = (0, 0.25, 0.5, 1, 2, 4, 8)
+# Up to 64: where P ranks architectures backwards the best α can run to TG alone; the report says when the
+# α chosen is the grid's largest.
+DEFAULT_ALPHAS = (0, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
 DEFAULT_CONTROLS = (DEPTH, LOG_FLOPS)
 CONFIDENCE = 0.95
 # Random splits of a pool in halves for choosing α out of sample (`calibrate_alpha`).
@@ -79,8 +81,9 @@ class AlphaCalibration:
 
     α is chosen out of sample: the architectures are split in random halves, α is chosen on one half (the
     highest correlation of P + α·TG with mature accuracy) and its gain over P measured on the other, and
-    this is repeated. The α chosen most often is `alpha`; the mean gain on the held-out halves, with the
-    central 95% of the splits, is what calibrating α on a pool is worth on architectures it has not seen.
+    this is repeated. The α chosen most often is `alpha`; the median gain on the held-out halves, with the
+    central 95% of the splits (the median always lies inside it), is what calibrating α on a pool is worth
+    on architectures it has not seen.
     The α of the highest correlation on the whole pool (`in_sample_alpha`) is reported beside it, labelled:
     its gain is measured on the pool that chose it, so it is optimistic.
 
@@ -95,8 +98,8 @@ class AlphaCalibration:
         in_sample_alpha: The α of the highest correlation on the whole pool (the first of equals).
         in_sample_r: That correlation.
         split_choices: By α, the fraction of the splits whose choosing half chose it.
-        out_of_sample_delta: The mean over the splits of r(P + α·TG) − r(P) on the held-out half, α chosen on
-            the other half (NaN with fewer than 6 architectures).
+        out_of_sample_delta: The median over the splits of r(P + α·TG) − r(P) on the held-out half, α chosen
+            on the other half (NaN with fewer than 6 architectures).
         out_of_sample_interval: The central 95% of that difference over the splits.
         splits: The number of random splits.
     """
@@ -433,7 +436,7 @@ class HeldOut:
 
     Attributes:
         choices: By challenger, the fraction of splits whose choosing half chose it.
-        delta: The mean over the splits of r(challenger) − r(reference) on the held-out half (NaN when no
+        delta: The median over the splits of r(challenger) − r(reference) on the held-out half (NaN when no
             split gives both).
         interval: The central 95% of that difference over the splits.
         splits: The number of splits that gave a difference.
@@ -489,7 +492,7 @@ def held_out_comparison(
     choices = np.bincount(chosen["challenger"][0], minlength=size) / n_splits
     if not len(finite):
         return HeldOut(choices, math.nan, (math.nan, math.nan), 0)
-    return HeldOut(choices, float(np.mean(finite)), percentile_interval(finite), len(finite))
+    return HeldOut(choices, float(np.median(finite)), percentile_interval(finite), len(finite))
 
 
 def resampled_correlation(

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from keras_sage import contract
-from keras_sage.analysis.beyond_proxies import BeyondProxy, teacher_beyond_proxy
+from keras_sage.analysis.beyond_proxies import describe_beyond_proxy, teacher_beyond_proxy
 from keras_sage.analysis.plots import (
     plot_alpha_sweep,
     plot_predictivity,
@@ -28,6 +28,7 @@ from keras_sage.analysis.pool import (
     BUDGET,
     MATURE_ACCURACY,
     MATURE_ACCURACY_SOURCE,
+    TG_UNTRAINED,
     architecture_ids,
 )
 from keras_sage.analysis.predictors import (
@@ -211,10 +212,11 @@ def pool_report(
     what the answer is at initialisation, the regime of zero-cost proxies): whether r(P + α·TG) − r(P),
     α chosen on one half of the architectures and measured on the other (`calibrate_alpha`), has its
     central 95% over the splits above 0 (the in-sample gain beside it, labelled), and whether the partial
-    correlation of TG with mature accuracy given the controls has a 95% interval above 0. Then: the
-    predictivity table per budget,
-    the calibrated α per budget with how often each α wins over the resamples, the replayed
-    searches' efficiency ratio, and the figures (paper Figs. 2, 3 and 4-right), each as PNG and SVG.
+    correlation of TG with mature accuracy given the controls has a 95% interval above 0; it credits the
+    trained teacher only where ρ(P + α·TG) − ρ(P + α·TG_untrained), paired, has a 95% interval above 0
+    (an untrained teacher's TG can carry what size does), and it says when the α chosen is the grid's
+    largest. Then: the predictivity table per budget, the calibrated α per budget with how often each α
+    wins over the resamples, the replayed searches' efficiency ratio, and the figures (paper Figs. 2, 3 and 4-right), each as PNG and SVG.
 
     Args:
         pool: The pool's rows (`keras_sage.analysis.read_pool`).
@@ -260,7 +262,7 @@ def pool_report(
     }
     at_shortest = beyond[shortest]
     if at_shortest is not None:
-        lines += [_beyond_proxy_answer(at_shortest, examples), ""]
+        lines += [describe_beyond_proxy(at_shortest, examples), ""]
     n_architectures = len(architecture_ids(pool))
     analysed = len(
         architecture_ids([row for row in pool if math.isfinite(row.get(MATURE_ACCURACY, math.nan))])
@@ -287,7 +289,7 @@ def pool_report(
     if any(result is not None for result in beyond.values()):
         lines += ["## TG beyond the field's best proxy", "", "```"]
         lines += [
-            format_table([_beyond_proxy_row(result) for result in beyond.values() if result is not None]),
+            format_table([result.table_row() for result in beyond.values() if result is not None]),
             "```",
             "",
         ]
@@ -372,51 +374,6 @@ def _shown(predictor: str, alpha: float) -> bool:
     return True
 
 
-def _beyond_proxy_answer(result: BeyondProxy, examples: Mapping[int, Any]) -> str:
-    """The plain-words answer against the field's best proxy at one budget."""
-    low, high = result.interval
-    adds = low > 0
-    partial, partial_low, partial_high = result.partial_given_proxy
-    verdict = (
-        f"TG adds to the field's best proxy here ({result.proxy})"
-        if adds
-        else f"TG is not shown to add to the field's best proxy here ({result.proxy})"
-    )
-    proxy, shown_examples = result.proxy, examples.get(result.budget, math.nan)
-    return (
-        f"**Against the proxies at {result.budget} steps ({shown_examples:,} examples), {verdict}.** "
-        f"ρ({proxy}) = {result.proxy_r:.3f} at initialisation; P + α·TG + β·{proxy} against P + β·{proxy}, "
-        f"each chosen on one half of the architectures and measured on the "
-        f"other ({result.splits} splits): Δρ = {result.delta:+.3f} [{low:+.3f}, {high:+.3f}]; partial "
-        f"ρ(TG | {result.proxy}) = {partial:.3f} [{partial_low:.3f}, {partial_high:.3f}]; partial ρ(TG | "
-        f"params, log FLOPs) = {result.partial_given_size[0]:.3f} [{result.partial_given_size[1]:.3f}, "
-        f"{result.partial_given_size[2]:.3f}]."
-    )
-
-
-def _beyond_proxy_row(result: BeyondProxy) -> dict[str, Any]:
-    return {
-        "budget": result.budget,
-        "best proxy": result.proxy,
-        "ρ(proxy)": result.proxy_r,
-        "β": result.beta,
-        "ρ(P + β·proxy), β in sample": result.combined_r[0],
-        "ρ low": result.combined_r[1],
-        "ρ high": result.combined_r[2],
-        "proxy's gain over P, held out": result.proxy_gain,
-        "gain low": result.proxy_gain_interval[0],
-        "gain high": result.proxy_gain_interval[1],
-        "Δ held out": result.delta,
-        "Δ low": result.interval[0],
-        "Δ high": result.interval[1],
-        "partial ρ(TG | proxy)": result.partial_given_proxy[0],
-        "low": result.partial_given_proxy[1],
-        "high": result.partial_given_proxy[2],
-        "partial ρ(TG | size)": result.partial_given_size[0],
-        "n": result.n,
-    }
-
-
 def _answer(
     rows: Sequence[Mapping[str, Any]],
     calibrations: Mapping[int, Any],
@@ -450,22 +407,40 @@ def _answer(
         for name in CONTROL_COLUMNS
         if name in at_budget and math.isfinite(at_budget[name]["r"])
     )
+    source = _against_untrained_teacher(budget, alpha, method, resampling) if delta_above else None
+    # Only a gain an untrained teacher's TG does not also give is the trained teacher's.
+    subject = "the trained teacher" if source is not None and source[1] > 0 else "TG"
     verdict = (
-        "the trained teacher adds information beyond P and the controls"
+        f"{subject} adds information beyond P and the controls"
         if delta_above and partial_above
-        else "the trained teacher adds information beyond P, but it is not shown beyond the capacity controls"
+        else f"{subject} adds information beyond P, but it is not shown beyond the capacity controls"
         if delta_above
         else "TG carries information the capacity controls do not, yet P + α·TG is not shown to predict "
         "better than P"
         if partial_above
-        else "the trained teacher adds no information we can detect beyond P and the controls (a null result)"
+        else "TG adds no information we can detect beyond P and the controls (a null result)"
+    )
+    if delta_above and subject == "TG":
+        verdict += ", and the trained teacher is not shown to be its source"
+    source_text = (
+        f" Against an untrained teacher (the same network, random weights): {symbol}(P + {alpha:g}·TG) − "
+        f"{symbol}(P + {alpha:g}·TG_untrained) = {source[0]:+.3f} [{source[1]:+.3f}, {source[2]:+.3f}] "
+        "(paired)."
+        if source is not None
+        else ""
+    )
+    largest = max(calibration.correlations)
+    edge_text = (
+        f"; α = {alpha:g} is the grid's largest, so a larger α (towards TG alone) may rank better"
+        if alpha == largest and largest > 0
+        else ""
     )
     held_out_text = (
         f"with α chosen out of sample (on one half of the architectures, its gain measured on the other; "
         f"{calibration.splits} random splits), {symbol}(P + α·TG) − {symbol}(P) on the held-out half = "
         f"{calibration.out_of_sample_delta:+.3f} [{held_out_low:+.3f}, {held_out_high:+.3f}] (each split's "
         f"own α; the one chosen most often is α = {alpha:g}, in "
-        f"{calibration.split_choices.get(alpha, 0):.0%} of splits)"
+        f"{calibration.split_choices.get(alpha, 0):.0%} of splits{edge_text})"
         if calibration.splits
         else "too few architectures to choose α out of sample"
     )
@@ -480,7 +455,7 @@ def _answer(
         f"{symbol}(P) = {premature['r']:.3f} [{premature['ci_low']:.3f}, "
         f"{premature['ci_high']:.3f}]; {symbol}(TG) = {guidance['r']:.3f} [{guidance['ci_low']:.3f}, "
         f"{guidance['ci_high']:.3f}]; {held_out_text}; {in_sample_text}; {partial_text}. "
-        f"Controls: {controls_text}."
+        f"Controls: {controls_text}.{source_text}"
     )
 
 
@@ -502,18 +477,8 @@ def _against_best_control(
     if not finite:
         return ""
     best = max(finite, key=lambda name: at_budget[name]["r"])
-    rows = rows_at_budget(resampling["pool"], budget)
-    premature, guidance = column(rows, contract.PREMATURE_ACCURACY), column(rows, contract.TEACHER_GUIDANCE)
-    score = combined_score(premature, guidance, alpha)
-    control, target = column(rows, best), column(rows, MATURE_ACCURACY)
-    kept = np.isfinite(score) & np.isfinite(control) & np.isfinite(target)
-    difference, low, high = resampled_difference(
-        score[kept],
-        control[kept],
-        target[kept],
-        method=method,
-        n_resamples=resampling["n_resamples"],
-        seed=resampling["seed"],
+    difference, low, high = _score_difference(
+        budget, alpha, method, resampling, lambda rows, _: column(rows, best)
     )
     symbol = "ρ" if method == "spearman" else "r"
     verdict = (
@@ -531,4 +496,44 @@ def _against_best_control(
         f"{symbol} = {at_budget[best]['r']:.3f}: a paired difference of {difference:+.3f} [{low:+.3f}, "
         f"{high:+.3f}], so "
         f"{verdict}. "
+    )
+
+
+def _score_difference(
+    budget: int,
+    alpha: float,
+    method: str,
+    resampling: Mapping[str, Any],
+    rival: Callable[[Sequence[Mapping[str, Any]], np.ndarray], np.ndarray],
+) -> tuple[float, float, float]:
+    """r(P + α·TG) − r(rival) with mature accuracy at one budget, paired over resamples of the
+    architectures that have both; `rival(rows, premature)` gives the rival's scores."""
+    rows = rows_at_budget(resampling["pool"], budget)
+    premature = column(rows, contract.PREMATURE_ACCURACY)
+    score = combined_score(premature, column(rows, contract.TEACHER_GUIDANCE), alpha)
+    rival_scores, target = rival(rows, premature), column(rows, MATURE_ACCURACY)
+    kept = np.isfinite(score) & np.isfinite(rival_scores) & np.isfinite(target)
+    return resampled_difference(
+        score[kept],
+        rival_scores[kept],
+        target[kept],
+        method=method,
+        n_resamples=resampling["n_resamples"],
+        seed=resampling["seed"],
+    )
+
+
+def _against_untrained_teacher(
+    budget: int, alpha: float, method: str, resampling: Mapping[str, Any]
+) -> tuple[float, float, float] | None:
+    """r(P + α·TG) − r(P + α·TG_untrained), paired; None where the pool has no untrained teacher or α = 0."""
+    rows = rows_at_budget(resampling["pool"], budget)
+    if not alpha or not any(TG_UNTRAINED in row for row in rows):
+        return None
+    return _score_difference(
+        budget,
+        alpha,
+        method,
+        resampling,
+        lambda rows, premature: combined_score(premature, column(rows, TG_UNTRAINED), alpha),
     )
