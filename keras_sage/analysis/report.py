@@ -216,7 +216,8 @@ def pool_report(
     trained teacher only where ρ(P + α·TG) − ρ(P + α·TG_untrained), paired, has a 95% interval above 0
     (an untrained teacher's TG can carry what size does), and it says when the α chosen is the grid's
     largest. Then: the predictivity table per budget, the calibrated α per budget with how often each α
-    wins over the resamples, the replayed searches' efficiency ratio, and the figures (paper Figs. 2, 3 and 4-right), each as PNG and SVG.
+    wins over the resamples, the replayed searches' efficiency ratio, and the figures (paper Figs. 2, 3
+    and 4-right), each as PNG and SVG.
 
     Args:
         pool: The pool's rows (`keras_sage.analysis.read_pool`).
