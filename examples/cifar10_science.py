@@ -305,6 +305,8 @@ def teacher_model(
         "validation_images": len(splits.y_validation),
         "validation_accuracy": float(accuracy),
         "training_seconds": round(seconds, 1),
+        # What retraining by this recipe would need to match (teachers before 2026-12-06 used 0.99).
+        "batch_norm_momentum": BATCH_NORM_MOMENTUM,
         "machine": f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}",
         "weights_fingerprint": weights_fingerprint(model),
     }

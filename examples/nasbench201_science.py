@@ -117,6 +117,9 @@ SCALES = {
         batch_size=128,
     ),
 }
+# The CNN experiment's search settings, which these searches replace with their own (`--search-seeds`,
+# `--search-trials`, no reranking): left out of the pool's description.
+CNN_SEARCH_FIELDS = ("max_layers", "search_trials", "search_seeds", "rerank_top_k")
 # The gpu scale's budgets reach the paper's 2 epochs.
 GPU_BUDGET_EPOCHS = (0, 0.25, 0.5, 1, 2)
 
@@ -152,7 +155,14 @@ def main(argv: list[str] | None = None) -> None:
     budget_epochs = GPU_BUDGET_EPOCHS if arguments.scale == "gpu" else BUDGET_EPOCHS
     budgets = [round(epochs * steps_per_epoch) for epochs in budget_epochs]
     description = {
-        "scale": dataclasses.asdict(scale),
+        "scale": {
+            key: value for key, value in dataclasses.asdict(scale).items() if key not in CNN_SEARCH_FIELDS
+        },
+        "searches": {
+            "seeds": arguments.search_seeds,
+            "trials": arguments.search_trials,
+            "reranking": "none: the top-scored cell's mature accuracy is looked up",
+        },
         "budget_epochs": budget_epochs,
         "budgets": budgets,
         "teacher": record,
