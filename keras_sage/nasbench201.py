@@ -45,7 +45,7 @@ import functools
 import importlib.metadata
 import numbers
 import pickle
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -59,7 +59,9 @@ __all__ = [
     "NASLIB_OPERATIONS",
     "NUM_ARCHITECTURES",
     "OPERATIONS",
+    "arch_string_of_values",
     "arch_strings",
+    "edge_hyperparameter",
     "format_arch_string",
     "from_naslib_ids",
     "mature_accuracy",
@@ -179,6 +181,35 @@ def format_arch_string(operations: Sequence[str]) -> str:
         ]
         groups.append(f"|{'|'.join(edges)}|")
     return "+".join(groups)
+
+
+def edge_hyperparameter(source: int, target: int) -> str:
+    """The name of `NASBench201SearchSpace`'s `Choice` of the operation of edge `source` → `target`:
+    `edge_<source>_<target>`."""
+    return f"edge_{source}_{target}"
+
+
+def arch_string_of_values(values: Mapping[str, Any]) -> str | None:
+    """The arch string of a `NASBench201SearchSpace` trial from its hyperparameter values, as its
+    `trial.json` records them (`hyperparameters.values`).
+
+    Args:
+        values: Hyperparameter names and values.
+
+    Returns:
+        The arch string, or None if the values do not name a NAS-Bench-201 operation for every edge (a
+        trial of another search space).
+
+    Example:
+
+    ```python
+    arch_string_of_values({f"edge_{s}_{t}": "nor_conv_3x3" for s, t in EDGES})
+    ```
+    """
+    operations = [values.get(edge_hyperparameter(source, target)) for source, target in EDGES]
+    if not all(isinstance(operation, str) and operation in OPERATIONS for operation in operations):
+        return None
+    return format_arch_string([str(operation) for operation in operations])
 
 
 def to_naslib_ids(arch_string: str) -> tuple[int, ...]:

@@ -338,3 +338,41 @@ def test_the_config_refuses_an_unknown_key_listing_the_spaces_keys(tmp_path):
         ConfigError, match=r"unknown key\(s\) max_layers for 'nasbench201'; valid keys: name, "
     ):
         build_hypermodel(load_search_config(path), config_data())
+
+
+def test_every_exported_trial_names_its_arch_string(tmp_path):
+    """`keras-sage export` (a subprocess) of a project whose trial.json files hold NASBench201SearchSpace
+    values gives each trial's arch string; a trial without every edge (another space) gets none."""
+    import csv
+    import json
+    import subprocess
+    import sys
+
+    from keras_sage.nasbench201 import arch_string_of_values
+
+    cells = [BEST, CUT_OFF]
+    for index, values in enumerate(
+        [*(NASBench201SearchSpace.from_arch_string(cell).values for cell in cells), {"filters": 8}]
+    ):
+        trial = tmp_path / "project" / f"trial_{index:02d}"
+        trial.mkdir(parents=True)
+        state = {"trial_id": f"{index:02d}", "status": "COMPLETED", "hyperparameters": {"values": values}}
+        (trial / "trial.json").write_text(json.dumps(state))
+    output = tmp_path / "trials.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_sage.cli", "export", str(tmp_path / "project"), "-o", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    with output.open() as file:
+        rows = list(csv.DictReader(file))
+    assert [row["arch_string"] for row in rows] == [*cells, ""]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        cell = format_arch_string(list(rng.choice(OPERATIONS, 6)))
+        assert arch_string_of_values(NASBench201SearchSpace.from_arch_string(cell).values) == cell
+    edges = dict(NASBench201SearchSpace.from_arch_string(BEST).values)
+    edges["edge_1_3"] = "conv_5x5"
+    assert arch_string_of_values(edges) is None

@@ -5,7 +5,9 @@ data (`project_records` and each `trial_<id>/trial.json`; nothing unpickled or e
 `trial_id`, `status`, `score`, `premature_accuracy` (P), `teacher_guidance` (TG), each `S_<teacher layer>`,
 `params`, `flops`, `examples_processed`, `teacher_version`, `mature_accuracy` (for a reranked trial),
 `on_front` (on the Pareto front of P and TG, `front_trial_ids`), `message` (why a failed trial failed),
-then each hyperparameter as `hp.<name>`. A missing value is an empty cell in CSV and `null` in JSON Lines.
+`arch_string` (a `NASBench201SearchSpace` trial's NAS-Bench-201 arch string, from its hyperparameters; only
+in searches of that space), then each hyperparameter as `hp.<name>`. A missing value is an empty cell in
+CSV and `null` in JSON Lines.
 
 Example:
 
@@ -30,7 +32,9 @@ from typing import Any
 
 from keras_sage import contract, project_files
 from keras_sage._atomic import write_atomically
+from keras_sage.analysis.pool import ARCH_STRING
 from keras_sage.analysis.records import front_trial_ids, project_records
+from keras_sage.nasbench201 import arch_string_of_values
 
 __all__ = ["EXPORT_FORMATS", "HYPERPARAMETER_PREFIX", "ON_FRONT", "export_trials", "trial_rows"]
 
@@ -61,6 +65,8 @@ def trial_rows(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
         for record in project.records
     }
     names = list(dict.fromkeys(name for values in hyperparameters.values() for name in values))
+    arch_strings = {trial_id: arch_string_of_values(values) for trial_id, values in hyperparameters.items()}
+    cells = any(arch_string is not None for arch_string in arch_strings.values())
     front = set(front_trial_ids(project.records))
     rows = []
     for record in project.records:
@@ -84,6 +90,8 @@ def trial_rows(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
                 "message": record.message,
             }
         )
+        if cells:
+            row[ARCH_STRING] = arch_strings[record.trial_id]
         values = hyperparameters[record.trial_id]
         for name in names:
             row[f"{HYPERPARAMETER_PREFIX}{name}"] = values.get(name)

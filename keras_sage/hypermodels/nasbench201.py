@@ -32,7 +32,8 @@ rule of the paper's cell space (one RDM per cell, `CellSearchSpace`).
 **Hyperparameters.** Six `Choice`s, `edge_<i>_<j>` for the edge i → j, over `OPERATIONS` (default
 `nor_conv_3x3`), and one constant, `num_edges` (an `Int` from 6 to 6), which REINFORCE's controller reads
 as its number of steps: it picks one operation per edge with one shared head (`layerwise_spec`). A trial's
-arch string is `NASBench201SearchSpace.to_arch_string(trial.hyperparameters)`.
+arch string is `NASBench201SearchSpace.to_arch_string(trial.hyperparameters)`; `keras-sage export` and the
+pools give every trial's (`keras_sage.nasbench201.arch_string_of_values` of its `trial.json`).
 
 The default optimizer is NAS-Bench-201's at the start of its schedule: SGD with Nesterov momentum 0.9 at
 a learning rate of 0.1 (NAS-Bench-201 then decays it on a cosine over 200 epochs, with weight decay 5e-4,
@@ -58,7 +59,14 @@ from keras_sage.hypermodels.base import (
     check_optimizer,
     compiled_candidate,
 )
-from keras_sage.nasbench201 import EDGES, NUM_NODES, OPERATIONS, format_arch_string, parse_arch_string
+from keras_sage.nasbench201 import (
+    EDGES,
+    NUM_NODES,
+    OPERATIONS,
+    edge_hyperparameter,
+    format_arch_string,
+    parse_arch_string,
+)
 
 DEFAULT_NUM_REPEATS = 5  # N, cells per stage
 DEFAULT_FILTERS = 16  # C, channels of the first stage
@@ -71,11 +79,6 @@ NUM_STAGES = 3
 SIDE_MULTIPLE = 2 ** (NUM_STAGES - 1)
 NUM_EDGES_HYPERPARAMETER = "num_edges"
 OPERATION_CHOICE = "operation"
-
-
-def edge_hyperparameter(source: int, target: int) -> str:
-    """The name of the `Choice` of the operation of edge `source` → `target`: `edge_<source>_<target>`."""
-    return f"edge_{source}_{target}"
 
 
 class _EdgewiseSpec(LayerwiseSpec):
