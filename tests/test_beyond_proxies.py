@@ -59,6 +59,20 @@ def test_p_plus_beta_proxy_is_scored_on_the_pool_and_out_of_sample():
     assert low < r < high and r > 0.8
 
 
+def test_a_named_proxy_is_used_instead_of_the_best():
+    rows = pool(60, 4, teacher_weight=0.0)  # synflow carries the signal, naswot is noise
+    result = teacher_beyond_proxy(rows, 10, n_resamples=200, n_splits=100, proxy="naswot")
+    assert result is not None and result.proxy == "naswot" and result.n == 60
+    naswot = np.array([row["naswot"] for row in rows])
+    mature = np.array([row["mature_accuracy"] for row in rows])
+    # The −∞ naswot (coinciding codes) ranks below every other.
+    assert result.proxy_r == pytest.approx(scipy.stats.spearmanr(naswot, mature).statistic)
+    assert abs(result.proxy_r) < 0.3 and result.proxy_gain_interval[0] < 0.3
+    assert teacher_beyond_proxy(rows, 10, proxy="snip") is None  # not in the pool
+    with pytest.raises(ValueError, match="one of synflow, naswot, snip, grad_norm; got 'flops'"):
+        teacher_beyond_proxy(rows, 10, proxy="flops")
+
+
 def test_a_pool_without_proxies_has_no_answer():
     rows = [
         {key: value for key, value in row.items() if key not in ("synflow", "naswot")}
@@ -100,5 +114,14 @@ def test_the_report_answers_against_the_best_proxy_when_the_pool_has_proxies(tmp
     rows = [{**row, "budget": 0, "examples": 0} for row in rows] + [{**row, "examples": 80} for row in rows]
     markdown = pool_report(rows, tmp_path / "report", n_resamples=100)
     assert "**Against the proxies at 10 steps" in markdown
-    assert "## TG beyond the field's best proxy" in markdown
     assert "partial ρ(TG | synflow)" in markdown
+    table = markdown.split("## P + β·proxy for each of the field's proxies, and TG added to it")[1]
+    table = table.split("```")[1].strip().splitlines()[2:]
+    assert [line.split()[:2] for line in table] == [
+        ["0", "synflow"],
+        ["0", "naswot"],
+        ["10", "synflow"],
+        ["10", "naswot"],
+    ]
+    naswot = teacher_beyond_proxy(rows, 10, n_resamples=100, proxy="naswot")
+    assert float(table[3].split()[2]) == pytest.approx(naswot.proxy_r, abs=1e-4)

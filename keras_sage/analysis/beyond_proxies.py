@@ -47,7 +47,7 @@ from keras_sage.analysis.predictors import (
 )
 from keras_sage.score import combined_score, proxy_term
 
-__all__ = ["BeyondProxy", "describe_beyond_proxy", "teacher_beyond_proxy"]
+__all__ = ["CANDIDATE_PROXIES", "BeyondProxy", "describe_beyond_proxy", "teacher_beyond_proxy"]
 
 # The field's zero-cost proxies a pool may carry, in the order ties are broken; params and FLOPs are the
 # size controls of the partial correlation instead.
@@ -60,7 +60,8 @@ class BeyondProxy:
 
     Attributes:
         budget: The budget (SGD steps).
-        proxy: The best proxy: the highest Spearman ρ with mature accuracy on the pool.
+        proxy: The proxy: the best (the highest Spearman ρ with mature accuracy on the pool) unless one was
+            named.
         proxy_r: That ρ.
         beta: β of the P + β·proxy_term(x) that correlates best with mature accuracy on the whole pool (in
             the proxy term's units: what `SageTuner(proxy_weights={proxy: beta})` searches by).
@@ -91,10 +92,10 @@ class BeyondProxy:
     n: int
 
     def table_row(self) -> dict[str, Any]:
-        """The result as one row of the report's table "TG beyond the field's best proxy"."""
+        """The result as one row of the report's table of every proxy."""
         return {
             "budget": self.budget,
-            "best proxy": self.proxy,
+            "proxy": self.proxy,
             "ρ(proxy)": self.proxy_r,
             "β": self.beta,
             "ρ(P + β·proxy), β in sample": self.combined_r[0],
@@ -123,12 +124,14 @@ def teacher_beyond_proxy(
     n_resamples: int = 2000,
     n_splits: int = DEFAULT_SPLITS,
     seed: int = 0,
+    proxy: str | None = None,
 ) -> BeyondProxy | None:
-    """Whether TG adds to the field's best proxy at one budget of a pool, out of sample.
+    """Whether TG adds to the field's best proxy (or to `proxy`) at one budget of a pool, out of sample.
 
     Args:
         pool: The pool's rows, with proxy columns.
         budget: The budget (SGD steps).
+        proxy: The proxy to set TG against (one of `CANDIDATE_PROXIES`); None for the pool's best.
         alphas: The α of TG to choose from.
         betas: Multiples of sd(P) / sd(proxy_term(x)) to choose β from.
         n_resamples: Resamples of the architectures behind the partial correlations' intervals.
@@ -136,11 +139,18 @@ def teacher_beyond_proxy(
         seed: Seed of the resamples and the splits.
 
     Returns:
-        A `BeyondProxy`, or None when the pool has no zero-cost proxy column or fewer than 6 architectures
-        with P, TG, mature accuracy and the best proxy.
+        A `BeyondProxy`, or None when the pool has no zero-cost proxy column (or not `proxy`'s) or fewer
+        than 6 architectures with P, TG, mature accuracy and the proxy.
+
+    Raises:
+        ValueError: If `proxy` is not one of `CANDIDATE_PROXIES`.
     """
+    if proxy is not None and proxy not in CANDIDATE_PROXIES:
+        raise ValueError(f"proxy must be one of {', '.join(CANDIDATE_PROXIES)}; got {proxy!r}")
     rows = rows_at_budget(pool, budget)
-    present = [name for name in CANDIDATE_PROXIES if any(name in row for row in rows)]
+    present = [
+        name for name in CANDIDATE_PROXIES if proxy in (None, name) and any(name in row for row in rows)
+    ]
     if not present:
         return None
     premature = column(rows, contract.PREMATURE_ACCURACY)
@@ -156,17 +166,17 @@ def teacher_beyond_proxy(
         else math.nan
         for name, values in terms.items()
     }
-    proxy = max(present, key=lambda name: -math.inf if math.isnan(ranked[name]) else ranked[name])
-    kept = scored & np.isfinite(terms[proxy])
+    chosen = max(present, key=lambda name: -math.inf if math.isnan(ranked[name]) else ranked[name])
+    kept = scored & np.isfinite(terms[chosen])
     if kept.sum() < 6:
         return None
-    premature, guidance, target, term = premature[kept], guidance[kept], target[kept], terms[proxy][kept]
+    premature, guidance, target, term = premature[kept], guidance[kept], target[kept], terms[chosen][kept]
     spread = float(np.std(premature) / np.std(term)) if np.std(term) > 0 else 0.0
     weights = [multiple * spread for multiple in betas]
-    reference = np.stack([combined_score(premature, 0.0, 0.0, {proxy: (beta, term)}) for beta in weights])
+    reference = np.stack([combined_score(premature, 0.0, 0.0, {chosen: (beta, term)}) for beta in weights])
     challenger = np.stack(
         [
-            combined_score(premature, guidance, alpha, {proxy: (beta, term)})
+            combined_score(premature, guidance, alpha, {chosen: (beta, term)})
             for alpha in alphas
             for beta in weights
         ]
@@ -179,8 +189,8 @@ def teacher_beyond_proxy(
     sized = np.isfinite(size).all(axis=0)
     return BeyondProxy(
         budget=budget,
-        proxy=proxy,
-        proxy_r=ranked[proxy],
+        proxy=chosen,
+        proxy_r=ranked[chosen],
         beta=weights[best],
         combined_r=resampled_correlation(reference[best], target, n_resamples=n_resamples, seed=seed),
         proxy_gain=proxy_gain.delta,
