@@ -21,7 +21,8 @@ training at all). Stages, each resumable (re-running the same command continues 
 
 `--scale cpu` fits a 2-core CPU (a ResNet-8 teacher for 10 epochs; students on 10,000 images);
 `--scale gpu` is the paper's budget (2 epochs of 45,000 at 32×32) and a ResNet-56 teacher, sized to run in
-10-minute pieces (the pool resumes after the last finished cell). Run, for example:
+10-minute pieces (the pool resumes after the last finished cell): `benchmarks/nb201_gpu_pieces.sh` runs one
+piece and says whether to run another. Run, for example:
 
     python examples/nasbench201_science.py --scale cpu --stage teacher
 """
