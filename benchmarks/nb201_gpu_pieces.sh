@@ -24,7 +24,8 @@ timeout --signal=KILL "$piece_s" "${PYTHON:-python}" "$(dirname "$0")/../example
     --scale "${SCALE:-gpu}" --stage "$stage" --data "$state/cifar10-jpeg.tar.gz" --cache "$state/cache" \
     --pools "$state/pools" "$@"
 status=$?
-if [ "$status" -eq 137 ]; then
+# 137 is also an out-of-memory kill: only a piece that ran its whole time is one whose time ran out.
+if [ "$status" -eq 137 ] && [ "$SECONDS" -ge "$piece_s" ]; then
     echo "stage $stage: the piece's ${piece_s} s are over; run it again to resume"
     exit 75
 fi

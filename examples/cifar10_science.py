@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import tarfile
 import tempfile
 import time
@@ -293,7 +294,13 @@ def teacher_model(
     validation = (standardized(splits.x_validation), splits.y_validation)
     print(f"teacher: training ResNet-{scale.teacher_depth} for {scale.teacher_epochs} epochs", flush=True)
     started = time.perf_counter()
-    callbacks = [] if backup is None else [keras.callbacks.BackupAndRestore(str(backup / stem))]
+    # The backup outlives the training until the weights and their record are written (below): a kill in
+    # between resumes from the last epoch instead of training again.
+    callbacks = (
+        []
+        if backup is None
+        else [keras.callbacks.BackupAndRestore(str(backup / stem), delete_checkpoint=False)]
+    )
     model.fit(train, epochs=scale.teacher_epochs, validation_data=validation, verbose=2, callbacks=callbacks)
     seconds = time.perf_counter() - started
     accuracy = model.evaluate(*validation, verbose=0, return_dict=True)["accuracy"]
@@ -316,6 +323,8 @@ def teacher_model(
     inference_copy.set_weights(model.get_weights())
     inference_copy.save_weights(weights_path)
     write_atomically(record_path, lambda file: file.write(json.dumps(record, indent=2).encode()))
+    if backup is not None:
+        shutil.rmtree(backup / stem, ignore_errors=True)
     print(f"teacher: validation accuracy {accuracy:.4f} after {seconds:.0f} s", flush=True)
     return model, record
 

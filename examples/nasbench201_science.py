@@ -159,11 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         "scale": {
             key: value for key, value in dataclasses.asdict(scale).items() if key not in CNN_SEARCH_FIELDS
         },
-        "searches": {
-            "seeds": arguments.search_seeds,
-            "trials": arguments.search_trials,
-            "reranking": "none: the top-scored cell's mature accuracy is looked up",
-        },
+        "searches": f"{name}{SEARCHES}.jsonl (one row per search run), planned in "
+        f"{name}{SEARCHES}-plan.json; no reranking: the top-scored cell's mature accuracy is looked up",
         "budget_epochs": budget_epochs,
         "budgets": budgets,
         "teacher": record,

@@ -29,6 +29,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from keras_sage.analysis.beyond_proxies import BeyondProxy, teacher_beyond_proxy
+    from keras_sage.analysis.control_teachers import AgainstControl, teacher_against_control
     from keras_sage.analysis.plots import (
         plot_alpha_sweep,
         plot_predictivity,
@@ -63,7 +65,9 @@ if TYPE_CHECKING:
 # Public name -> module that defines it; imported on first use, so that a module that needs one name (the
 # command line's tables, say) does not import matplotlib, scipy or TensorFlow with the rest.
 _EXPORTS: dict[str, str] = {
+    "AgainstControl": "keras_sage.analysis.control_teachers",
     "AlphaCalibration": "keras_sage.analysis.predictors",
+    "BeyondProxy": "keras_sage.analysis.beyond_proxies",
     "EfficiencyRatio": "keras_sage.analysis.search_replay",
     "ProjectRecords": "keras_sage.analysis.records",
     "ReplayResult": "keras_sage.analysis.search_replay",
@@ -95,12 +99,16 @@ _EXPORTS: dict[str, str] = {
     "replay_curve": "keras_sage.analysis.search_replay",
     "search_summary": "keras_sage.analysis.records",
     "searches_report": "keras_sage.analysis.report",
+    "teacher_against_control": "keras_sage.analysis.control_teachers",
+    "teacher_beyond_proxy": "keras_sage.analysis.beyond_proxies",
     "to_dataframe": "keras_sage.analysis.predictors",
     "trial_records": "keras_sage.analysis.records",
 }
 
 __all__ = [
+    "AgainstControl",
     "AlphaCalibration",
+    "BeyondProxy",
     "EfficiencyRatio",
     "ProjectRecords",
     "ReplayResult",
@@ -132,6 +140,8 @@ __all__ = [
     "replay_curve",
     "search_summary",
     "searches_report",
+    "teacher_against_control",
+    "teacher_beyond_proxy",
     "to_dataframe",
     "trial_records",
 ]

@@ -45,9 +45,16 @@ from keras_sage.analysis.predictors import (
     resampled_correlation,
     rows_at_budget,
 )
+from keras_sage.analysis.tables import format_table
 from keras_sage.score import combined_score, proxy_term
 
-__all__ = ["CANDIDATE_PROXIES", "BeyondProxy", "describe_beyond_proxy", "teacher_beyond_proxy"]
+__all__ = [
+    "CANDIDATE_PROXIES",
+    "BeyondProxy",
+    "describe_beyond_proxy",
+    "proxies_section",
+    "teacher_beyond_proxy",
+]
 
 # The field's zero-cost proxies a pool may carry, in the order ties are broken; params and FLOPs are the
 # size controls of the partial correlation instead.
@@ -56,7 +63,7 @@ CANDIDATE_PROXIES = (contract.SYNFLOW, contract.NASWOT, contract.SNIP, contract.
 
 @dataclass(frozen=True)
 class BeyondProxy:
-    """What TG adds to the best proxy at one budget (see the module docstring).
+    """What TG adds to a proxy (the best, or the one named) at one budget (see the module docstring).
 
     Attributes:
         budget: The budget (SGD steps).
@@ -73,7 +80,7 @@ class BeyondProxy:
         splits: The number of splits.
         partial_given_size: Partial ρ(TG | params, log FLOPs) with its 95% interval: `(r, low, high)`, on
             the architectures with both.
-        partial_given_proxy: Partial ρ(TG | the best proxy) with its 95% interval.
+        partial_given_proxy: Partial ρ(TG | the proxy) with its 95% interval.
         n: The architectures used: P, TG, mature accuracy and the proxy known.
     """
 
@@ -120,6 +127,8 @@ def teacher_beyond_proxy(
     budget: int,
     *,
     alphas: Sequence[float] = DEFAULT_ALPHAS,
+    # The α grid for β too: where P ranks the architectures backwards, the best β likewise runs to the
+    # proxy alone.
     betas: Sequence[float] = DEFAULT_ALPHAS,
     n_resamples: int = 2000,
     n_splits: int = DEFAULT_SPLITS,
@@ -212,7 +221,8 @@ def describe_beyond_proxy(result: BeyondProxy, examples: Mapping[int, Any]) -> s
     """The plain-words answer against the field's best proxy at one budget, as the pool report gives it.
 
     Args:
-        result: `teacher_beyond_proxy`'s result at that budget.
+        result: `teacher_beyond_proxy`'s result at that budget for the best proxy (its words call the proxy
+            the best).
         examples: Training examples by budget, to name the budget in both units.
 
     Returns:
@@ -235,6 +245,30 @@ def describe_beyond_proxy(result: BeyondProxy, examples: Mapping[int, Any]) -> s
         f"params, log FLOPs) = {result.partial_given_size[0]:.3f} [{result.partial_given_size[1]:.3f}, "
         f"{result.partial_given_size[2]:.3f}]."
     )
+
+
+def proxies_section(results: Sequence[BeyondProxy]) -> list[str]:
+    """The pool report's section of P + β·proxy and TG added to it, for every proxy (no lines without
+    results).
+
+    Args:
+        results: `teacher_beyond_proxy(..., proxy=...)`'s results, e.g. for each budget and proxy.
+
+    Returns:
+        Markdown lines.
+    """
+    if not results:
+        return []
+    return [
+        "## P + β·proxy for each of the field's proxies, and TG added to it",
+        "",
+        "The verdict above is against the best proxy; here every proxy the pool holds, at every budget.",
+        "",
+        "```",
+        format_table([result.table_row() for result in results]),
+        "```",
+        "",
+    ]
 
 
 def _number(value: Any) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,10 @@ from keras_sage import contract
 from keras_sage.analysis.beyond_proxies import (
     CANDIDATE_PROXIES,
     describe_beyond_proxy,
+    proxies_section,
     teacher_beyond_proxy,
 )
+from keras_sage.analysis.control_teachers import CONTROL_TEACHERS, controls_section, teacher_against_control
 from keras_sage.analysis.plots import (
     plot_alpha_sweep,
     plot_predictivity,
@@ -32,7 +34,6 @@ from keras_sage.analysis.pool import (
     BUDGET,
     MATURE_ACCURACY,
     MATURE_ACCURACY_SOURCE,
-    TG_UNTRAINED,
     architecture_ids,
 )
 from keras_sage.analysis.predictors import (
@@ -217,10 +218,13 @@ def pool_report(
     α chosen on one half of the architectures and measured on the other (`calibrate_alpha`), has its
     central 95% over the splits above 0 (the in-sample gain beside it, labelled), and whether the partial
     correlation of TG with mature accuracy given the controls has a 95% interval above 0; it credits the
-    trained teacher only where ρ(P + α·TG) − ρ(P + α·TG_untrained), paired, has a 95% interval above 0
-    (an untrained teacher's TG can carry what size does), and it says when the α chosen is the grid's
-    largest. Then: the predictivity table per budget, the calibrated α per budget with how often each α
-    wins over the resamples, the replayed searches' efficiency ratio, and the figures (paper Figs. 2, 3
+    trained teacher only where P + α·TG beats P + α′·TG_untrained out of sample, each with its own α
+    (`teacher_against_control`; an untrained teacher's TG can carry what size does), and it says when the
+    α chosen is the grid's largest. Where the pool holds the field's proxies, a paragraph says whether TG
+    adds to the best of them (`teacher_beyond_proxy`). Then: the predictivity table per budget, P + β·proxy
+    and TG added to it for every proxy, the trained teacher against each control teacher at every budget,
+    the calibrated α per budget with how often each α wins over the resamples, the replayed searches'
+    efficiency ratio, and the figures (paper Figs. 2, 3
     and 4-right), each as PNG and SVG.
 
     Args:
@@ -262,12 +266,16 @@ def pool_report(
     lines += [_answer(rows, calibrations, shortest, examples, controls, method, resampling), ""]
     if budgets[0] == 0 and shortest != 0:
         lines += [_answer(rows, calibrations, 0, examples, controls, method, resampling), ""]
-    beyond = {
-        budget: teacher_beyond_proxy(pool, budget, n_resamples=n_resamples, seed=seed) for budget in budgets
-    }
-    at_shortest = beyond[shortest]
-    if at_shortest is not None:
-        lines += [describe_beyond_proxy(at_shortest, examples), ""]
+    each_proxy = [
+        result
+        for budget in budgets
+        for name in CANDIDATE_PROXIES
+        if (result := teacher_beyond_proxy(pool, budget, n_resamples=n_resamples, seed=seed, proxy=name))
+    ]
+    at_shortest = [result for result in each_proxy if result.budget == shortest]
+    if at_shortest:
+        best = max(at_shortest, key=lambda result: np.nan_to_num(result.proxy_r, nan=-np.inf))
+        lines += [describe_beyond_proxy(best, examples), ""]
     n_architectures = len(architecture_ids(pool))
     analysed = len(
         architecture_ids([row for row in pool if math.isfinite(row.get(MATURE_ACCURACY, math.nan))])
@@ -291,23 +299,19 @@ def pool_report(
             "```",
             "",
         ]
-    if any(result is not None for result in beyond.values()):
-        each_proxy = [
-            result.table_row()
+    lines += proxies_section(each_proxy)
+    lines += controls_section(
+        [
+            against
             for budget in budgets
-            for name in CANDIDATE_PROXIES
-            if (result := teacher_beyond_proxy(pool, budget, n_resamples=n_resamples, seed=seed, proxy=name))
+            for name in CONTROL_TEACHERS
+            if (
+                against := teacher_against_control(
+                    pool, budget, name, alphas=alphas, method=method, seed=seed
+                )
+            )
         ]
-        lines += [
-            "## P + β·proxy for each of the field's proxies, and TG added to it",
-            "",
-            "The verdict above is against the best proxy; here every proxy the pool holds, at every budget.",
-            "",
-            "```",
-            format_table(each_proxy),
-            "```",
-            "",
-        ]
+    )
     lines += ["## α calibration", "", "```"]
     lines += [
         format_table(
@@ -315,6 +319,7 @@ def pool_report(
                 {
                     "budget": budget,
                     "α (out of sample)": calibration.alpha,
+                    "chosen in (splits)": calibration.split_choices.get(calibration.alpha, 0.0),
                     "Δ held out": calibration.out_of_sample_delta,
                     "Δ low": calibration.out_of_sample_interval[0],
                     "Δ high": calibration.out_of_sample_interval[1],
@@ -422,9 +427,16 @@ def _answer(
         for name in CONTROL_COLUMNS
         if name in at_budget and math.isfinite(at_budget[name]["r"])
     )
-    source = _against_untrained_teacher(budget, alpha, method, resampling) if delta_above else None
+    grid = sorted(calibration.correlations)
+    source = (
+        teacher_against_control(
+            resampling["pool"], budget, alphas=grid, method=method, seed=resampling["seed"]
+        )
+        if delta_above
+        else None
+    )
     # Only a gain an untrained teacher's TG does not also give is the trained teacher's.
-    subject = "the trained teacher" if source is not None and source[1] > 0 else "TG"
+    subject = "the trained teacher" if source is not None and source.interval[0] > 0 else "TG"
     verdict = (
         f"{subject} adds information beyond P and the controls"
         if delta_above and partial_above
@@ -436,11 +448,17 @@ def _answer(
         else "TG adds no information we can detect beyond P and the controls (a null result)"
     )
     if delta_above and subject == "TG":
-        verdict += ", and the trained teacher is not shown to be its source"
+        verdict += (
+            ", and the trained teacher is not shown to be its source"
+            if source is not None
+            else " (without an untrained teacher, TG_untrained, the pool cannot tell whether the trained "
+            "teacher is its source)"
+        )
     source_text = (
-        f" Against an untrained teacher (the same network, random weights): {symbol}(P + {alpha:g}·TG) − "
-        f"{symbol}(P + {alpha:g}·TG_untrained) = {source[0]:+.3f} [{source[1]:+.3f}, {source[2]:+.3f}] "
-        "(paired)."
+        f" Against an untrained teacher (the same network, random weights), each with its own α chosen out "
+        f"of sample: {symbol}(P + α·TG) − {symbol}(P + α′·TG_untrained) on the held-out half = "
+        f"{source.delta:+.3f} [{source.interval[0]:+.3f}, {source.interval[1]:+.3f}] ({source.splits} "
+        "splits)."
         if source is not None
         else ""
     )
@@ -492,8 +510,21 @@ def _against_best_control(
     if not finite:
         return ""
     best = max(finite, key=lambda name: at_budget[name]["r"])
-    difference, low, high = _score_difference(
-        budget, alpha, method, resampling, lambda rows, _: column(rows, best)
+    rows = rows_at_budget(resampling["pool"], budget)
+    premature, guidance = column(rows, contract.PREMATURE_ACCURACY), column(rows, contract.TEACHER_GUIDANCE)
+    score, control, target = (
+        combined_score(premature, guidance, alpha),
+        column(rows, best),
+        column(rows, MATURE_ACCURACY),
+    )
+    kept = np.isfinite(score) & np.isfinite(control) & np.isfinite(target)
+    difference, low, high = resampled_difference(
+        score[kept],
+        control[kept],
+        target[kept],
+        method=method,
+        n_resamples=resampling["n_resamples"],
+        seed=resampling["seed"],
     )
     symbol = "ρ" if method == "spearman" else "r"
     verdict = (
@@ -511,44 +542,4 @@ def _against_best_control(
         f"{symbol} = {at_budget[best]['r']:.3f}: a paired difference of {difference:+.3f} [{low:+.3f}, "
         f"{high:+.3f}], so "
         f"{verdict}. "
-    )
-
-
-def _score_difference(
-    budget: int,
-    alpha: float,
-    method: str,
-    resampling: Mapping[str, Any],
-    rival: Callable[[Sequence[Mapping[str, Any]], np.ndarray], np.ndarray],
-) -> tuple[float, float, float]:
-    """r(P + α·TG) − r(rival) with mature accuracy at one budget, paired over resamples of the
-    architectures that have both; `rival(rows, premature)` gives the rival's scores."""
-    rows = rows_at_budget(resampling["pool"], budget)
-    premature = column(rows, contract.PREMATURE_ACCURACY)
-    score = combined_score(premature, column(rows, contract.TEACHER_GUIDANCE), alpha)
-    rival_scores, target = rival(rows, premature), column(rows, MATURE_ACCURACY)
-    kept = np.isfinite(score) & np.isfinite(rival_scores) & np.isfinite(target)
-    return resampled_difference(
-        score[kept],
-        rival_scores[kept],
-        target[kept],
-        method=method,
-        n_resamples=resampling["n_resamples"],
-        seed=resampling["seed"],
-    )
-
-
-def _against_untrained_teacher(
-    budget: int, alpha: float, method: str, resampling: Mapping[str, Any]
-) -> tuple[float, float, float] | None:
-    """r(P + α·TG) − r(P + α·TG_untrained), paired; None where the pool has no untrained teacher or α = 0."""
-    rows = rows_at_budget(resampling["pool"], budget)
-    if not alpha or not any(TG_UNTRAINED in row for row in rows):
-        return None
-    return _score_difference(
-        budget,
-        alpha,
-        method,
-        resampling,
-        lambda rows, premature: combined_score(premature, column(rows, TG_UNTRAINED), alpha),
     )

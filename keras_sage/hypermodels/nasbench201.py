@@ -32,8 +32,9 @@ rule of the paper's cell space (one RDM per cell, `CellSearchSpace`).
 **Hyperparameters.** Six `Choice`s, `edge_<i>_<j>` for the edge i → j, over `OPERATIONS` (default
 `nor_conv_3x3`), and one constant, `num_edges` (an `Int` from 6 to 6), which REINFORCE's controller reads
 as its number of steps: it picks one operation per edge with one shared head (`layerwise_spec`). A trial's
-arch string is `NASBench201SearchSpace.to_arch_string(trial.hyperparameters)`; `keras-sage export` and the
-pools give every trial's (`keras_sage.nasbench201.arch_string_of_values` of its `trial.json`).
+arch string is `NASBench201SearchSpace.to_arch_string(trial.hyperparameters)`; a pool's rows carry it, and
+`keras-sage export` gives every trial's (`keras_sage.nasbench201.arch_string_of_values` of its
+`trial.json`).
 
 The default optimizer is NAS-Bench-201's at the start of its schedule: SGD with Nesterov momentum 0.9 at
 a learning rate of 0.1 (NAS-Bench-201 then decays it on a cosine over 200 epochs, with weight decay 5e-4,
@@ -63,8 +64,8 @@ from keras_sage.nasbench201 import (
     EDGES,
     NUM_NODES,
     OPERATIONS,
+    arch_string_of_values,
     edge_hyperparameter,
-    format_arch_string,
     parse_arch_string,
 )
 
@@ -202,16 +203,17 @@ class NASBench201SearchSpace(keras_tuner.HyperModel):
         NASBench201SearchSpace.to_arch_string(tuner.oracle.get_best_trials(1)[0].hyperparameters)
         ```
         """
-        operations = []
-        for source, target in EDGES:
-            edge = edge_hyperparameter(source, target)
-            operation = hp.values.get(edge)
-            if operation not in OPERATIONS:
-                raise CandidateBuildError(
-                    f"Hyperparameter {edge} is {operation!r}, not one of {', '.join(OPERATIONS)}."
-                )
-            operations.append(operation)
-        return format_arch_string(operations)
+        arch_string = arch_string_of_values(hp.values)
+        if arch_string is not None:
+            return arch_string
+        edge = next(
+            name
+            for name in (edge_hyperparameter(source, target) for source, target in EDGES)
+            if hp.values.get(name) not in OPERATIONS
+        )
+        raise CandidateBuildError(
+            f"Hyperparameter {edge} is {hp.values.get(edge)!r}, not one of {', '.join(OPERATIONS)}."
+        )
 
     def layerwise_spec(self) -> LayerwiseSpec:
         """The cell's edges as the layers of REINFORCE's controller: 6 steps, one `operation` head."""
