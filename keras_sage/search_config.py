@@ -8,6 +8,7 @@ max_trials = 20
 alpha = 1.0
 premature_epochs = 1        # or premature_steps
 seed = 1
+proxy_weights = { naswot = 0.0066 }  # optional: P + α·TG + β·proxy, β by proxy name
 [data]
 name = "digits"             # digits | cifar10 | cifar100 | imagenet64 | image_folder (with path = ...)
 image_size = 16
@@ -77,6 +78,7 @@ _NON_NEGATIVE_NUMBER = "a number of at least 0"
 _STRING = "a string"
 _BOOLEAN = "true or false"
 _NAMES = "an array of metric names"
+_PROXY_WEIGHTS = f"a table of finite numbers by proxy name ({', '.join(contract.PROXY_NAMES)})"
 SEARCH_KEYS: dict[str, tuple[str, Any]] = {
     "directory": (_STRING, "searches"),
     "project_name": (_STRING, None),
@@ -91,6 +93,8 @@ SEARCH_KEYS: dict[str, tuple[str, Any]] = {
     "distribution_strategy": (_STRING, "none"),
     # A Pareto search (keras_sage.tuners.pareto): e.g. ["premature_accuracy", "teacher_guidance"].
     "objectives": (_NAMES, None),
+    # The field's proxies at initialisation as score terms (SageTuner's proxy_weights).
+    "proxy_weights": (_PROXY_WEIGHTS, None),
 }
 TEACHER_KEYS: dict[str, tuple[str, Any]] = {
     "path": (_STRING, None),
@@ -309,6 +313,14 @@ def _is_kind(value: Any, kind: str) -> bool:
         return isinstance(value, str) and bool(value)
     if kind == _NAMES:
         return isinstance(value, list) and bool(value) and all(isinstance(name, str) for name in value)
+    if kind == _PROXY_WEIGHTS:
+        return isinstance(value, dict) and all(
+            name in contract.PROXY_NAMES
+            and isinstance(beta, (int, float))
+            and not isinstance(beta, bool)
+            and math.isfinite(beta)
+            for name, beta in value.items()
+        )
     if isinstance(value, bool):
         return False
     if kind == _INT:
@@ -329,6 +341,8 @@ def _toml_repr(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml_repr(item)}" for key, item in value.items()) + " }"
     return repr(value)
 
 
@@ -627,6 +641,7 @@ def build_tuner(
     arguments: dict[str, Any] = {
         "teacher": config.teacher["path"],
         "alpha": search["alpha"],
+        "proxy_weights": search["proxy_weights"],
         "premature_epochs": search["premature_epochs"],
         "premature_steps": search["premature_steps"],
         "oracle": oracle,

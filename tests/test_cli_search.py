@@ -328,7 +328,7 @@ ORACLES = ", ".join(oracle_names())
             "seed = 1\nlearning_rate = 0.1",
             "[search] unknown key(s) learning_rate; valid keys: directory, project_name, max_trials, alpha, "
             "premature_epochs, premature_steps, seed, batch_size, overwrite, max_consecutive_failed_trials, "
-            "distribution_strategy, objectives",
+            "distribution_strategy, objectives, proxy_weights",
         ),
         (
             "image_size = 8",
@@ -379,6 +379,18 @@ ORACLES = ", ".join(oracle_names())
             "[search] give premature_epochs or premature_steps, not both",
         ),
         ('path = "teacher.h5"', "", "[teacher] path is missing (the teacher file)"),
+        (
+            "seed = 1",
+            "seed = 1\nproxy_weights = { synfow = 1.0 }",
+            "[search] proxy_weights must be a table of finite numbers by proxy name (params, flops, synflow, "
+            "snip, grad_norm, naswot); got { synfow = 1.0 } (a table)",
+        ),
+        (
+            "seed = 1",
+            'seed = 1\nproxy_weights = { params = "-1" }',
+            "[search] proxy_weights must be a table of finite numbers by proxy name (params, flops, synflow, "
+            'snip, grad_norm, naswot); got { params = "-1" } (a table)',
+        ),
     ],
 )
 def test_bad_config_is_one_line_naming_the_culprit(folder, capsys, old, new, message):
@@ -551,3 +563,23 @@ def test_fatal_errors_of_a_running_search_exit_1_bad_values_2():
     assert _is_search_stop(keras_tuner.errors.FatalError("the chief is gone"))
     assert not _is_search_stop(keras_tuner.errors.FatalValueError("probe shape"))
     assert not _is_search_stop(ValueError("bad"))
+
+
+def test_a_config_with_proxy_weights_scores_by_p_alpha_tg_and_beta_proxy(folder, capsys):
+    """`proxy_weights` in [search]: every completed trial's score is P + α·TG + β·log10(params)."""
+    config = edited_config(folder, "proxies", "seed = 1", "seed = 1\nproxy_weights = { params = -0.05 }")
+    assert main(["search", str(config)]) == 0
+    capsys.readouterr()
+    completed = [
+        state for state in trial_states(folder / "searches" / "proxies") if state["status"] == "COMPLETED"
+    ]
+    assert completed
+    for state in completed:
+        metrics = {
+            name: metric["observations"][-1]["value"][0]
+            for name, metric in state["metrics"]["metrics"].items()
+        }
+        expected = (
+            metrics["premature_accuracy"] + metrics["teacher_guidance"] - 0.05 * np.log10(metrics["params"])
+        )
+        assert metrics["score"] == pytest.approx(expected, abs=1e-6)
