@@ -46,7 +46,8 @@ def add_commands(commands: Any) -> None:
         "export",
         help="write every trial of a search (hyperparameters and metrics) to CSV or JSON Lines",
         description="One row per trial: status, score, P, TG, each S_i, params, FLOPs, examples, teacher "
-        "version, mature accuracy if reranked, why it failed, and its hyperparameters as hp.<name>.",
+        "version, mature accuracy if reranked, why it failed, a NAS-Bench-201 cell's arch string, and its "
+        "hyperparameters as hp.<name>.",
     )
     export.add_argument("project_dir", metavar="PROJECT_DIR", help="a search's project directory")
     export.add_argument(
