@@ -19,6 +19,10 @@ stage=${1:?"usage: nb201_gpu_pieces.sh teacher|pool|report|search [arguments for
 shift
 state=${STATE:-gpu-state}
 piece_s=${PIECE_S:-570}
+if ! [[ $piece_s =~ ^[0-9]+$ ]]; then
+    echo "PIECE_S must be a whole number of seconds; got $piece_s" >&2
+    exit 2
+fi
 mkdir -p "$state/cache" "$state/pools"
 timeout --signal=KILL "$piece_s" "${PYTHON:-python}" "$(dirname "$0")/../examples/nasbench201_science.py" \
     --scale "${SCALE:-gpu}" --stage "$stage" --data "$state/cifar10-jpeg.tar.gz" --cache "$state/cache" \

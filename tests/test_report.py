@@ -170,6 +170,19 @@ def test_the_trained_teacher_is_credited_only_beyond_an_untrained_one(tmp_path, 
     assert (low > 0) == (untrained == "noise")
 
 
+def test_a_control_on_too_few_architectures_is_said_so(tmp_path):
+    from keras_sage.analysis import pool_report
+
+    pool = guided_pool(60, 5, "noise")
+    for row in pool[8:]:
+        del row["TG_untrained"]  # left on the first 4 architectures only
+    first = pool_report(pool, tmp_path, title="Guided", n_resamples=200).split("\n")[2]
+    assert first.startswith(
+        "**At 10 steps (320 examples), TG adds information beyond P and the controls (too few architectures "
+        "with TG_untrained to tell whether the trained teacher is its source).**"
+    )
+
+
 def test_an_alpha_at_the_grid_edge_is_said(tmp_path):
     from keras_sage.analysis import pool_report
 

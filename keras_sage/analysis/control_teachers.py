@@ -5,7 +5,8 @@ the teacher (`TG_untrained`) or the RDM of the labels (`TG_labels`) can carry wh
 class separation already says. `teacher_against_control` sets P + α·TG against P + α′·control: on one
 random half of the architectures the best α of each is chosen (the highest correlation with mature
 accuracy), on the other half r(P + α·TG) − r(P + α′·control) is measured (`held_out_comparison`), over
-many splits. Each score gets its own α, so neither is handicapped by a weight chosen for the other.
+many splits. Each score gets its own α, from the same grid in TG's units (α′ scaled by sd(TG) / sd(control)),
+so neither is handicapped by a weight chosen for the other or by its spread.
 
 Example:
 
@@ -91,14 +92,14 @@ def teacher_against_control(
         pool: The pool's rows.
         budget: The budget (SGD steps).
         control: The control teacher's column (one of `CONTROL_TEACHERS`).
-        alphas: The α (and α′) to choose from.
+        alphas: The α to choose from; α′ from the same grid times sd(TG) / sd(control).
         method: `"spearman"` or `"pearson"`.
         n_splits: Random splits in halves.
         seed: Seed of the splits.
 
     Returns:
         An `AgainstControl`, or None where fewer than 6 architectures have P, TG, the control and mature
-        accuracy (a pool without that control among them).
+        accuracy (a pool without that control among them), or no split gives a difference.
 
     Raises:
         ValueError: If `control` is not one of `CONTROL_TEACHERS`.
@@ -114,11 +115,17 @@ def teacher_against_control(
     if kept.sum() < 6:
         return None
     premature, guidance, control_guidance = premature[kept], guidance[kept], control_guidance[kept]
-    reference = np.stack([combined_score(premature, control_guidance, alpha) for alpha in alphas])
+    # α′ in TG's units: the control's grid is scaled by sd(TG) / sd(control), so a control of another
+    # spread can reach the weight TG's grid gives TG.
+    spread = np.std(control_guidance)
+    scale = float(np.std(guidance) / spread) if spread > 0 else 1.0
+    reference = np.stack([combined_score(premature, control_guidance, alpha * scale) for alpha in alphas])
     challenger = np.stack([combined_score(premature, guidance, alpha) for alpha in alphas])
     held_out = held_out_comparison(
         reference, challenger, target[kept], method=method, n_splits=n_splits, seed=seed
     )
+    if not held_out.splits:
+        return None
     return AgainstControl(
         budget=budget,
         control=control,

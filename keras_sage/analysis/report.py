@@ -34,6 +34,7 @@ from keras_sage.analysis.pool import (
     BUDGET,
     MATURE_ACCURACY,
     MATURE_ACCURACY_SOURCE,
+    TG_UNTRAINED,
     architecture_ids,
 )
 from keras_sage.analysis.predictors import (
@@ -262,7 +263,7 @@ def pool_report(
     examples = {row["budget"]: row.get("examples", math.nan) for row in pool}
 
     lines = [f"# {title}", ""]
-    resampling = {"pool": pool, "n_resamples": n_resamples, "seed": seed}
+    resampling = {"pool": pool, "n_resamples": n_resamples, "seed": seed, "alphas": alphas}
     lines += [_answer(rows, calibrations, shortest, examples, controls, method, resampling), ""]
     if budgets[0] == 0 and shortest != 0:
         lines += [_answer(rows, calibrations, 0, examples, controls, method, resampling), ""]
@@ -427,10 +428,10 @@ def _answer(
         for name in CONTROL_COLUMNS
         if name in at_budget and math.isfinite(at_budget[name]["r"])
     )
-    grid = sorted(calibration.correlations)
+    pool = resampling["pool"]
     source = (
         teacher_against_control(
-            resampling["pool"], budget, alphas=grid, method=method, seed=resampling["seed"]
+            pool, budget, alphas=resampling["alphas"], method=method, seed=resampling["seed"]
         )
         if delta_above
         else None
@@ -453,6 +454,9 @@ def _answer(
             if source is not None
             else " (without an untrained teacher, TG_untrained, the pool cannot tell whether the trained "
             "teacher is its source)"
+            if not any(TG_UNTRAINED in row for row in rows_at_budget(pool, budget))
+            else " (too few architectures with TG_untrained to tell whether the trained teacher is its "
+            "source)"
         )
     source_text = (
         f" Against an untrained teacher (the same network, random weights), each with its own α chosen out "
