@@ -45,7 +45,7 @@ from keras_sage.analysis.predictors import (
     resampled_correlation,
     rows_at_budget,
 )
-from keras_sage.analysis.tables import format_table
+from keras_sage.analysis.tables import table_section
 from keras_sage.score import combined_score, proxy_term
 
 __all__ = [
@@ -257,18 +257,11 @@ def proxies_section(results: Sequence[BeyondProxy]) -> list[str]:
     Returns:
         Markdown lines.
     """
-    if not results:
-        return []
-    return [
-        "## P + β·proxy for each of the field's proxies, and TG added to it",
-        "",
+    return table_section(
+        "P + β·proxy for each of the field's proxies, and TG added to it",
         "The verdict above is against the best proxy; here every proxy the pool holds, at every budget.",
-        "",
-        "```",
-        format_table([result.table_row() for result in results]),
-        "```",
-        "",
-    ]
+        [result.table_row() for result in results],
+    )
 
 
 def _number(value: Any) -> float:

@@ -33,7 +33,7 @@ from keras_sage.analysis.predictors import (
     held_out_comparison,
     rows_at_budget,
 )
-from keras_sage.analysis.tables import format_table
+from keras_sage.analysis.tables import table_section
 from keras_sage.score import combined_score
 
 __all__ = ["CONTROL_TEACHERS", "AgainstControl", "controls_section", "teacher_against_control"]
@@ -145,16 +145,9 @@ def controls_section(results: Sequence[AgainstControl]) -> list[str]:
     Returns:
         Markdown lines.
     """
-    if not results:
-        return []
-    return [
-        "## The trained teacher against its controls",
-        "",
+    return table_section(
+        "The trained teacher against its controls",
         "P + α·TG against P + α′·control, each α chosen on one half of the architectures and the two "
         "compared on the other (`teacher_against_control`; median and central 95% of the splits).",
-        "",
-        "```",
-        format_table([result.table_row() for result in results]),
-        "```",
-        "",
-    ]
+        [result.table_row() for result in results],
+    )

@@ -51,3 +51,19 @@ def format_table(rows: Sequence[Mapping[str, Any]], float_format: str = "{:.4f}"
     lines = [join(columns), join(["-" * width for width in widths])]
     lines.extend(join(line) for line in cells)
     return "\n".join(lines)
+
+
+def table_section(title: str, intro: str, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A report's markdown section: a `## title`, an introducing sentence and `rows` as a fenced table.
+
+    Args:
+        title: The section's heading, without `## `.
+        intro: The paragraph above the table.
+        rows: The table's rows (`format_table`); no rows, no section.
+
+    Returns:
+        Markdown lines (none without rows).
+    """
+    if not rows:
+        return []
+    return [f"## {title}", "", intro, "", "```", format_table(rows), "```", ""]
