@@ -14,6 +14,7 @@ trial_<id>/trial.json          KerasTuner's trial state: hyperparameters, metric
 trial_<id>/teacher_guidance.json   how the trial was scored (TEACHER_GUIDANCE_KEYS)
 trial_<id>/trial.log           a failed trial's traceback
 optuna_journal.log             the optuna study of `TPEOracle` and `OptunaOracle`
+optuna_journal.lock            the lock its writer holds while appending to it (an flock, never stale)
 optuna_journal_mirror.log      the trials of any other oracle as an optuna study, for the dashboard
 optuna_sampler.json            the sampler's random state
 reinforce_controller.npz       the REINFORCE controller's weights and optimizer state
@@ -48,6 +49,7 @@ __all__ = [
     "CHIEF_TUNER_ID",
     "CONTROLLER_FILE",
     "JOURNAL_FILE",
+    "JOURNAL_LOCK_FILE",
     "LAYER_MAPPING",
     "LAYER_MATCH",
     "LOCK_FILE",
@@ -88,6 +90,8 @@ TRIAL_FILE = "trial.json"
 TRIAL_LOG = "trial.log"
 TEACHER_GUIDANCE_FILE = "teacher_guidance.json"
 JOURNAL_FILE = "optuna_journal.log"
+# The kernel lock (`fcntl.flock`) the oracle holds while it appends to `JOURNAL_FILE`.
+JOURNAL_LOCK_FILE = "optuna_journal.lock"
 # The mirror of an oracle's trials as an optuna journal (`tuners/journal_mirror.py`); never read by a search.
 MIRROR_JOURNAL_FILE = "optuna_journal_mirror.log"
 SAMPLER_FILE = "optuna_sampler.json"

@@ -12,6 +12,8 @@ import json
 import os
 import pickle
 import subprocess
+import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -40,8 +42,9 @@ from distributed_harness import (
 
 from keras_sage.datasets import digits
 from keras_sage.hypermodels import CNNSearchSpace
-from keras_sage.project_files import CONTROLLER_FILE, JOURNAL_FILE, PICKLED_SAMPLER_FILE
+from keras_sage.project_files import CONTROLLER_FILE, JOURNAL_FILE, JOURNAL_LOCK_FILE, PICKLED_SAMPLER_FILE
 from keras_sage.tuners import ReinforceOracle, SageTuner, TPEOracle, _compat
+from keras_sage.tuners.oracles.optuna_oracle import BatchedJournalFile
 
 MAX_TRIALS = 4
 
@@ -190,6 +193,40 @@ def test_a_killed_chief_stops_its_workers_and_a_restart_runs_no_trial_twice(tmp_
         processes.wait_all(reopened)
         assert [p.returncode for p in reopened] == [0, 0]
     assert_no_trial_ran_twice(directory, before)
+
+
+def test_a_writer_killed_holding_the_journal_lock_leaves_no_stale_lock(tmp_path):
+    """The journal's lock is the kernel's: while a process holds it a flush waits, and once that process is
+    killed (-9) the flush goes through at once (optuna's lock files outlive their holder by 30 s)."""
+    journal = tmp_path / JOURNAL_FILE
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from keras_sage.tuners.oracles.optuna_oracle import KernelJournalLock\n"
+            "KernelJournalLock(sys.argv[1]).acquire()\n"
+            "print('held', flush=True)\n"
+            "time.sleep(600)\n",
+            str(tmp_path / JOURNAL_LOCK_FILE),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        backend = BatchedJournalFile(str(journal))
+        backend.append_logs([{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}])
+        flush = threading.Thread(target=backend.flush, daemon=True)
+        flush.start()
+        flush.join(timeout=2)
+        assert flush.is_alive() and journal.read_bytes() == b"", "the flush did not wait for the holder"
+    finally:
+        kill(holder)
+    flush.join(timeout=60)
+    assert not flush.is_alive(), "the lock outlived its killed holder"
+    assert [json.loads(line)["study_name"] for line in journal.read_text().splitlines()] == ["s"]
+    assert [log["study_name"] for log in BatchedJournalFile(str(journal)).read_logs(0)] == ["s"]
 
 
 def assert_no_trial_ran_twice(directory: Path, ended_before: dict[str, float]) -> None:

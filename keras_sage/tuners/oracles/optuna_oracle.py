@@ -46,7 +46,8 @@ teacher version, ...) and trial id as user attributes (`trial_user_attributes`),
 
 Optuna writes (and fsyncs) one journal line per suggested parameter; with the hundreds of parameters of a
 CNN space that would dominate the suggestion time, so the oracle batches each trial's lines and writes
-them with one fsync when the trial has been populated or told (`BatchedJournalFile`).
+them with one fsync when the trial has been populated or told (`BatchedJournalFile`). The journal's lock
+is the kernel's (`KernelJournalLock`), so a `kill -9` mid-write leaves none behind for a restart to wait on.
 
 Optuna's own per-trial log lines are silenced during the oracle's calls (KerasTuner already reports
 every trial); warnings still show.
@@ -55,6 +56,7 @@ every trial); warnings still show.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
@@ -72,11 +74,11 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.storages.journal import BaseJournalBackend, JournalFileBackend
+from optuna.storages.journal import BaseJournalBackend, JournalFileBackend, JournalFileOpenLock
 from optuna.trial import TrialState
 
 from keras_sage._atomic import write_atomically
-from keras_sage.project_files import JOURNAL_FILE, PICKLED_SAMPLER_FILE, SAMPLER_FILE
+from keras_sage.project_files import JOURNAL_FILE, JOURNAL_LOCK_FILE, PICKLED_SAMPLER_FILE, SAMPLER_FILE
 from keras_sage.tuners import _compat
 from keras_sage.tuners.pareto import objective_values, objectives_of
 
@@ -206,18 +208,64 @@ def name_metrics(study: optuna.Study, names: list[str]) -> None:
             study.set_metric_names(names)
 
 
+class KernelJournalLock(JournalFileOpenLock):
+    """The lock an optuna journal's writer holds while it appends: an OS-level lock (`fcntl.flock`) on a file.
+
+    It is a `JournalFileOpenLock` (a lock type `JournalFileBackend` takes) whose `acquire` and `release`
+    are the kernel's.
+
+    Optuna's own journal locks are files that exist while they are held. A writer killed (-9) while it
+    holds one leaves the file behind, and the next writer waits out the lock's 30 s grace period before
+    it breaks it: long enough for the workers of a restarted chief to give up on it. The kernel releases
+    this lock when its holder ends, however it ends.
+
+    Args:
+        path: The lock file (created if missing; its content is never read).
+
+    Example:
+
+    ```python
+    backend = JournalFileBackend("optuna_journal.log", lock_obj=KernelJournalLock("optuna_journal.lock"))
+    ```
+    """
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.path = path
+        self._descriptor: int | None = None
+
+    def acquire(self) -> bool:
+        """Waits for the lock and takes it; returns True."""
+        descriptor = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(descriptor)
+            raise
+        self._descriptor = descriptor
+        return True
+
+    def release(self) -> None:
+        """Releases the lock (closing the file releases the flock)."""
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+
 class BatchedJournalFile(BaseJournalBackend):
     """An optuna journal file whose appended lines wait in memory until `flush`, which writes them at once.
 
     The oracle is the journal's only writer (in KerasTuner's parallel tuning it runs in the chief), so
-    lines on disk and lines waiting are numbered as one sequence.
+    lines on disk and lines waiting are numbered as one sequence. Each flush holds a `KernelJournalLock` on
+    `JOURNAL_LOCK_FILE` beside the journal.
 
     Args:
         path: The journal file.
     """
 
     def __init__(self, path: str):
-        self._file = JournalFileBackend(path)
+        lock = KernelJournalLock(os.path.join(os.path.dirname(path), JOURNAL_LOCK_FILE))
+        self._file = JournalFileBackend(path, lock_obj=lock)
         self._on_disk = sum(1 for _ in self._file.read_logs(0))
         self._waiting: list[dict[str, Any]] = []
 
