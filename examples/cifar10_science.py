@@ -293,16 +293,15 @@ def teacher_model(
     )
     validation = (standardized(splits.x_validation), splits.y_validation)
     print(f"teacher: training ResNet-{scale.teacher_depth} for {scale.teacher_epochs} epochs", flush=True)
-    started = time.perf_counter()
     # The backup outlives the training until the weights and their record are written (below): a kill in
-    # between resumes from the last epoch instead of training again.
-    callbacks = (
-        []
-        if backup is None
-        else [keras.callbacks.BackupAndRestore(str(backup / stem), delete_checkpoint=False)]
-    )
+    # between resumes from the last epoch instead of training again. The clock, after the backup, counts
+    # the seconds of every piece of a resumed training.
+    clock = TrainingClock(None if backup is None else backup / f"{stem}-seconds.json")
+    callbacks: list[keras.callbacks.Callback] = [clock]
+    if backup is not None:
+        callbacks.insert(0, keras.callbacks.BackupAndRestore(str(backup / stem), delete_checkpoint=False))
     model.fit(train, epochs=scale.teacher_epochs, validation_data=validation, verbose=2, callbacks=callbacks)
-    seconds = time.perf_counter() - started
+    seconds = clock.seconds
     accuracy = model.evaluate(*validation, verbose=0, return_dict=True)["accuracy"]
     record = {
         "model": f"resnet{scale.teacher_depth}",
@@ -325,8 +324,49 @@ def teacher_model(
     write_atomically(record_path, lambda file: file.write(json.dumps(record, indent=2).encode()))
     if backup is not None:
         shutil.rmtree(backup / stem, ignore_errors=True)
+        (backup / f"{stem}-seconds.json").unlink(missing_ok=True)
     print(f"teacher: validation accuracy {accuracy:.4f} after {seconds:.0f} s", flush=True)
     return model, record
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """The seconds a training took, over every piece of a training that `BackupAndRestore` resumed.
+
+    With a `path`, each finished epoch's seconds are added to a JSON file there (written atomically), which
+    the next piece reads back; place the clock after the `BackupAndRestore` callback, so that the epochs it
+    counts are those the backup kept (a kill between the two writes loses one epoch's seconds, never
+    counts one twice). Without a path it times one `fit`.
+
+    Args:
+        path: The file that keeps the count between pieces, or None.
+
+    Example:
+
+    ```python
+    clock = TrainingClock(Path("backups/teacher-seconds.json"))
+    model.fit(data, epochs=10, callbacks=[keras.callbacks.BackupAndRestore("backups/teacher"), clock])
+    clock.seconds  # every piece's epochs
+    ```
+    """
+
+    def __init__(self, path: Path | None):
+        super().__init__()
+        self.path = path
+        self.seconds = 0.0
+        self._epoch_started = 0.0
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.path is not None and self.path.exists():
+            self.seconds = float(json.loads(self.path.read_text())["seconds"])
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seconds += time.perf_counter() - self._epoch_started
+        if self.path is not None:
+            text = json.dumps({"epochs": epoch + 1, "seconds": self.seconds})
+            write_atomically(self.path, lambda file: file.write(text.encode()))
 
 
 def weights_fingerprint(model: keras.Model) -> str:
