@@ -398,6 +398,73 @@ def test_a_trial_created_but_not_yet_listed_by_the_oracle_runs_again_on_reopenin
     assert reopened.search_examples == 2 * 16  # Trial 0 once (first search), trial 1 once (this one).
 
 
+class Killed(BaseException):
+    """Stands for a kill -9: nothing catches it, and nothing is written after it."""
+
+
+@pytest.mark.parametrize("kind", ["tpe", "reinforce"])
+def test_a_trial_ended_but_not_yet_listed_by_the_oracle_is_not_run_again_on_reopening(folder, kind):
+    # A process killed between KerasTuner's writing an ended trial's trial.json (COMPLETED) and its
+    # oracle.json (end_order): the trial ended, so it must not run again, and the oracle must learn from it.
+    from keras_sage.hypermodels import CNNSearchSpace
+    from keras_sage.tuners import ReinforceOracle, SageTuner, TPEOracle
+
+    space = CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1))
+    oracle_class = {"tpe": TPEOracle, "reinforce": ReinforceOracle}[kind]
+
+    def new_oracle(
+        cls,
+    ):  # REINFORCE: trials 0 and 1 are its first batch, which it learns from before trial 2.
+        if kind == "tpe":
+            return cls(max_trials=3, n_startup_trials=2, seed=1)
+        return cls(space, max_trials=3, batch_size=2, seed=1)
+
+    class KilledBeforeTheOracleListsTrialOne(oracle_class):
+        def save(self) -> None:
+            if "1" in self.end_order:
+                raise Killed
+            super().save()
+
+    splits = digits(image_size=8, probe_size=PROBE_SIZE)
+
+    def search(oracle) -> SageTuner:
+        tuner = SageTuner(
+            space,
+            teacher=folder / "teacher.h5",
+            premature_steps=1,
+            oracle=oracle,
+            directory=folder / "searches",
+            project_name=f"ended_not_listed_{kind}",
+        )
+        tuner.search(
+            splits.x_train[:16],
+            splits.y_train[:16],
+            validation_data=(splits.x_val[:8], splits.y_val[:8]),
+            verbose=0,
+        )
+        return tuner
+
+    with pytest.raises(Killed):
+        search(new_oracle(KilledBeforeTheOracleListsTrialOne))
+    project = folder / "searches" / f"ended_not_listed_{kind}"
+    ended = json.loads((project / "trial_1" / "trial.json").read_text())
+    assert ended["status"] == "COMPLETED" and json.loads((project / "oracle.json").read_text())[
+        "end_order"
+    ] == ["0"]
+
+    reopened = search(new_oracle(oracle_class))
+    assert reopened.oracle.end_order == ["0", "1", "2"]
+    assert json.loads((project / "trial_1" / "trial.json").read_text()) == ended
+    assert reopened.search_examples == 3 * 16  # Each trial trained once, and counted once.
+    if kind == "reinforce":
+        assert reopened.oracle.updates == 1
+        return
+    backend = optuna.storages.journal.JournalFileBackend(str(project / JOURNAL_FILE))
+    study = optuna.load_study(study_name="keras-sage", storage=optuna.storages.JournalStorage(backend))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert study.trials[1].value == pytest.approx(ended["score"])
+
+
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [

@@ -498,6 +498,8 @@ class Heartbeat:
 
     def _give_up(self, silence: float) -> None:
         self.lost = lost_message(self._tuner_id, silence, joined=True)
+        if self._stop.is_set():  # The trial has ended: the worker's next call to the chief finds it gone.
+            return
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         if not self._stop.wait(self._timeouts.chief_timeout):
             print(self.lost, file=sys.stderr, flush=True)

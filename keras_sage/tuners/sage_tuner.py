@@ -256,6 +256,8 @@ class SageTuner(keras_tuner.Tuner):
         # On a worker KerasTuner replaces `self.oracle` by a client of the chief's; trials keep this seed.
         self._seed_oracle = oracle
         self._heartbeat: distributed.Heartbeat | None = None
+        # What a stopped heartbeat found: the message of a chief that stopped answering, or None.
+        self._lost_chief: str | None = None
         # One writer per project, any mode: locked, and the state file the project recorded.
         self._project = project_record.open_for_tuner(self, kwargs)
         super().__init__(oracle=oracle, hypermodel=hypermodel, **kwargs)
@@ -296,10 +298,11 @@ class SageTuner(keras_tuner.Tuner):
             )
 
     def _stop_heartbeat(self) -> None:
-        """Stops a worker's heartbeat for its trial, if one runs."""
+        """Stops a worker's heartbeat for its trial, if one runs, keeping what it found (`_lost_chief`)."""
         heartbeat, self._heartbeat = self._heartbeat, None
         if heartbeat is not None:
             heartbeat.stop()
+            self._lost_chief = heartbeat.lost or self._lost_chief
 
     def _get_tuner_fname(self) -> str:
         """The state file of the process that holds the oracle: the one its project recorded, whatever the
@@ -314,18 +317,33 @@ class SageTuner(keras_tuner.Tuner):
         KerasTuner re-queues every trial its `oracle.json` lists as running; an older chief saved that
         file before it forgot the last trial, which then ran again on every reopening. A trial whose
         `trial.json` says RUNNING but which `oracle.json` does not list (a process killed between writing
-        the two when it created the trial) is re-queued too: it never ended.
+        the two when it created the trial) is re-queued too: it never ended. A trial whose `trial.json`
+        says COMPLETED or FAILED but which `oracle.json` does not list as ended (killed between the two
+        when it ended the trial) is listed as ended: it does not run again, and the oracle learns from it
+        as from any ended trial (an optuna oracle tells the study its score when it reopens the study;
+        REINFORCE learns from a batch whose trials have all ended before it samples the next).
         """
         super().reload()
-        if _compat.distributed_role() != "worker":
-            queue = _compat.retry_queue(self.oracle)
-            queue[:] = [trial_id for trial_id in queue if trial_id not in self.oracle.end_order]
-            running = keras_tuner.engine.trial.TrialStatus.RUNNING
-            queue.extend(
-                trial.trial_id
-                for trial in self.oracle.trials.values()
-                if trial.status == running and trial.trial_id not in {*queue, *self.oracle.end_order}
-            )
+        if _compat.distributed_role() == "worker":
+            return
+        oracle = self.oracle
+        ended = (keras_tuner.engine.trial.TrialStatus.COMPLETED, keras_tuner.engine.trial.TrialStatus.FAILED)
+        unlisted = [
+            t for t in oracle.trials.values() if t.status in ended and t.trial_id not in oracle.end_order
+        ]
+        queue = _compat.retry_queue(oracle)
+        queue[:] = [
+            trial_id
+            for trial_id in queue
+            if trial_id not in {*oracle.end_order, *(trial.trial_id for trial in unlisted)}
+        ]
+        running = keras_tuner.engine.trial.TrialStatus.RUNNING
+        queue.extend(
+            trial.trial_id
+            for trial in oracle.trials.values()
+            if trial.status == running and trial.trial_id not in {*queue, *oracle.end_order}
+        )
+        oracle.end_order.extend(trial.trial_id for trial in unlisted)
 
     @property
     def alpha(self) -> float:
@@ -502,26 +520,31 @@ class SageTuner(keras_tuner.Tuner):
             return
         if role == "worker":
             distributed.present_config(self.oracle, self.tuner_id, fingerprint)
+        self._lost_chief = None
         try:
             with _compat.no_trial_tracebacks():
                 super().search(*fit_args, **fit_kwargs)
         except KeyboardInterrupt:
-            lost = None if self._heartbeat is None else self._heartbeat.lost
-            if lost is None:
+            # The heartbeat's interrupt may land after the trial's end stopped it (in `on_trial_end`).
+            self._stop_heartbeat()
+            if self._lost_chief is None:
                 raise
-            raise distributed.ChiefUnreachableError(lost) from None
+            raise distributed.ChiefUnreachableError(self._lost_chief) from None
         finally:
             self._stop_heartbeat()
 
     def on_trial_end(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """Ends a trial as KerasTuner does; a failed one gets a one-line message and its traceback goes to
-        its `trial.log`; a worker's heartbeat for the trial stops.
+        its `trial.log`; a worker's heartbeat for the trial stops. The examples the trial trained on are
+        saved before the oracle ends it (so a trial that `reload` ends again from its `trial.json` is
+        counted).
 
         Raises:
             SearchStoppedError: `max_consecutive_failed_trials` trials failed in a row; the message names
                 their causes.
         """
         self._log_failure(trial)
+        self.save()
         try:
             super().on_trial_end(trial)
         except RuntimeError:
