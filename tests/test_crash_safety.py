@@ -229,6 +229,21 @@ def test_a_writer_killed_holding_the_journal_lock_leaves_no_stale_lock(tmp_path)
     assert [log["study_name"] for log in BatchedJournalFile(str(journal)).read_logs(0)] == ["s"]
 
 
+@pytest.mark.parametrize("before", [[], ["s"]])
+def test_a_journal_line_torn_by_a_kill_is_cut_off_before_the_next_append(tmp_path, before):
+    journal = tmp_path / JOURNAL_FILE
+    backend = BatchedJournalFile(str(journal))
+    backend.append_logs([{"op_code": 0, "study_name": name} for name in before])
+    backend.flush()
+    with journal.open("ab") as file:
+        file.write(b'{"op_code": 0, "study_na')  # A writer killed mid-append.
+    reopened = BatchedJournalFile(str(journal))
+    assert [log["study_name"] for log in reopened.read_logs(0)] == before
+    reopened.append_logs([{"op_code": 0, "study_name": "t"}])
+    reopened.flush()
+    assert [json.loads(line)["study_name"] for line in journal.read_text().splitlines()] == [*before, "t"]
+
+
 def assert_no_trial_ran_twice(directory: Path, ended_before: dict[str, float]) -> None:
     """Every trial COMPLETED and ended once: those that had ended before the chief died kept their score.
 

@@ -257,13 +257,15 @@ class BatchedJournalFile(BaseJournalBackend):
 
     The oracle is the journal's only writer (in KerasTuner's parallel tuning it runs in the chief), so
     lines on disk and lines waiting are numbered as one sequence. Each flush holds a `KernelJournalLock` on
-    `JOURNAL_LOCK_FILE` beside the journal.
+    `JOURNAL_LOCK_FILE` beside the journal. A last line without its newline (a writer killed mid-append)
+    is cut off when the file is opened: optuna's reader skips it, and the next append would join onto it.
 
     Args:
         path: The journal file.
     """
 
     def __init__(self, path: str):
+        _cut_a_torn_last_line(path)
         lock = KernelJournalLock(os.path.join(os.path.dirname(path), JOURNAL_LOCK_FILE))
         self._file = JournalFileBackend(path, lock_obj=lock)
         self._on_disk = sum(1 for _ in self._file.read_logs(0))
@@ -283,6 +285,16 @@ class BatchedJournalFile(BaseJournalBackend):
             self._file.append_logs(self._waiting)
             self._on_disk += len(self._waiting)
             self._waiting = []
+
+
+def _cut_a_torn_last_line(path: str) -> None:
+    """Truncates the file after its last newline (to nothing if it has none) unless it ends with one."""
+    if not os.path.exists(path):
+        return
+    with open(path, "rb+") as file:
+        text = file.read()
+        if text and not text.endswith(b"\n"):
+            file.truncate(text.rfind(b"\n") + 1)
 
 
 @contextlib.contextmanager
