@@ -169,6 +169,16 @@ def test_an_idle_worker_silent_for_the_timeout_is_forgotten(tmp_path):
     assert not oracle.tuner_ids
 
 
+def one_trial_tuner(directory: Path, teacher_path: Path) -> SageTuner:
+    return SageTuner(
+        CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1)),
+        teacher=teacher_path,
+        premature_steps=1,
+        oracle=TPEOracle(max_trials=1, seed=1),
+        directory=directory,
+    )
+
+
 def search_as_a_worker(
     directory: Path, teacher_path: Path, monkeypatch, tuner_id: str, port: int, wait: str
 ) -> tuple[distributed.ChiefUnreachableError, float]:
@@ -178,13 +188,7 @@ def search_as_a_worker(
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
     monkeypatch.setenv(distributed.CHIEF_WAIT_VARIABLE, wait)
-    tuner = SageTuner(
-        CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1)),
-        teacher=teacher_path,
-        premature_steps=1,
-        oracle=TPEOracle(max_trials=1, seed=1),
-        directory=directory,
-    )
+    tuner = one_trial_tuner(directory, teacher_path)
     splits = digits(image_size=8, probe_size=20)
     started = time.monotonic()
     with pytest.raises(distributed.ChiefUnreachableError) as raised:
@@ -224,13 +228,7 @@ def test_an_interrupt_landing_after_the_trial_end_stopped_the_heartbeat_is_a_los
         raise KeyboardInterrupt
 
     monkeypatch.setattr(keras_tuner.Tuner, "search", search_interrupted_after_the_trial_end)
-    tuner = SageTuner(
-        CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1)),
-        teacher=teacher_path,
-        premature_steps=1,
-        oracle=TPEOracle(max_trials=1, seed=1),
-        directory=tmp_path,
-    )
+    tuner = one_trial_tuner(tmp_path, teacher_path)
     with pytest.raises(distributed.ChiefUnreachableError) as raised:
         tuner.search(
             np.zeros((8, 8, 8, 1)), np.zeros(8), validation_data=(np.zeros((8, 8, 8, 1)), np.zeros(8))

@@ -358,31 +358,39 @@ def test_a_search_in_which_every_trial_failed_exits_1_with_the_most_common_cause
     assert f"cause ({causes.count(most_common)} of them): {most_common}" in err, (causes, err)
 
 
-def test_a_trial_created_but_not_yet_listed_by_the_oracle_runs_again_on_reopening(folder):
-    # A process killed between KerasTuner's writing a new trial's trial.json (RUNNING) and its oracle.json
-    # left a trial that the oracle does not list as running: it never ended, so it must run again.
+def small_space():
     from keras_sage.hypermodels import CNNSearchSpace
+
+    return CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1))
+
+
+def small_search(folder: Path, project_name: str, **tuner_arguments):
+    """A search of one-layer CNNs on 16 digits at 8×8, one step a trial, in `folder / "searches"`."""
     from keras_sage.tuners import SageTuner
 
     splits = digits(image_size=8, probe_size=PROBE_SIZE)
+    tuner = SageTuner(
+        small_space(),
+        teacher=folder / "teacher.h5",
+        premature_steps=1,
+        directory=folder / "searches",
+        project_name=project_name,
+        **tuner_arguments,
+    )
+    tuner.search(
+        splits.x_train[:16],
+        splits.y_train[:16],
+        validation_data=(splits.x_val[:8], splits.y_val[:8]),
+        verbose=0,
+    )
+    return tuner
 
-    def search(max_trials: int) -> SageTuner:
-        tuner = SageTuner(
-            CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1)),
-            teacher=folder / "teacher.h5",
-            premature_steps=1,
-            max_trials=max_trials,
-            seed=1,
-            directory=folder / "searches",
-            project_name="created_not_listed",
-        )
-        tuner.search(
-            splits.x_train[:16],
-            splits.y_train[:16],
-            validation_data=(splits.x_val[:8], splits.y_val[:8]),
-            verbose=0,
-        )
-        return tuner
+
+def test_a_trial_created_but_not_yet_listed_by_the_oracle_runs_again_on_reopening(folder):
+    # A process killed between KerasTuner's writing a new trial's trial.json (RUNNING) and its oracle.json
+    # left a trial that the oracle does not list as running: it never ended, so it must run again.
+    def search(max_trials: int):
+        return small_search(folder, "created_not_listed", max_trials=max_trials, seed=1)
 
     search(1)
     project = folder / "searches" / "created_not_listed"
@@ -406,10 +414,9 @@ class Killed(BaseException):
 def test_a_trial_ended_but_not_yet_listed_by_the_oracle_is_not_run_again_on_reopening(folder, kind):
     # A process killed between KerasTuner's writing an ended trial's trial.json (COMPLETED) and its
     # oracle.json (end_order): the trial ended, so it must not run again, and the oracle must learn from it.
-    from keras_sage.hypermodels import CNNSearchSpace
-    from keras_sage.tuners import ReinforceOracle, SageTuner, TPEOracle
+    from keras_sage.tuners import ReinforceOracle, TPEOracle
 
-    space = CNNSearchSpace(max_layers=1, num_classes=10, input_shape=(8, 8, 1))
+    space = small_space()
     oracle_class = {"tpe": TPEOracle, "reinforce": ReinforceOracle}[kind]
 
     def new_oracle(
@@ -425,24 +432,8 @@ def test_a_trial_ended_but_not_yet_listed_by_the_oracle_is_not_run_again_on_reop
                 raise Killed
             super().save()
 
-    splits = digits(image_size=8, probe_size=PROBE_SIZE)
-
-    def search(oracle) -> SageTuner:
-        tuner = SageTuner(
-            space,
-            teacher=folder / "teacher.h5",
-            premature_steps=1,
-            oracle=oracle,
-            directory=folder / "searches",
-            project_name=f"ended_not_listed_{kind}",
-        )
-        tuner.search(
-            splits.x_train[:16],
-            splits.y_train[:16],
-            validation_data=(splits.x_val[:8], splits.y_val[:8]),
-            verbose=0,
-        )
-        return tuner
+    def search(oracle):
+        return small_search(folder, f"ended_not_listed_{kind}", oracle=oracle)
 
     with pytest.raises(Killed):
         search(new_oracle(KilledBeforeTheOracleListsTrialOne))
