@@ -7,7 +7,6 @@ an orphan, whatever it asserts.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -32,6 +31,8 @@ TIMES = {
     "KERAS_SAGE_CHIEF_TIMEOUT_S": str(CHIEF_TIMEOUT_S),
     "KERAS_SAGE_CHIEF_WAIT_S": "180",
 }
+# The test process's pid, which search.py dies with (`die_with_parent`).
+PARENT_VARIABLE = "KERAS_SAGE_TEST_PARENT_PID"
 # No test process may run longer than this.
 PROCESS_TIMEOUT_S = 240.0
 
@@ -88,7 +89,13 @@ class Processes:
 
     def start(self, role: str = "single", pause_at: int | None = None) -> subprocess.Popen:
         """Starts `search.py` as `role` (`single`, `chief`, `worker0`, `worker1`, ...)."""
-        environment = {**os.environ, **TIMES, "PYTHONPATH": str(REPOSITORY), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        environment = {
+            **os.environ,
+            **TIMES,
+            "PYTHONPATH": str(REPOSITORY),
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            PARENT_VARIABLE: str(os.getpid()),
+        }
         for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
             environment.pop(name, None)
         if role != "single":
@@ -104,9 +111,7 @@ class Processes:
         self.directory.mkdir(parents=True, exist_ok=True)
         log = self.directory.parent / f"{self.directory.name}-{role}-{len(self.running)}.log"
         with open(log, "w") as output:
-            process = subprocess.Popen(
-                command, stdout=output, stderr=subprocess.STDOUT, env=environment, preexec_fn=_die_with_parent
-            )
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment)
         self.running.append(process)
         self.started[process.pid] = time.monotonic()
         self.logs[process.pid] = log
@@ -145,13 +150,6 @@ class Processes:
     def log(self, process: subprocess.Popen) -> str:
         """What the process printed."""
         return self.logs[process.pid].read_text()
-
-
-def _die_with_parent() -> None:
-    """In the child, before it runs: on Linux, SIGKILL it when the test process dies (even by SIGKILL)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def kill(process: subprocess.Popen) -> None:

@@ -18,8 +18,10 @@ test can count how many times a trial ran to the end, and where.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import os
+import signal
 import sys
 import time
 
@@ -60,7 +62,21 @@ class Search(SageTuner):
             file.write(f"{trial.trial_id} {self.tuner_id} {self._trial_seed(trial.trial_id)}\n")
 
 
+def die_with_parent() -> None:
+    """On Linux, has the kernel SIGKILL this process when the test that started it dies (even by SIGKILL).
+
+    Done here, not in a `preexec_fn` (which runs between fork and exec in a copy of a threaded process).
+    """
+    parent = os.environ.get("KERAS_SAGE_TEST_PARENT_PID")
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # The test died before the request.
+        os._exit(1)
+
+
 def main() -> int:
+    die_with_parent()
     parser = argparse.ArgumentParser()
     parser.add_argument("directory")
     parser.add_argument("teacher")
