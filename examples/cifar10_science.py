@@ -296,7 +296,8 @@ def teacher_model(
     # The backup outlives the training until the weights and their record are written (below): a kill in
     # between resumes from the last epoch instead of training again. The clock, after the backup, counts
     # the seconds of every piece of a resumed training.
-    clock = TrainingClock(None if backup is None else backup / f"{stem}-seconds.json")
+    seconds_path = None if backup is None else backup / f"{stem}-seconds.json"
+    clock = TrainingClock(seconds_path)
     callbacks: list[keras.callbacks.Callback] = [clock]
     if backup is not None:
         callbacks.insert(0, keras.callbacks.BackupAndRestore(str(backup / stem), delete_checkpoint=False))
@@ -322,9 +323,10 @@ def teacher_model(
     inference_copy.set_weights(model.get_weights())
     inference_copy.save_weights(weights_path)
     write_atomically(record_path, lambda file: file.write(json.dumps(record, indent=2).encode()))
-    if backup is not None:
+    if backup is not None and seconds_path is not None:
+        # The count first: a count left without its backup would be added to a training from scratch.
+        seconds_path.unlink(missing_ok=True)
         shutil.rmtree(backup / stem, ignore_errors=True)
-        (backup / f"{stem}-seconds.json").unlink(missing_ok=True)
     print(f"teacher: validation accuracy {accuracy:.4f} after {seconds:.0f} s", flush=True)
     return model, record
 
@@ -335,7 +337,8 @@ class TrainingClock(keras.callbacks.Callback):
     With a `path`, each finished epoch's seconds are added to a JSON file there (written atomically), which
     the next piece reads back; place the clock after the `BackupAndRestore` callback, so that the epochs it
     counts are those the backup kept (a kill between the two writes loses one epoch's seconds, never
-    counts one twice). Without a path it times one `fit`.
+    counts one twice). A count of more epochs than the piece starts from (a count left by an earlier
+    training) is not added. Without a path it times one `fit`.
 
     Args:
         path: The file that keeps the count between pieces, or None.
@@ -353,19 +356,30 @@ class TrainingClock(keras.callbacks.Callback):
         super().__init__()
         self.path = path
         self.seconds = 0.0
+        self._counted_epochs = 0
         self._epoch_started = 0.0
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        if self.path is not None and self.path.exists():
-            self.seconds = float(json.loads(self.path.read_text())["seconds"])
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            count = json.loads(self.path.read_text())
+            self.seconds, self._counted_epochs = float(count["seconds"]), int(count["epochs"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"{self.path} is not a training clock's count ({{'epochs': ..., 'seconds': ...}}): {error}"
+            ) from None
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch < self._counted_epochs:
+            self.seconds, self._counted_epochs = 0.0, 0
         self._epoch_started = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.seconds += time.perf_counter() - self._epoch_started
+        self._counted_epochs = epoch + 1
         if self.path is not None:
-            text = json.dumps({"epochs": epoch + 1, "seconds": self.seconds})
+            text = json.dumps({"epochs": self._counted_epochs, "seconds": self.seconds})
             write_atomically(self.path, lambda file: file.write(text.encode()))
 
 

@@ -2,6 +2,7 @@
 
 import importlib
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -45,3 +46,17 @@ def test_a_resumed_training_counts_the_seconds_of_every_piece(example, tmp_path)
     assert this_piece_only.seconds > 0
     assert resumed.seconds == pytest.approx(first.seconds + this_piece_only.seconds, abs=0.05)
     assert json.loads(seconds_file.read_text()) == {"epochs": 3, "seconds": resumed.seconds}
+
+    # A count left by an earlier training is not added to one that starts from scratch.
+    shutil.rmtree(backup)
+    fresh = example.TrainingClock(seconds_file)
+    assert len(piece(1, fresh).epoch) == 1
+    assert json.loads(seconds_file.read_text()) == {"epochs": 1, "seconds": fresh.seconds}
+    assert fresh.seconds < resumed.seconds
+
+
+def test_a_count_that_is_not_a_clocks_names_its_file(example, tmp_path):
+    path = tmp_path / "seconds.json"
+    path.write_text('{"seconds": 3.0}')
+    with pytest.raises(ValueError, match=f"{path} is not a training clock's count"):
+        example.TrainingClock(path).on_train_begin()

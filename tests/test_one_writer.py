@@ -411,48 +411,67 @@ class Killed(BaseException):
 
 
 @pytest.mark.parametrize("kind", ["tpe", "reinforce"])
-def test_a_trial_ended_but_not_yet_listed_by_the_oracle_is_not_run_again_on_reopening(folder, kind):
+@pytest.mark.parametrize("max_trials", [2, 3], ids=["the-last-trial", "a-trial-before-the-last"])
+def test_a_trial_ended_but_not_yet_listed_by_the_oracle_is_not_run_again_on_reopening(
+    folder, monkeypatch, kind, max_trials
+):
     # A process killed between KerasTuner's writing an ended trial's trial.json (COMPLETED) and its
     # oracle.json (end_order): the trial ended, so it must not run again, and the oracle must learn from it.
-    from keras_sage.tuners import ReinforceOracle, TPEOracle
+    from keras_sage.tuners import ReinforceOracle, SageTuner, TPEOracle
 
     space = small_space()
     oracle_class = {"tpe": TPEOracle, "reinforce": ReinforceOracle}[kind]
 
-    def new_oracle(
-        cls,
-    ):  # REINFORCE: trials 0 and 1 are its first batch, which it learns from before trial 2.
-        if kind == "tpe":
-            return cls(max_trials=3, n_startup_trials=2, seed=1)
-        return cls(space, max_trials=3, batch_size=2, seed=1)
+    class Oracle(oracle_class):
+        """Trials 0 and 1 are REINFORCE's first batch. Killed when trial 1 is to be listed as ended."""
 
-    class KilledBeforeTheOracleListsTrialOne(oracle_class):
+        def __init__(self, killed: bool):
+            if kind == "tpe":
+                super().__init__(max_trials=max_trials, n_startup_trials=2, seed=1)
+            else:
+                super().__init__(space, max_trials=max_trials, batch_size=2, seed=1)
+            self.killed = killed
+
         def save(self) -> None:
-            if "1" in self.end_order:
+            if self.killed and "1" in self.end_order:
                 raise Killed
             super().save()
 
-    def search(oracle):
-        return small_search(folder, f"ended_not_listed_{kind}", oracle=oracle)
+        def populate_space(self, trial_id: str) -> dict:
+            values = super().populate_space(trial_id)
+            assert values["status"] != "IDLE", "REINFORCE waits for a batch that has ended"
+            return values
 
+    ran: list[str] = []
+    run_trial = SageTuner.run_trial
+
+    def record(tuner, trial, *args, **kwargs):
+        ran.append(trial.trial_id)
+        return run_trial(tuner, trial, *args, **kwargs)
+
+    monkeypatch.setattr(SageTuner, "run_trial", record)
+    name = f"ended_not_listed_{kind}_{max_trials}"
     with pytest.raises(Killed):
-        search(new_oracle(KilledBeforeTheOracleListsTrialOne))
-    project = folder / "searches" / f"ended_not_listed_{kind}"
+        small_search(folder, name, oracle=Oracle(killed=True))
+    project = folder / "searches" / name
     ended = json.loads((project / "trial_1" / "trial.json").read_text())
-    assert ended["status"] == "COMPLETED" and json.loads((project / "oracle.json").read_text())[
-        "end_order"
-    ] == ["0"]
+    assert ended["status"] == "COMPLETED"
+    assert json.loads((project / "oracle.json").read_text())["end_order"] == ["0"]
 
-    reopened = search(new_oracle(oracle_class))
-    assert reopened.oracle.end_order == ["0", "1", "2"]
+    ran.clear()
+    reopened = small_search(folder, name, oracle=Oracle(killed=False))
+    every_trial = [str(i) for i in range(max_trials)]
+    assert ran == every_trial[2:]
+    assert reopened.oracle.end_order == every_trial
+    assert json.loads((project / "oracle.json").read_text())["end_order"] == every_trial
     assert json.loads((project / "trial_1" / "trial.json").read_text()) == ended
-    assert reopened.search_examples == 3 * 16  # Each trial trained once, and counted once.
+    assert reopened.search_examples == max_trials * 16  # Each trial trained once, and counted once.
     if kind == "reinforce":
         assert reopened.oracle.updates == 1
         return
     backend = optuna.storages.journal.JournalFileBackend(str(project / JOURNAL_FILE))
     study = optuna.load_study(study_name="keras-sage", storage=optuna.storages.JournalStorage(backend))
-    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * max_trials
     assert study.trials[1].value == pytest.approx(ended["score"])
 
 

@@ -292,6 +292,7 @@ class SageTuner(keras_tuner.Tuner):
     def on_trial_begin(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """Starts a worker's heartbeat for the trial (see `keras_sage.tuners.distributed`)."""
         super().on_trial_begin(trial)
+        self._lost_chief = None
         if _compat.distributed_role() == "worker":
             self._heartbeat = distributed.Heartbeat(
                 self.oracle, trial.trial_id, self._timeouts, self.tuner_id
@@ -319,9 +320,9 @@ class SageTuner(keras_tuner.Tuner):
         `trial.json` says RUNNING but which `oracle.json` does not list (a process killed between writing
         the two when it created the trial) is re-queued too: it never ended. A trial whose `trial.json`
         says COMPLETED or FAILED but which `oracle.json` does not list as ended (killed between the two
-        when it ended the trial) is listed as ended: it does not run again, and the oracle learns from it
-        as from any ended trial (an optuna oracle tells the study its score when it reopens the study;
-        REINFORCE learns from a batch whose trials have all ended before it samples the next).
+        when it ended the trial) is ended again from its `trial.json`, without its summary on the
+        terminal: it does not run again, and the oracle learns from it as from any ended trial (optuna is
+        told its score; REINFORCE's batch can end).
         """
         super().reload()
         if _compat.distributed_role() == "worker":
@@ -343,7 +344,12 @@ class SageTuner(keras_tuner.Tuner):
             for trial in oracle.trials.values()
             if trial.status == running and trial.trial_id not in {*queue, *oracle.end_order}
         )
-        oracle.end_order.extend(trial.trial_id for trial in unlisted)
+        verbose, oracle.verbose = oracle.verbose, 0
+        try:
+            for trial in unlisted:
+                oracle.end_trial(trial)
+        finally:
+            oracle.verbose = verbose
 
     @property
     def alpha(self) -> float:
@@ -544,7 +550,9 @@ class SageTuner(keras_tuner.Tuner):
                 their causes.
         """
         self._log_failure(trial)
-        self.save()
+        # This process's state alone (`BaseTuner.save` would write the oracle's again): what KerasTuner's
+        # `Stateful.save`, next after `BaseTuner` in the order of bases, writes.
+        super(keras_tuner.engine.base_tuner.BaseTuner, self).save(self._get_tuner_fname())
         try:
             super().on_trial_end(trial)
         except RuntimeError:

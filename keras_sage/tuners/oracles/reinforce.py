@@ -346,7 +346,6 @@ class ReinforceOracle(keras_tuner.Oracle):
         Returns:
             `{"status": "RUNNING", "values": {...}}`, or `{"status": "IDLE"}` while a full batch runs.
         """
-        self._learn_if_the_batch_ended()
         if len(self._batch) >= self.batch_size:
             return {"status": _TrialStatus.IDLE, "values": None}
         if not self._space_checked:
@@ -369,11 +368,6 @@ class ReinforceOracle(keras_tuner.Oracle):
     def end_trial(self, trial: keras_tuner.engine.trial.Trial) -> None:
         """Ends the trial as KerasTuner does; when the whole batch has ended, updates the controller."""
         super().end_trial(trial)
-        self._learn_if_the_batch_ended()
-
-    def _learn_if_the_batch_ended(self) -> None:
-        """Updates the controller if every trial of a full batch has ended (at a trial's end; and before
-        sampling, for a batch whose last trial a reopened search found ended but not yet learnt from)."""
         finished = set(self.end_order)
         if len(self._batch) == self.batch_size and all(t in finished for t in self._batch):
             self._learn()
