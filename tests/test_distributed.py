@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import grpc
 import keras_tuner
 import numpy as np
 import optuna
@@ -234,6 +235,31 @@ def test_an_interrupt_landing_after_the_trial_end_stopped_the_heartbeat_is_a_los
             np.zeros((8, 8, 8, 1)), np.zeros(8), validation_data=(np.zeros((8, 8, 8, 1)), np.zeros(8))
         )
     assert str(raised.value) == lost
+
+
+def test_a_heartbeat_that_gives_up_after_its_trial_ended_interrupts_nothing(monkeypatch):
+    # The chief stopped answering while the worker's trial ended: the heartbeat finds it lost, but the
+    # worker's main thread has left the trial, so nothing must interrupt it (its next call finds out).
+    interrupts: list[tuple] = []
+    monkeypatch.setattr(distributed.signal, "pthread_kill", lambda *args: interrupts.append(args))
+    started = threading.Event()
+    holder: list[distributed.Heartbeat] = []
+
+    class Stub:
+        def GetTrial(self, request, **kwargs):
+            started.wait(5)
+            holder[0].stop()  # The trial ends during the heartbeat's call...
+            raise grpc.RpcError  # ...which the dead chief never answers.
+
+    class Client:
+        stub = Stub()
+
+    timeouts = distributed.Timeouts(heartbeat=0.01, worker_timeout=0.02, chief_timeout=0.01, chief_wait=1)
+    holder.append(distributed.Heartbeat(Client(), "3", timeouts, "worker0"))
+    started.set()
+    holder[0]._thread.join(5)
+    assert holder[0].lost is not None and "worker0" in holder[0].lost
+    assert interrupts == []
 
 
 def test_a_worker_waiting_for_its_chief_tries_again_every_second(tmp_path, teacher_path, monkeypatch):
