@@ -31,12 +31,14 @@ import weakref
 from pathlib import Path
 from typing import Any, cast
 
+import keras_tuner
+
 from keras_sage import project_files
 from keras_sage._atomic import write_atomically
 from keras_sage.project_lock import ProjectLock, lock_project
 from keras_sage.tuners import _compat
 
-__all__ = ["OpenedProject", "open_for_tuner", "open_project", "oracle_state_file"]
+__all__ = ["OpenedProject", "open_for_tuner", "open_project", "oracle_state_file", "settle_trials"]
 
 # The state files a project written before `project.json` existed can have, in the order they are tried.
 _FORMER_STATE_FILES = (f"{project_files.CHIEF_TUNER_ID}.json", "tuner0.json")
@@ -173,3 +175,40 @@ def _empty(project_dir: str) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+def settle_trials(oracle: keras_tuner.Oracle) -> None:
+    """Brings a reloaded oracle in line with its trials' own files, so that no trial that ended runs again.
+
+    KerasTuner re-queues every trial its `oracle.json` lists as running; an older chief saved that file
+    before it forgot the last trial, which then ran again on every reopening, so trials listed as ended
+    leave the queue. A trial whose `trial.json` says RUNNING but which `oracle.json` does not list (a
+    process killed between writing the two when it created the trial) is re-queued: it never ended. A
+    trial whose `trial.json` says COMPLETED or FAILED but which `oracle.json` does not list as ended
+    (killed between the two when it ended the trial) is ended again from its `trial.json`, without its
+    summary on the terminal: it does not run again, and the oracle learns from it as from any ended trial
+    (optuna is told its score; REINFORCE's batch can end).
+
+    Args:
+        oracle: The oracle of a single-process search or a chief, just reloaded.
+    """
+    status = keras_tuner.engine.trial.TrialStatus
+    unlisted = [
+        trial
+        for trial in oracle.trials.values()
+        if trial.status in (status.COMPLETED, status.FAILED) and trial.trial_id not in oracle.end_order
+    ]
+    settled = {*oracle.end_order, *(trial.trial_id for trial in unlisted)}
+    queue = _compat.retry_queue(oracle)
+    queue[:] = [trial_id for trial_id in queue if trial_id not in settled]
+    queue.extend(
+        trial.trial_id
+        for trial in oracle.trials.values()
+        if trial.status == status.RUNNING and trial.trial_id not in {*queue, *oracle.end_order}
+    )
+    verbose, oracle.verbose = oracle.verbose, 0
+    try:
+        for trial in unlisted:
+            oracle.end_trial(trial)
+    finally:
+        oracle.verbose = verbose

@@ -313,43 +313,11 @@ class SageTuner(keras_tuner.Tuner):
         return os.path.join(self.project_dir, self._project.state_file)
 
     def reload(self) -> None:
-        """Reloads the project, as KerasTuner does, without re-running a trial that had ended.
-
-        KerasTuner re-queues every trial its `oracle.json` lists as running; an older chief saved that
-        file before it forgot the last trial, which then ran again on every reopening. A trial whose
-        `trial.json` says RUNNING but which `oracle.json` does not list (a process killed between writing
-        the two when it created the trial) is re-queued too: it never ended. A trial whose `trial.json`
-        says COMPLETED or FAILED but which `oracle.json` does not list as ended (killed between the two
-        when it ended the trial) is ended again from its `trial.json`, without its summary on the
-        terminal: it does not run again, and the oracle learns from it as from any ended trial (optuna is
-        told its score; REINFORCE's batch can end).
-        """
+        """Reloads the project, as KerasTuner does, running again only the trials that never ended and
+        ending again those that ended but that the oracle does not list (`project_record.settle_trials`)."""
         super().reload()
-        if _compat.distributed_role() == "worker":
-            return
-        oracle = self.oracle
-        ended = (keras_tuner.engine.trial.TrialStatus.COMPLETED, keras_tuner.engine.trial.TrialStatus.FAILED)
-        unlisted = [
-            t for t in oracle.trials.values() if t.status in ended and t.trial_id not in oracle.end_order
-        ]
-        queue = _compat.retry_queue(oracle)
-        queue[:] = [
-            trial_id
-            for trial_id in queue
-            if trial_id not in {*oracle.end_order, *(trial.trial_id for trial in unlisted)}
-        ]
-        running = keras_tuner.engine.trial.TrialStatus.RUNNING
-        queue.extend(
-            trial.trial_id
-            for trial in oracle.trials.values()
-            if trial.status == running and trial.trial_id not in {*queue, *oracle.end_order}
-        )
-        verbose, oracle.verbose = oracle.verbose, 0
-        try:
-            for trial in unlisted:
-                oracle.end_trial(trial)
-        finally:
-            oracle.verbose = verbose
+        if _compat.distributed_role() != "worker":
+            project_record.settle_trials(self.oracle)
 
     @property
     def alpha(self) -> float:
