@@ -31,6 +31,8 @@ TIMES = {
     "KERAS_SAGE_CHIEF_TIMEOUT_S": str(CHIEF_TIMEOUT_S),
     "KERAS_SAGE_CHIEF_WAIT_S": "180",
 }
+# For the tests that kill nothing: a chief or worker starved of the 2 cores for seconds is not given up on.
+PATIENT_TIMES = {**TIMES, "KERAS_SAGE_WORKER_TIMEOUT_S": "120", "KERAS_SAGE_CHIEF_TIMEOUT_S": "120"}
 # The test process's pid, which search.py dies with (`die_with_parent`).
 PARENT_VARIABLE = "KERAS_SAGE_TEST_PARENT_PID"
 # No test process may run longer than this.
@@ -66,10 +68,21 @@ class Processes:
         oracle: `"tpe"`, `"reinforce"` or `"pareto"` (TPE over P and TG kept apart).
         max_trials: The searches' `max_trials`.
         port: The chief's port, for a chief and its workers.
+        times: The heartbeat, timeouts and wait of parallel tuning, as environment variables: `TIMES`
+            for the tests that kill a process, `PATIENT_TIMES` for the others.
     """
 
-    def __init__(self, directory: Path, teacher: Path, oracle: str, max_trials: int, port: int | None = None):
+    def __init__(
+        self,
+        directory: Path,
+        teacher: Path,
+        oracle: str,
+        max_trials: int,
+        port: int | None = None,
+        times: dict[str, str] = TIMES,
+    ):
         self.directory = directory
+        self.times = times
         self.teacher = teacher
         self.oracle = oracle
         self.max_trials = max_trials
@@ -91,7 +104,7 @@ class Processes:
         """Starts `search.py` as `role` (`single`, `chief`, `worker0`, `worker1`, ...)."""
         environment = {
             **os.environ,
-            **TIMES,
+            **self.times,
             "PYTHONPATH": str(REPOSITORY),
             "TF_CPP_MIN_LOG_LEVEL": "3",
             PARENT_VARIABLE: str(os.getpid()),

@@ -365,12 +365,12 @@ def test_tensorboard_gets_each_trials_hyperparameters_and_p_tg_and_each_s_i(tmp_
 
 @pytest.mark.slow
 def test_a_chief_with_workers_mirrors_every_trial_of_an_oracle_without_a_journal(tmp_path):
-    from distributed_harness import Processes, free_port, project, trials, write_teacher
+    from distributed_harness import PATIENT_TIMES, Processes, free_port, project, trials, write_teacher
 
     directory = tmp_path / "search"
     (tmp_path / "teacher").mkdir()
     teacher = write_teacher(tmp_path / "teacher")
-    with Processes(directory, teacher, "reinforce", 4, port=free_port()) as processes:
+    with Processes(directory, teacher, "reinforce", 4, port=free_port(), times=PATIENT_TIMES) as processes:
         workers = [processes.start("worker0"), processes.start("worker1")]
         chief = processes.start("chief")
         processes.wait_all([chief, *workers])

@@ -21,6 +21,7 @@ import numpy as np
 import optuna
 import pytest
 from distributed_harness import (
+    PATIENT_TIMES,
     SEED,
     Processes,
     finished_runs,
@@ -66,7 +67,9 @@ def assert_every_trial_ran_once(directory: Path, max_trials: int) -> list[tuple[
 @pytest.mark.parametrize("oracle", ["tpe", pytest.param("reinforce", marks=pytest.mark.slow)])
 def test_a_chief_and_two_workers_run_every_trial_once(tmp_path, teacher_path, oracle):
     directory = tmp_path / "search"
-    with Processes(directory, teacher_path, oracle, MAX_TRIALS, port=free_port()) as processes:
+    with Processes(
+        directory, teacher_path, oracle, MAX_TRIALS, port=free_port(), times=PATIENT_TIMES
+    ) as processes:
         workers = [processes.start("worker0"), processes.start("worker1")]
         if oracle == "tpe":
             # Workers started before their chief wait for it, then join.

@@ -453,10 +453,12 @@ def test_a_pareto_search_killed_mid_trial_resumes_as_if_it_had_never_stopped(tmp
 
 @pytest.mark.slow
 def test_a_pareto_search_with_a_chief_and_two_workers_tells_the_chief_p_and_tg(tmp_path, process_teacher):
-    from distributed_harness import Processes, free_port, trials
+    from distributed_harness import PATIENT_TIMES, Processes, free_port, trials
 
     directory = tmp_path / "search"
-    with Processes(directory, process_teacher, "pareto", 4, port=free_port()) as processes:
+    with Processes(
+        directory, process_teacher, "pareto", 4, port=free_port(), times=PATIENT_TIMES
+    ) as processes:
         workers = [processes.start("worker0"), processes.start("worker1")]
         chief = processes.start("chief")
         processes.wait_all([chief, *workers])
