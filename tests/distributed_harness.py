@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -52,11 +53,25 @@ def write_teacher(directory: Path) -> Path:
     return path
 
 
+# Ports below Linux's ephemeral range (32768-60999), which the kernel never hands to an outgoing
+# connection: a port found free here stays free until the process under test binds it.
+PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on now, outside the kernel's ephemeral range.
+
+    A port from `bind(("127.0.0.1", 0))` comes from the ephemeral range, so a connection that any process
+    opens between the probe and the server's bind can take it; one below the range cannot be taken that way.
+    """
+    for port in random.Random().sample(PORTS, 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free TCP port among 200 tried in {PORTS.start}-{PORTS.stop - 1}")
 
 
 class Processes:

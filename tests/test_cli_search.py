@@ -463,13 +463,12 @@ def test_a_port_in_use_is_refused(folder, capsys):
 
 
 def test_a_chief_that_does_not_answer_is_reported_after_the_wait(folder, capsys):
-    import socket
     import time
 
+    from distributed_harness import free_port
+
     config = write_config(folder, "no_chief")
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
+    port = free_port()
     start = time.monotonic()
     assert main(["worker", str(config), "--chief", f"127.0.0.1:{port}", "--wait", "1"]) == 2
     assert time.monotonic() - start < 10

@@ -17,6 +17,7 @@ import keras_tuner
 import numpy as np
 import optuna
 import pytest
+from distributed_harness import free_port
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
@@ -259,12 +260,6 @@ def test_export_to_an_unknown_format_is_one_line(scripted_project, tmp_path, cap
     assert "'.xlsx'" in one_error_line(capsys)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_a_port_in_use_is_one_line_and_changes_nothing(scripted_project, capsys):
     before = snapshot(scripted_project)
     with socket.socket() as listener:
@@ -365,7 +360,7 @@ def test_tensorboard_gets_each_trials_hyperparameters_and_p_tg_and_each_s_i(tmp_
 
 @pytest.mark.slow
 def test_a_chief_with_workers_mirrors_every_trial_of_an_oracle_without_a_journal(tmp_path):
-    from distributed_harness import PATIENT_TIMES, Processes, free_port, project, trials, write_teacher
+    from distributed_harness import PATIENT_TIMES, Processes, project, trials, write_teacher
 
     directory = tmp_path / "search"
     (tmp_path / "teacher").mkdir()

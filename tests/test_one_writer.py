@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from distributed_harness import free_port
 from test_cli_search import PROBE_SIZE, USER_SPACE, user_space_config, write_config, write_teacher
 
 from keras_sage.cli import main
@@ -222,12 +223,6 @@ def test_a_single_process_project_reopened_with_workers_trains_nothing_and_rewri
 
 
 # One config per search.
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.slow
