@@ -306,6 +306,16 @@ def test_searches_with_looked_up_accuracies_report_regret_and_efficiency(tmp_pat
     assert "P + 0.1·naswot: the top-scored cell's regret to the space's best is 0.0400 on average" in first
     assert "a difference of +0.0000 paired over 2 seed(s) (no interval" in first
     assert "P + 0.1·naswot reached P's final regret at 2 of 2 seed(s)" in first
+    # The guided arms against each other, teacher first, over the seeds both ran: 0.02, 0.02 against 0.05,
+    # 0.03; no efficiency sentence, whose reference is P's final regret.
+    between = stats.ttest_1samp([0.02 - 0.05, 0.02 - 0.03], 0.0).confidence_interval(0.95)
+    assert first.endswith(
+        f"{guided}: the top-scored cell's regret to the space's best is 0.0200 on average against "
+        f"P + 0.1·naswot's 0.0400, a difference of -0.0200 paired over 2 seed(s) (95% t interval "
+        f"[{between.low:+.4f}, {between.high:+.4f}]; lower at 2, equal at 0, higher at 0), at 1.000× "
+        "P + 0.1·naswot's search examples."
+    )
+    assert first.count("reached P's final regret at") == 2
     assert "curve" not in result.stdout and "[[100" not in result.stdout
     assert result.stdout.count("a table") == 1 and "mature_accuracy_source: a table" in result.stdout
     # A search stopped mid-way: a guided arm with a seed P has not run is said, not an error.

@@ -161,8 +161,9 @@ def searches_report(
 
     Returns:
         The markdown written to `out/report.md`: a first paragraph comparing each guided arm with P
-        alone, paired by seed (`describe_comparisons`: regret and search efficiency where the rows hold
-        them), then the searches' table (without the curves, which stay in the rows).
+        alone, then the guided arms with each other, paired by seed (`describe_comparisons`: regret and
+        search efficiency where the rows hold them), then the searches' table (without the curves, which
+        stay in the rows).
 
     Example:
 

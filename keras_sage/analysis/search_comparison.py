@@ -8,6 +8,7 @@ with a Student's t interval over seeds (few seeds give a wide interval, as they 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -147,7 +148,10 @@ def describe_comparisons(rows: Sequence[Mapping[str, Any]], confidence: float = 
     them (NAS-Bench-201's searches: P + α·TG and P + β·proxy), else by their α. Where the rows hold the
     top-scored cell's `regret` to the space's best and its `curve` (searches with looked-up mature
     accuracies), each arm gets one sentence on regret and one on `search_efficiency`; otherwise one on the
-    winner after reranking and, where every row records it, one on the top-scored candidate.
+    winner after reranking and, where every row records it, one on the top-scored candidate. Where there
+    are several guided arms, each pair of them is then compared the same way, paired by seed (teacher-
+    guided arms first, so P + α·TG is set against P + β·proxy), without the efficiency sentence, whose
+    reference is P's final regret.
 
     Searches run at several premature budgets (rows with different `budget`s) are compared one budget at a
     time, each sentence led by its budget.
@@ -177,48 +181,61 @@ def describe_comparisons(rows: Sequence[Mapping[str, Any]], confidence: float = 
     if baseline is None or not guided:
         return []
     sentences = []
-    baseline_seeds = {int(row["seed"]) for row in rows if _arm_of(row) == baseline}
-    for arm in guided:
-        if not baseline_seeds & {int(row["seed"]) for row in rows if _arm_of(row) == arm}:
-            sentences.append(f"{_arm_name(arm)}: no seed searched by {_arm_name(baseline)} too, yet.")
+    pairs = [(arm, baseline) for arm in guided] + list(itertools.combinations(guided, 2))
+    for arm, reference in pairs:
+        reference_seeds = {int(row["seed"]) for row in rows if _arm_of(row) == reference}
+        if not reference_seeds & {int(row["seed"]) for row in rows if _arm_of(row) == arm}:
+            sentences.append(f"{_arm_name(arm)}: no seed searched by {_arm_name(reference)} too, yet.")
             continue
         if all("regret" in row and "curve" in row for row in rows):
-            sentences.extend(_describe_regret(rows, arm, baseline, confidence))
+            sentences.extend(
+                _describe_regret(rows, arm, reference, confidence, with_efficiency=reference == baseline)
+            )
             continue
         for value, what in _COMPARED:
             if not all(value in row for row in rows):
                 continue
             comparison = compare_searches(
-                rows, alpha=arm, baseline_alpha=baseline, value=value, confidence=confidence
+                rows, alpha=arm, baseline_alpha=reference, value=value, confidence=confidence
             )
             sentences.append(
                 f"With {_arm_name(arm)}, {what} matures at {np.mean(comparison.arm_values):.4f} on average "
-                f"against {_arm_name(baseline)}'s {np.mean(comparison.baseline_values):.4f}: a difference "
+                f"against {_arm_name(reference)}'s {np.mean(comparison.baseline_values):.4f}: a difference "
                 f"of {_signed(comparison.mean_difference)}, paired over {len(comparison.seeds)} seed(s) "
                 f"({_interval(comparison.ci_low, comparison.ci_high, confidence)}; better at "
                 f"{comparison.wins}, equal at {comparison.ties}, worse at {comparison.losses}), at "
-                f"{comparison.examples_ratio:.3f}× {_arm_name(baseline)}'s search examples."
+                f"{comparison.examples_ratio:.3f}× {_arm_name(reference)}'s search examples."
             )
     return sentences
 
 
 def _describe_regret(
-    rows: Sequence[Mapping[str, Any]], arm: float | str, baseline: float | str, confidence: float
+    rows: Sequence[Mapping[str, Any]],
+    arm: float | str,
+    baseline: float | str,
+    confidence: float,
+    *,
+    with_efficiency: bool,
 ) -> list[str]:
-    """The regret sentence and the efficiency sentence of one arm against the baseline."""
+    """The regret sentence of one arm against another, and (`with_efficiency`) the efficiency sentence."""
     # Lower is better: compare_searches's "wins" (arm − baseline > 0) are seeds where the regret is higher.
     comparison = compare_searches(
         rows, alpha=arm, baseline_alpha=baseline, value="regret", confidence=confidence
     )
-    efficiency = search_efficiency(rows, arm, baseline)
     name, base = _arm_name(arm), _arm_name(baseline)
-    return [
+    regret = (
         f"{name}: the top-scored cell's regret to the space's best is {np.mean(comparison.arm_values):.4f} "
         f"on average against {base}'s {np.mean(comparison.baseline_values):.4f}, a difference of "
         f"{_signed(comparison.mean_difference)} paired over {len(comparison.seeds)} seed(s) "
         f"({_interval(comparison.ci_low, comparison.ci_high, confidence)}; lower at {comparison.losses}, "
         f"equal at {comparison.ties}, higher at {comparison.wins}), at {comparison.examples_ratio:.3f}× "
-        f"{base}'s search examples.",
+        f"{base}'s search examples."
+    )
+    if not with_efficiency:
+        return [regret]
+    efficiency = search_efficiency(rows, arm, baseline)
+    return [
+        regret,
         f"{name} reached {base}'s final regret at {efficiency.reached} of {len(efficiency.seeds)} seed(s); "
         f"the examples {base} needed to reach it over those {name} needed: {efficiency.ratio:.2f} "
         f"[{efficiency.ci_low:.2f}, {efficiency.ci_high:.2f}] (seeds resampled; 0 if {name} never reached "
