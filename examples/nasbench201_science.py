@@ -130,6 +130,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu")
     parser.add_argument("--stage", choices=("teacher", "pool", "report", "search"), default="report")
     parser.add_argument("--search-seeds", type=int, nargs="+", default=list(range(1, 11)))
+    parser.add_argument(
+        "--search-arms",
+        nargs="+",
+        metavar="ARM",
+        help="run only these arms of the search plan, by name (e.g. 'P + 8·TG'); every arm by default",
+    )
     parser.add_argument("--search-trials", type=int, default=30)
     parser.add_argument("--pools", type=Path, default=DEFAULT_POOLS)
     parser.add_argument("--data", type=Path, default=DEFAULT_ARCHIVE)
@@ -293,8 +299,9 @@ def run_searches(
     rows = read_pool(path) if path.exists() else []
     done = {(row["arm"], row["seed"]) for row in rows if row["budget"] == budget}
     print(f"searches at {budget} steps: {plan['why']}", flush=True)
+    arms = planned_arms(plan, arguments.search_arms)
     for search_seed in arguments.search_seeds:
-        for arm in plan["arms"]:
+        for arm in arms:
             if (arm["arm"], search_seed) in done:
                 continue
             space = NASBench201SearchSpace(num_classes=10, input_shape=x_train.shape[1:])
@@ -321,6 +328,26 @@ def run_searches(
             row = {**search_row(tuner, space, best), **arm, "seed": search_seed, "budget": budget}
             append_rows(path, [row])
             print(f"search {arm['arm']}, seed {search_seed}: regret {row['regret']:.4f}", flush=True)
+
+
+def planned_arms(plan: dict, names: list[str] | None) -> list[dict]:
+    """The plan's arms to run, in the plan's order: every arm, or those `names` (`--search-arms`) names.
+
+    Searches at different seeds or of different arms may run in separate processes at once (each search
+    has its own project, and rows are appended whole), so a machine's cores can be shared out by seed and
+    by arm.
+
+    Raises:
+        ValueError: A name that is not one of the plan's arms (the message lists them).
+    """
+    if names is None:
+        return list(plan["arms"])
+    known = [arm["arm"] for arm in plan["arms"]]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        named = ", ".join(map(repr, unknown))
+        raise ValueError(f"--search-arms: {named} not in the search plan's arms {known}")
+    return [arm for arm in plan["arms"] if arm["arm"] in names]
 
 
 def search_row(tuner: SageTuner, space: NASBench201SearchSpace, best: float) -> dict:

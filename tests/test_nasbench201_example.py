@@ -102,6 +102,14 @@ def run_example(tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess:
     return result
 
 
+def test_search_arms_picks_the_plans_arms_by_name_in_the_plans_order(example):
+    plan = {"arms": [{"arm": "P"}, {"arm": "P + 8·TG"}, {"arm": "P + 0.1·naswot"}]}
+    assert example.planned_arms(plan, None) == plan["arms"]
+    assert example.planned_arms(plan, ["P + 0.1·naswot", "P"]) == [{"arm": "P"}, {"arm": "P + 0.1·naswot"}]
+    with pytest.raises(ValueError, match=r"'P\+8·TG' not in the search plan's arms \['P', 'P \+ 8·TG', "):
+        example.planned_arms(plan, ["P+8·TG"])
+
+
 @pytest.mark.slow
 def test_every_stage_runs_and_a_rerun_adds_nothing(tmp_path):
     # The paper's split holds out 5,000 images: 580 a class leaves 800 for training.
@@ -130,3 +138,8 @@ def test_every_stage_runs_and_a_rerun_adds_nothing(tmp_path):
     again = run_example(tmp_path, "--stage", "search", "--search-seeds", "1", "--search-trials", "2")
     assert searches.read_text().count("\n") == len(rows)
     assert "search P, seed 1" not in again.stdout
+    # One arm of another seed, as a second process would run it beside the first.
+    one_arm = ("--search-seeds", "2", "--search-trials", "2", "--search-arms", "P")
+    run_example(tmp_path, "--stage", "search", *one_arm)
+    added = [json.loads(line) for line in searches.read_text().splitlines()][len(rows) :]
+    assert [(row["arm"], row["seed"]) for row in added] == [("P", 2)]
