@@ -25,6 +25,14 @@ training at all). Stages, each resumable (re-running the same command continues 
 piece and says whether to run another. Run, for example:
 
     python examples/nasbench201_science.py --scale cpu --stage teacher
+
+Searches of different seeds, or of different arms of a seed, may run in separate processes at once (each
+has its own project; rows are appended whole); on 2 cores one process leaves a core partly idle, so two
+or three run more trials an hour than one. Give each process its own seeds or arms:
+
+    python examples/nasbench201_science.py --scale cpu --stage search --search-seeds 7 8 &
+    python examples/nasbench201_science.py --scale cpu --stage search --search-seeds 9 &
+    python examples/nasbench201_science.py --scale cpu --stage search --search-seeds 10 --search-arms P
 """
 
 from __future__ import annotations
